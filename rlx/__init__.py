@@ -1,0 +1,23 @@
+"""rlx: deep reinforcement learning for research, as granular operations on rollouts."""
+
+from rlx.core import (
+    ActionDistribution,
+    Agent,
+    BoundAgent,
+    DryRolloutError,
+    Parametric,
+    Rollout,
+    cat,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionDistribution",
+    "Agent",
+    "BoundAgent",
+    "DryRolloutError",
+    "Parametric",
+    "Rollout",
+    "cat",
+]

@@ -1,0 +1,16 @@
+"""The rlx core: Parametric, ActionDistribution, Agent, Rollout. Knows no algorithm."""
+
+from rlx.core.agent import Agent, BoundAgent
+from rlx.core.distribution import ActionDistribution
+from rlx.core.parametric import Parametric
+from rlx.core.rollout import DryRolloutError, Rollout, cat
+
+__all__ = [
+    "ActionDistribution",
+    "Agent",
+    "BoundAgent",
+    "DryRolloutError",
+    "Parametric",
+    "Rollout",
+    "cat",
+]

@@ -1,0 +1,174 @@
+"""``Agent``: environments plus an optional optimizer; bind any policy to sample with it."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlx.core.collect import collect
+from rlx.core.evaluate import evaluate
+from rlx.core.rollout import Rollout
+from rlx.core.spaces import action_converter, check_supported
+from rlx.envs.vector import VectorStepper, make_vector_env
+
+
+class Agent:
+    """B environments that any policy can act in, and optionally the optimizer to train it.
+
+    The agent holds no network: ``agent(policy)`` binds one (the learner, a behaviour
+    policy, an old copy) without copying it.
+
+    Args:
+        env: a gymnasium id, an ``Env``, a function returning an ``Env``, or a
+            ``gymnasium.vector.VectorEnv`` of B environments.
+        optimizer: used by :meth:`step` and :meth:`zero_grad`.
+        grad_clip: if set, :meth:`step` clips the gradient norm of the optimizer's
+            parameters to this value first.
+        num_envs: B, for ids and env functions.
+        seed: seeds the environments' first reset and the action space, so that with
+            ``torch.manual_seed`` sampling is reproducible. Policies sample with torch's
+            global RNG.
+        clip_actions: clip Box actions to the space's bounds before the environment sees
+            them (the rollout keeps the sampled, unclipped action, whose log-prob it has).
+        validate_args: keep torch.distributions argument validation on while rlx runs the
+            policy (off by default: it costs about as much as a small network's forward).
+        vectorization: ``None`` (an id's own vector implementation if it has one, else
+            sync), ``"sync"`` or ``"async"``.
+        env_kwargs: passed to the environment constructor.
+    """
+
+    def __init__(
+        self,
+        env: str | gym.Env | gym.vector.VectorEnv | Callable[[], gym.Env],
+        optimizer: torch.optim.Optimizer | None = None,
+        grad_clip: float | None = None,
+        *,
+        num_envs: int = 1,
+        seed: int | None = None,
+        clip_actions: bool = True,
+        validate_args: bool = False,
+        vectorization: str | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        if grad_clip is not None and grad_clip <= 0:
+            raise ValueError(f"grad_clip must be positive, got {grad_clip}.")
+        self.env = make_vector_env(env, num_envs, vectorization, **env_kwargs)
+        self.num_envs = self.env.num_envs
+        self.observation_space = self.env.single_observation_space
+        self.action_space = self.env.single_action_space
+        check_supported(self.observation_space, "observation")
+        check_supported(self.action_space, "action")
+        self.optimizer = optimizer
+        self.grad_clip = grad_clip
+        self.seed = seed
+        self.validate_args = validate_args
+        self._stepper = VectorStepper(self.env)
+        self._to_env = action_converter(self.action_space, clip_actions)
+        self._next_obs: Any = None
+        self._starts = np.ones(self.num_envs, dtype=bool)
+        self._carry: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._ep_return = np.zeros(self.num_envs, dtype=np.float64)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self._completed: list[tuple[float, int]] = []
+        self._seed_pending = seed is not None
+        if seed is not None:
+            self.env.action_space.seed(seed)
+
+    def __call__(self, policy: torch.nn.Module) -> BoundAgent:
+        """Bind ``policy`` (any ``rlx.Parametric``) for sampling and evaluation."""
+        if not isinstance(policy, torch.nn.Module):
+            raise TypeError(
+                f"agent(policy) takes an rlx.Parametric (a torch.nn.Module), got "
+                f"{type(policy).__name__}."
+            )
+        return BoundAgent(self, policy)
+
+    # ------------------------------------------------------------ optimisation
+    def zero_grad(self) -> None:
+        """Clear the optimizer's gradients."""
+        self._optimizer().zero_grad(set_to_none=True)
+
+    def step(self) -> torch.Tensor | None:
+        """Clip gradients (if ``grad_clip``) and take an optimizer step.
+
+        Returns the gradient norm before clipping when ``grad_clip`` is set.
+        """
+        opt = self._optimizer()
+        norm = None
+        if self.grad_clip is not None:
+            params = [p for group in opt.param_groups for p in group["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        opt.step()
+        return norm
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            raise RuntimeError(
+                "this Agent has no optimizer: create it with rlx.Agent(env, optimizer=...) "
+                "or assign agent.optimizer."
+            )
+        return self.optimizer
+
+    # ------------------------------------------------------------ environments
+    def _reset(self) -> Any:
+        seed = self.seed if self._seed_pending else None
+        self._seed_pending = False
+        obs = self._stepper.reset(seed=seed)
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+        self._starts[:] = True
+        return obs
+
+    def reset(self) -> None:
+        """Start fresh episodes in every environment at the next ``steps`` call."""
+        self._next_obs = None
+        self._carry = weakref.WeakKeyDictionary()
+
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        """(return, length) of every episode finished since the last call, oldest first."""
+        done, self._completed = self._completed, []
+        return done
+
+    def close(self) -> None:
+        self._stepper.close()
+
+    def __repr__(self) -> str:
+        name = self.env.spec.id if self.env.spec else type(self.env).__name__
+        opt = type(self.optimizer).__name__ if self.optimizer else None
+        return f"Agent({name!r}, num_envs={self.num_envs}, optimizer={opt})"
+
+
+class BoundAgent:
+    """An :class:`Agent` with a policy bound: ``agent(policy)``."""
+
+    __slots__ = ("agent", "policy")
+
+    def __init__(self, agent: Agent, policy: torch.nn.Module) -> None:
+        self.agent = agent
+        self.policy = policy
+
+    def episode(self, horizon: int, dry: bool = False) -> Rollout:
+        """Every environment from reset until its episode ends or ``horizon`` steps.
+
+        Returns a ``[T, B]`` rollout, T the longest episode (at most ``horizon``); steps
+        after an environment's end are invalid and zero.
+        """
+        return collect(self.agent, self.policy, horizon, dry, episodic=True)
+
+    def steps(self, n: int, dry: bool = False) -> Rollout:
+        """``n`` more steps of every environment, continuing where the last call stopped.
+
+        Finished environments reset themselves (and their recurrent state). The rollout
+        keeps what bootstrapping needs: ``next_observations`` and, unless dry,
+        ``next_others``.
+        """
+        return collect(self.agent, self.policy, n, dry, episodic=False)
+
+    def evaluate(self, rollout: Rollout) -> Rollout:
+        """Re-run the bound policy over ``rollout``; keeps the graph when gradients are on."""
+        return evaluate(self.agent, self.policy, rollout)

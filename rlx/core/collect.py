@@ -1,0 +1,278 @@
+"""The sampling loop behind ``agent(policy).steps(n)`` and ``agent(policy).episode(horizon)``.
+
+Per step it does one batched forward for all B environments, one sample, one
+environment step and a copy of the new observations into preallocated ``[T + 1, B]``
+storage (copying is what keeps rollouts safe from environments that reuse their
+observation arrays). Log-probabilities and entropies are computed when first read, in
+the gradient mode of sampling; extras are stacked once at the end.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from rlx.core import forward as fw
+from rlx.core.rollout import Rollout
+from rlx.core.spaces import allocate, check_action
+from rlx.core.tree import Tree, tree_index, tree_map
+
+if TYPE_CHECKING:
+    from rlx.core.agent import Agent
+
+
+def _copy_into(dst: Tree, src: Any) -> None:
+    if isinstance(dst, torch.Tensor):
+        dst.copy_(torch.as_tensor(src))
+    elif isinstance(dst, dict):
+        for k, d in dst.items():
+            _copy_into(d, src[k])
+    else:
+        for d, s in zip(dst, src, strict=True):
+            _copy_into(d, s)
+
+
+def _zeros_like_action(action: Tree) -> Tree:
+    return tree_map(torch.zeros_like, action)
+
+
+def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: bool) -> Rollout:
+    """Run ``policy`` for ``n`` steps (or until every episode ends, when ``episodic``)."""
+    if n < 1:
+        raise ValueError(f"the number of steps must be at least 1, got {n}.")
+    B = agent.num_envs
+    device = fw.policy_device(policy)
+    stepper = agent._stepper
+    wants_prev = fw.wants_previous(policy)
+    init = fw.initial_state(policy, B)
+    carry = agent._carry.get(policy) if not episodic else None
+
+    if episodic or agent._next_obs is None:
+        start_obs = agent._reset()
+        first_starts = np.ones(B, dtype=bool)
+        carry = None
+    else:
+        start_obs = agent._next_obs
+        first_starts = agent._starts.copy()
+
+    obs_store = allocate(agent.observation_space, (n + 1, B), device)
+    _copy_into(tree_index(obs_store, 0), start_obs)
+    rewards = np.zeros((n, B), dtype=np.float32)
+    terminations = np.zeros((n, B), dtype=bool)
+    truncations = np.zeros((n, B), dtype=bool)
+    valid = np.ones((n, B), dtype=bool)
+    starts = np.zeros((n, B), dtype=bool)
+    starts[0] = first_starts
+    alive = np.ones(B, dtype=bool)
+    patches: list[tuple[int, np.ndarray, Any]] = []
+
+    if carry is not None:
+        state, prev_action, prev_reward = carry
+        state = tree_map(lambda x: x.to(device), state)
+    else:
+        state, prev_action, prev_reward = init, None, None
+    actions: list[Tree] = []
+    dists: list[Any] = []
+    extras: list[tuple[Any, ...]] = []
+    states_in: list[Tree] = []
+    states_out: list[Tree] = []
+    prev_actions: list[Tree] = []
+    prev_rewards: list[torch.Tensor] = []
+    ep_return, ep_length, completed = agent._ep_return, agent._ep_length, agent._completed
+    grad = torch.is_grad_enabled()
+    holes = stepper.mode == "holes"
+    no_start = np.zeros(B, dtype=bool)
+
+    # Fast paths for the common case: one observation tensor, stored on the CPU, where
+    # numpy writes straight into the torch storage (about 1 us instead of 5).
+    single = isinstance(obs_store, torch.Tensor)
+    obs_np = obs_store.numpy() if single and device.type == "cpu" else None
+    any_start = bool(first_starts.any())
+    next_start = first_starts
+    T = n
+    with fw.no_validation(not agent.validate_args):
+        for t in range(n):
+            obs_t = obs_store[t] if single else tree_index(obs_store, t)
+            if any_start:
+                mask = torch.as_tensor(starts[t], device=device)
+                if state is not None:
+                    state = fw.reset_rows(state, mask, init)
+                if prev_action is not None:
+                    prev_action = fw.reset_rows(prev_action, mask, None)
+                    prev_reward = torch.where(mask, 0.0, prev_reward)
+            if wants_prev:
+                if prev_reward is None:
+                    prev_reward = torch.zeros(B, device=device)
+                prev_rewards.append(prev_reward)
+            out = fw.call(policy, state, obs_t, prev_action, prev_reward)
+            if t == 0:
+                fw.check_output(policy, out)
+            next_state, dist = out[0], out[1]
+            action = dist.sample()
+            if t == 0:
+                check_action(agent.action_space, action, B)
+            if wants_prev:
+                if prev_action is None:
+                    prev_action = _zeros_like_action(action)
+                prev_actions.append(prev_action)
+            if next_state is not None:
+                if state is None:  # first step ever: None meant zeros
+                    state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
+                states_in.append(tree_map(torch.Tensor.detach, state))
+                states_out.append(next_state)
+            obs, r, term, trunc, finals, hole = stepper.step(agent._to_env(action))
+
+            rewards[t] = r
+            terminations[t] = term
+            truncations[t] = trunc
+            if obs_np is not None:
+                obs_np[t + 1] = obs
+            else:
+                _copy_into(tree_index(obs_store, t + 1), obs)
+            actions.append(action)
+            if not dry:
+                dists.append(dist)
+                extras.append(out[2:])
+            if finals is not None:
+                patches.append((t, *finals))
+
+            if hole is None and not episodic:
+                counted = None
+                ep_return += rewards[t]
+                ep_length += 1
+            else:
+                counted = valid[t]  # a view: the &= below mark the row invalid too
+                if hole is not None:
+                    counted &= ~hole
+                if episodic:
+                    counted &= alive
+                ep_return += np.where(counted, rewards[t], 0.0)
+                ep_length += counted
+            done = terminations[t] | truncations[t]
+            any_done = bool(done.any())
+            if any_done:
+                ended = done if counted is None else done & counted
+                for i in np.flatnonzero(ended):
+                    completed.append((float(ep_return[i]), int(ep_length[i])))
+                ep_return[done] = 0.0
+                ep_length[done] = 0
+            # Next-step autoreset: the step after an ending is a hole, the one after it a
+            # start. Otherwise the step after an ending is a start.
+            if holes:
+                next_start = hole if hole is not None else no_start
+                any_start = hole is not None
+            else:
+                next_start = done
+                any_start = any_done
+            if t + 1 < n and any_start:
+                starts[t + 1] = next_start
+            if wants_prev:
+                prev_action = action
+                prev_reward = torch.as_tensor(rewards[t], device=device)
+            state = next_state
+            if episodic and any_done:
+                alive &= ~done
+                if not alive.any():
+                    T = t + 1
+                    break
+
+    # Where the next call continues from.
+    if episodic:
+        agent._next_obs = None
+    else:
+        agent._next_obs = tree_map(lambda x: x[n].clone(), obs_store)
+        agent._starts = np.array(next_start, dtype=bool)
+        detach = lambda x: x.detach()
+        agent._carry[policy] = (
+            tree_map(detach, state),
+            tree_map(detach, action) if wants_prev else None,
+            torch.as_tensor(rewards[n - 1], device=device) if wants_prev else None,
+        )
+
+    return _build(
+        agent, policy, obs_store, T, rewards, terminations, truncations, valid, starts,
+        patches, actions, dists, extras, states_in, states_out, prev_actions, prev_rewards,
+        dry, grad, device,
+    )  # fmt: skip
+
+
+def _build(
+    agent, policy, obs_store, T, rewards, terminations, truncations, valid, starts,
+    patches, actions, dists, extras, states_in, states_out, prev_actions, prev_rewards,
+    dry, grad, device,
+) -> Rollout:  # fmt: skip
+    as_t = lambda a: torch.from_numpy(a[:T]).to(device)
+    valid_t = as_t(valid)
+    invalid = ~valid
+    rewards[invalid] = 0.0
+    terminations[invalid] = False
+    truncations[invalid] = False
+    starts[invalid] = False
+    observations = tree_map(lambda x: x[:T], obs_store)
+    next_observations = tree_map(lambda x: x[1 : T + 1], obs_store)
+    if patches:
+        next_observations = tree_map(torch.clone, next_observations)
+        for t, idx, final in patches:
+            if t < T:
+                rows = tree_index(next_observations, t)
+                _copy_rows(rows, torch.as_tensor(idx), final)
+    all_valid = bool(valid[:T].all())
+    masked = (lambda tree: tree) if all_valid else (lambda tree: fw.mask_steps(tree, valid_t))
+    actions_t = fw.stack_steps(actions)
+    recurrent = fw.stack_steps(states_in) if states_in else None
+    fields: dict[str, Any] = dict(
+        observations=masked(observations),
+        next_observations=masked(next_observations),
+        actions=masked(actions_t),
+        rewards=as_t(rewards),
+        terminations=as_t(terminations),
+        truncations=as_t(truncations),
+        valid=valid_t,
+        starts=as_t(starts),
+        recurrent_states=masked(recurrent),
+        prev_actions=masked(fw.stack_steps(prev_actions)) if prev_actions else None,
+        prev_rewards=masked(torch.stack(prev_rewards)) if prev_rewards else None,
+        dry=dry,
+    )
+    if dry:
+        return Rollout(**fields)
+
+    others = tuple(masked(x) for x in fw.stack_extras(extras))
+    dones = fields["terminations"] | fields["truncations"]
+    need = dones.clone()
+    need[-1] = True
+    need &= valid_t
+    with torch.set_grad_enabled(grad), fw.no_validation(not agent.validate_args):
+        next_others = fw.bootstrap_extras(
+            policy,
+            others,
+            need,
+            fields["next_observations"],
+            fw.stack_steps(states_out) if states_out else None,
+            actions_t,
+            fields["rewards"],
+            valid_t,
+        )
+
+    def lazy() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(grad):
+            logprobs = torch.stack([d.log_prob(a) for d, a in zip(dists, actions, strict=False)])
+            entropy = torch.stack([d.entropy() for d in dists])
+        if all_valid:
+            return logprobs, entropy
+        return fw.mask_steps(logprobs, valid_t), fw.mask_steps(entropy, valid_t)
+
+    return Rollout(**fields, others=others, next_others=next_others, lazy=lazy)
+
+
+def _copy_rows(rows: Tree, idx: torch.Tensor, src: Any) -> None:
+    if isinstance(rows, torch.Tensor):
+        rows[idx.to(rows.device)] = torch.as_tensor(src).to(rows.device, rows.dtype)
+    elif isinstance(rows, dict):
+        for k, r in rows.items():
+            _copy_rows(r, idx, src[k])
+    else:
+        for r, s in zip(rows, src, strict=True):
+            _copy_rows(r, idx, s)

@@ -1,0 +1,161 @@
+"""``ActionDistribution``: several ``torch.distributions`` acting as one joint action.
+
+A policy returns one ``ActionDistribution`` per time step, batched over environments.
+Each component is an ordinary torch distribution whose first batch dimension is the
+environment batch ``B``; every further dimension of a component's log-prob (a vector
+``Normal`` over a Box action, a ``Bernoulli`` over MultiBinary bits) is summed, so the
+joint ``log_prob`` and ``entropy`` always have shape ``[B]``: one number per step.
+
+Components map onto the environment's action space:
+
+- ``Discrete``: one ``Categorical``.
+- ``Box``: one component whose samples have shape ``[B, *box.shape]`` (``Normal``,
+  ``Independent``, ``MultivariateNormal``, ``Beta``...).
+- ``MultiDiscrete``: one ``Categorical`` with batch shape ``[B, k]`` (equal sizes), or
+  ``k`` ``Categorical`` components, one per dimension.
+- ``MultiBinary``: one ``Bernoulli``.
+- ``Tuple``: one component per sub-space, in order.
+- ``Dict``: keyword components, ``ActionDistribution(move=Normal(...), fire=Categorical(...))``,
+  or positional ones in the order of the space's keys.
+
+An action is a tensor when there is one component, a tuple of tensors for several
+positional components and a dict for keyword components.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.distributions import Categorical, Distribution, Normal
+
+Action = Any  # a tensor, a tuple of tensors or a dict of tensors
+
+
+def _per_step(x: torch.Tensor) -> torch.Tensor:
+    """Sum every dimension after the batch dimension: one value per step."""
+    if x.dim() <= 1:
+        return x
+    return x.flatten(1).sum(1)
+
+
+def _sample(d: Distribution) -> torch.Tensor:
+    """``d.sample()``, with faster exact samplers for the most common components.
+
+    ``Categorical.sample`` costs about 50 us at batch 8 on one CPU thread (multinomial
+    plus reshapes); the exponential race ``argmax(p / Exp(1))`` draws from the same
+    distribution in about 5 us. ``Normal`` skips its shape bookkeeping the same way.
+    Subclasses fall back to their own ``sample``.
+    """
+    kind = type(d)
+    with torch.no_grad():
+        if kind is Categorical:
+            probs = d.probs
+            return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
+        if kind is Normal:
+            return torch.normal(d.loc, d.scale)
+    return d.sample()
+
+
+def _mode(d: Distribution) -> torch.Tensor:
+    try:
+        return d.mode
+    except NotImplementedError:
+        return d.mean
+
+
+class ActionDistribution:
+    """A joint distribution over one action made of independent components.
+
+    Args:
+        *components: torch distributions, one per action component.
+        **named: torch distributions by name, for ``Dict`` action spaces.
+
+    Example::
+
+        return state, rlx.ActionDistribution(Normal(mu, std), Categorical(logits=l)), value
+    """
+
+    __slots__ = ("components", "names")
+
+    def __init__(self, *components: Distribution, **named: Distribution) -> None:
+        if components and named:
+            raise TypeError(
+                "ActionDistribution takes either positional components or keyword "
+                "components (for Dict action spaces), not both."
+            )
+        dists = components or tuple(named.values())
+        if not dists:
+            raise TypeError("ActionDistribution needs at least one torch distribution.")
+        for i, d in enumerate(dists):
+            if not isinstance(d, Distribution):
+                raise TypeError(
+                    f"ActionDistribution component {i} is a {type(d).__name__}, not a "
+                    "torch.distributions.Distribution. Pass distributions, e.g. "
+                    "rlx.ActionDistribution(torch.distributions.Categorical(logits=x))."
+                )
+        self.components: tuple[Distribution, ...] = tuple(dists)
+        self.names: tuple[str, ...] | None = tuple(named) if named else None
+
+    def _pack(self, parts: list[torch.Tensor]) -> Action:
+        if self.names is not None:
+            return dict(zip(self.names, parts, strict=True))
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(parts)
+
+    def _unpack(self, action: Action) -> list[torch.Tensor]:
+        if self.names is not None:
+            if not isinstance(action, dict):
+                raise TypeError(
+                    f"this ActionDistribution has named components {self.names}; "
+                    f"log_prob needs a dict action, got {type(action).__name__}."
+                )
+            return [action[k] for k in self.names]
+        if len(self.components) == 1:
+            return [action]
+        if not isinstance(action, (tuple, list)) or len(action) != len(self.components):
+            raise TypeError(
+                f"this ActionDistribution has {len(self.components)} components; "
+                "log_prob needs a tuple with one action per component."
+            )
+        return list(action)
+
+    def sample(self) -> Action:
+        """Draw one action per environment (no gradient)."""
+        return self._pack([_sample(d) for d in self.components])
+
+    def rsample(self) -> Action:
+        """Draw a reparameterised action (gradients flow into the parameters)."""
+        return self._pack([d.rsample() for d in self.components])
+
+    def mode(self) -> Action:
+        """The most likely action of each component: deterministic acting."""
+        return self._pack([_mode(d) for d in self.components])
+
+    def log_prob(self, action: Action) -> torch.Tensor:
+        """Joint log-probability of ``action``, shape ``[B]``."""
+        parts = self._unpack(action)
+        total = _per_step(self.components[0].log_prob(parts[0]))
+        for d, a in zip(self.components[1:], parts[1:], strict=True):
+            total = total + _per_step(d.log_prob(a))
+        return total
+
+    def entropy(self) -> torch.Tensor:
+        """Joint entropy (sum over independent components), shape ``[B]``."""
+        total = _per_step(self.components[0].entropy())
+        for d in self.components[1:]:
+            total = total + _per_step(d.entropy())
+        return total
+
+    @property
+    def batch_size(self) -> int:
+        shape = self.components[0].batch_shape
+        return shape[0] if len(shape) else 1
+
+    def __repr__(self) -> str:
+        names = self.names or ("",) * len(self.components)
+        inner = ", ".join(
+            f"{n}={d}" if n else repr(d) for n, d in zip(names, self.components, strict=True)
+        )
+        return f"ActionDistribution({inner})"

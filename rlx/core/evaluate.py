@@ -1,0 +1,161 @@
+"""``agent(policy).evaluate(rollout)``: run a policy over stored experience, with graph.
+
+A feed-forward policy sees all ``T * B`` observations in one batched forward. A
+recurrent policy is run step by step over ``T``, batched over ``B``, its state threaded
+from the rollout's stored first state and reset where episodes start, exactly as during
+sampling; evaluating a rollout under the policy that sampled it therefore reproduces
+the sampled log-probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rlx.core import forward as fw
+from rlx.core.rollout import Rollout
+from rlx.core.tree import Tree, tree_index, tree_map, tree_structure
+
+
+def _policy_error(policy: torch.nn.Module, rollout: Rollout, err: Exception) -> ValueError:
+    shapes = tree_map(lambda x: list(x.shape[2:]), rollout.observations)
+    return ValueError(
+        f"{type(policy).__name__} failed on this rollout's observations (per-step shape "
+        f"{shapes}): {err}. The rollout probably comes from an environment with other "
+        "observations than the policy was built for; evaluate it with a policy made for "
+        "that environment's observation space."
+    )
+
+
+def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout) -> Rollout:
+    """A new, evaluated rollout: same data, log-probs/entropy/extras from ``policy``."""
+    if not isinstance(rollout, Rollout):
+        raise TypeError(f"evaluate takes an rlx.Rollout, got {type(rollout).__name__}.")
+    device = fw.policy_device(policy)
+    if rollout.device != device:
+        rollout = rollout.to(device)
+    data = {k: v for k, v in rollout._fields().items() if k in _DATA}
+    T, B = rollout.shape
+    with fw.no_validation(not agent.validate_args):
+        try:
+            if fw.is_recurrent(policy) is not True:
+                result = _feed_forward(policy, rollout, T, B)
+                if result is not None:
+                    return _finish(policy, rollout, data, *result)
+            return _finish(policy, rollout, data, *_recurrent(policy, rollout, T, B))
+        except RuntimeError as err:
+            raise _policy_error(policy, rollout, err) from err
+
+
+_DATA = (
+    "observations",
+    "next_observations",
+    "actions",
+    "rewards",
+    "terminations",
+    "truncations",
+    "valid",
+    "starts",
+    "recurrent_states",
+    "prev_actions",
+    "prev_rewards",
+)
+
+
+def _flat(tree: Tree, T: int, B: int) -> Tree:
+    return tree_map(lambda x: x.reshape(T * B, *x.shape[2:]), tree)
+
+
+def _feed_forward(policy, rollout: Rollout, T: int, B: int):
+    out = fw.call(
+        policy,
+        None,
+        _flat(rollout.observations, T, B),
+        _flat(rollout.prev_actions, T, B),
+        _flat(rollout.prev_rewards, T, B),
+    )
+    fw.check_output(policy, out)
+    if out[0] is not None:
+        return None  # recurrent after all: evaluate step by step
+    dist = out[1]
+    logprobs = dist.log_prob(_flat(rollout.actions, T, B)).view(T, B)
+    entropy = dist.entropy().view(T, B)
+    others = tuple(
+        tree_map(lambda x: fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2), e) for e in out[2:]
+    )
+    return logprobs, entropy, others, None
+
+
+def _recurrent(policy, rollout: Rollout, T: int, B: int):
+    state = rollout.recurrent_states
+    init = fw.initial_state(policy, B)
+    state = tree_index(state, 0) if state is not None else init
+    logprobs, entropy, extras, states_after = [], [], [], []
+    for t in range(T):
+        if t > 0 and state is not None:
+            mask = rollout.starts[t]
+            if bool(mask.any()):
+                state = fw.reset_rows(state, mask, init)
+        out = fw.call(
+            policy,
+            state,
+            tree_index(rollout.observations, t),
+            tree_index(rollout.prev_actions, t),
+            tree_index(rollout.prev_rewards, t),
+        )
+        if t == 0:
+            fw.check_output(policy, out)
+            if (
+                state is not None
+                and out[0] is not None
+                and tree_structure(_lead(state)) != tree_structure(_lead(out[0]))
+            ):
+                raise ValueError(
+                    "the rollout's stored recurrent state does not match the state "
+                    f"{type(policy).__name__} returns; evaluate it with a policy of the "
+                    "same recurrent architecture."
+                )
+        dist = out[1]
+        logprobs.append(dist.log_prob(tree_index(rollout.actions, t)))
+        entropy.append(dist.entropy())
+        extras.append(tuple(out[2:]))
+        states_after.append(out[0])
+        state = out[0]
+    after = fw.stack_steps(states_after) if states_after[0] is not None else None
+    return torch.stack(logprobs), torch.stack(entropy), fw.stack_extras(extras), after
+
+
+def _lead(tree: Tree) -> Tree:
+    """View a [B, ...] tree as [1, B, ...] so tree_structure compares trailing shapes."""
+    return tree_map(lambda x: x.unsqueeze(0), tree)
+
+
+def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, states_after):
+    valid = rollout.valid
+    all_valid = bool(valid.all())
+    masked = (lambda x: x) if all_valid else (lambda x: fw.mask_steps(x, valid))
+    others = tuple(masked(e) for e in others)
+    need = (rollout.terminations | rollout.truncations).clone()
+    need[-1] = True
+    need &= valid
+    next_others = fw.bootstrap_extras(
+        policy,
+        others,
+        need,
+        rollout.next_observations,
+        states_after,
+        rollout.actions,
+        rollout.rewards,
+        valid,
+    )
+    return Rollout(
+        **data,
+        logprobs=masked(logprobs),
+        entropy=masked(entropy),
+        others=others,
+        next_others=next_others,
+        returns=rollout._returns,
+        advantages=rollout._advantages,
+        dry=False,
+    )

@@ -1,0 +1,194 @@
+"""Calling a Parametric: output checks, recurrent resets, stacking steps, bootstrapping.
+
+Shared by sampling (``collect.py``) and re-evaluation (``evaluate.py``) so that both run
+the policy in exactly the same way, which is what makes re-evaluated log-probs equal
+the sampled ones.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+from torch.distributions import Distribution
+
+from rlx.core.distribution import ActionDistribution
+from rlx.core.parametric import Parametric
+from rlx.core.tree import Tree, tree_leaves, tree_map
+
+# Whether a policy returned a recurrent state, learned from its first forward.
+_RECURRENT: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
+
+
+class no_validation:
+    """Turn off torch.distributions argument validation while rlx runs a policy.
+
+    Validation costs about as much as a small MLP's forward on every step; the sampled
+    actions are checked against the action space by rlx instead. Restores the previous
+    setting on exit, so user code outside rlx calls is untouched.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        self.saved = Distribution._validate_args
+        if self.enabled:
+            Distribution._validate_args = False
+
+    def __exit__(self, *exc: Any) -> None:
+        Distribution._validate_args = self.saved
+
+
+def policy_device(policy: torch.nn.Module) -> torch.device:
+    for p in policy.parameters():
+        return p.device
+    for b in policy.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def wants_previous(policy: torch.nn.Module) -> bool:
+    return bool(getattr(policy, "previous_action_reward", False))
+
+
+def initial_state(policy: torch.nn.Module, batch_size: int) -> Tree:
+    if isinstance(policy, Parametric):
+        return policy.initial_state(batch_size)
+    return None
+
+
+def is_recurrent(policy: torch.nn.Module) -> bool | None:
+    return _RECURRENT.get(policy)
+
+
+def check_output(policy: torch.nn.Module, out: Any) -> None:
+    """Raise a TypeError that shows the expected ``forward`` return structure."""
+    name = type(policy).__name__
+    expected = "(next_recur_state, rlx.ActionDistribution(...), *extras)"
+    if not isinstance(out, (tuple, list)) or len(out) < 2:
+        got = type(out).__name__ if not isinstance(out, (tuple, list)) else f"{len(out)} item(s)"
+        raise TypeError(
+            f"{name}.forward must return {expected}; it returned {got}. Return None as the "
+            "first item when the policy is not recurrent."
+        )
+    dist = out[1]
+    if isinstance(dist, Distribution):
+        raise TypeError(
+            f"{name}.forward returned a bare {type(dist).__name__} as its second item; wrap "
+            f"it: rlx.ActionDistribution({type(dist).__name__}(...)). Expected {expected}."
+        )
+    if not isinstance(dist, ActionDistribution):
+        raise TypeError(
+            f"{name}.forward must return {expected}; its second item is a "
+            f"{type(dist).__name__}, not an rlx.ActionDistribution."
+        )
+    if policy not in _RECURRENT:
+        _RECURRENT[policy] = out[0] is not None
+
+
+def call(
+    policy: torch.nn.Module,
+    state: Tree,
+    obs: Tree,
+    prev_action: Tree = None,
+    prev_reward: torch.Tensor | None = None,
+) -> Any:
+    if wants_previous(policy):
+        return policy(state, obs, prev_action, prev_reward)
+    return policy(state, obs)
+
+
+def reset_rows(state: Tree, mask: torch.Tensor, init: Tree) -> Tree:
+    """The state with the rows in ``mask`` (``[B]`` bool) set to ``init`` (None: zeros)."""
+
+    def reset(s: torch.Tensor, i: torch.Tensor | None = None) -> torch.Tensor:
+        m = mask.view(-1, *([1] * (s.dim() - 1)))
+        return torch.where(
+            m, torch.zeros((), dtype=s.dtype, device=s.device) if i is None else i, s
+        )
+
+    if init is None:
+        return tree_map(reset, state)
+    return tree_map(reset, state, init)
+
+
+def squeeze_extra(x: torch.Tensor, lead: int) -> torch.Tensor:
+    """Store a per-step scalar given as ``[..., 1]`` without the trailing 1."""
+    if x.dim() == lead + 1 and x.shape[-1] == 1:
+        return x.squeeze(-1)
+    return x
+
+
+def stack_steps(steps: list[Tree]) -> Tree:
+    """Stack per-step trees ``[B, ...]`` into one ``[T, B, ...]`` tree."""
+    return tree_map(lambda *xs: torch.stack(xs), steps[0], *steps[1:])
+
+
+def stack_extras(per_step: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    if not per_step or not per_step[0]:
+        return ()
+    n = len(per_step[0])
+    return tuple(
+        tree_map(lambda x: squeeze_extra(x, 2), stack_steps([e[i] for e in per_step]))
+        for i in range(n)
+    )
+
+
+def mask_steps(tree: Tree, valid: torch.Tensor) -> Tree:
+    """Zero every ``[T, B, ...]`` leaf where ``valid`` is False (keeps gradients)."""
+
+    def zero(x: torch.Tensor) -> torch.Tensor:
+        m = valid.view(*valid.shape, *([1] * (x.dim() - 2)))
+        return torch.where(m, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+    return tree_map(zero, tree)
+
+
+def bootstrap_extras(
+    policy: torch.nn.Module,
+    others: tuple[Any, ...],
+    need: torch.Tensor,
+    next_observations: Tree,
+    states_after: Tree,
+    actions: Tree,
+    rewards: torch.Tensor,
+    valid: torch.Tensor,
+) -> tuple[Any, ...]:
+    """``next_others``: the extras at each step's next observation.
+
+    Where the episode goes on inside the rollout, that is the next step's extras (a
+    shift, no compute). Only the rows in ``need`` (episode ends and the last step) run
+    the policy, in one batch, from the recurrent state after that step.
+    """
+    if not others:
+        return ()
+    t_idx, b_idx = need.nonzero(as_tuple=True)
+    shifted = tuple(
+        tree_map(lambda x: torch.cat([x[1:], torch.zeros_like(x[:1])], 0), extra)
+        for extra in others
+    )
+    if len(t_idx) == 0:
+        return tuple(mask_steps(x, valid) for x in shifted)
+    pick = lambda x: x[t_idx, b_idx]
+    state = tree_map(pick, states_after) if states_after is not None else None
+    out = call(
+        policy, state, tree_map(pick, next_observations), tree_map(pick, actions), pick(rewards)
+    )
+    check_output(policy, out)
+    ends = out[2:]
+    result = []
+    for shift, end in zip(shifted, ends, strict=True):
+
+        def put(s: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+            e = squeeze_extra(e, 1)
+            return s.index_put((t_idx, b_idx), e.to(s.dtype))
+
+        result.append(mask_steps(tree_map(put, shift, end), valid))
+    return tuple(result)
+
+
+def leading_batch(tree: Tree) -> int | None:
+    leaves = tree_leaves(tree)
+    return leaves[0].shape[0] if leaves else None

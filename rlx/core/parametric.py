@@ -1,0 +1,48 @@
+"""``Parametric``: the user's per-time-step policy network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class Parametric(torch.nn.Module):
+    """A policy (and anything else) computed for one time step, batched over environments.
+
+    Subclass it like any ``torch.nn.Module``; the constructor is yours. ``forward``
+    receives ``(recur_state, obs)`` and returns
+    ``(next_recur_state, rlx.ActionDistribution(...), *extras)``:
+
+    - ``recur_state`` is what ``forward`` returned as ``next_recur_state`` on the previous
+      step of the same environments (any tensor or tuple/dict of tensors whose first
+      dimension is the batch). It is ``None`` on the very first step; at an episode start
+      rlx resets it to zeros, so a policy should treat ``None`` as zeros, or define
+      :meth:`initial_state` to choose another start. Return ``None`` when not recurrent.
+    - ``obs`` is a tensor ``[B, ...]`` on the policy's device (float64 observations arrive
+      as the default float dtype), or a dict/tuple of such tensors for Dict/Tuple spaces.
+    - ``extras`` are any tensors (values, Q-values...): rlx stacks them to ``[T, B, ...]``
+      in ``rollout.others``. An extra of shape ``[B, 1]`` is stored as ``[T, B]`` so that a
+      value head's output lines up with ``rollout.rewards``.
+
+    Set the class attribute ``previous_action_reward = True`` to also receive the
+    previous action and reward (rlpyt's agent inputs): ``forward`` is then called with
+    ``(recur_state, obs, prev_action, prev_reward)``, where both are zeros at an episode
+    start and ``prev_reward`` has shape ``[B]``.
+    """
+
+    previous_action_reward: bool = False
+
+    def initial_state(self, batch_size: int) -> Any:
+        """The recurrent state at an episode start; ``None`` means zeros.
+
+        Override to return a tensor (or tuple/dict of tensors) of leading size
+        ``batch_size``, e.g. a learned initial state.
+        """
+        return None
+
+    def forward(self, *states: Any) -> tuple[Any, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError(
+            f"{type(self).__name__} must define forward(self, *states) returning "
+            "(next_recur_state, rlx.ActionDistribution(...), *extras)."
+        )

@@ -1,0 +1,89 @@
+"""Returns math on ``[T, B]`` tensors: reverse scans over time, vectorised over B.
+
+Conventions shared by every function here:
+
+- ``terminations[t]``: the episode ended at step t in a terminal state; nothing is
+  bootstrapped after it.
+- ``dones[t]``: the episode ended at step t for any reason (termination or truncation),
+  or step t is invalid: the recursion never crosses such a step.
+- ``next_values[t]``: the value of the observation that followed step t (the final
+  observation where an episode ended). Truncated episodes and the last step of a
+  segment bootstrap from it; terminated ones do not.
+
+Targets carry no gradient: inputs are detached.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Monte-Carlo returns ``G_t = r_t + gamma * G_{t+1}`` within each episode, no bootstrap."""
+    rewards = rewards.detach()
+    keep = gamma * (~dones).to(rewards.dtype)
+    out = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + keep[t] * running
+        out[t] = running
+    return out
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminations: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> torch.Tensor:
+    """Generalised advantage estimates (Schulman et al. 2016, eq. 16)."""
+    rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
+    alive = (~terminations).to(rewards.dtype)
+    deltas = rewards + gamma * alive * next_values - values
+    keep = gamma * lam * (~dones).to(rewards.dtype)
+    out = torch.empty_like(deltas)
+    running = torch.zeros_like(deltas[0])
+    for t in range(deltas.shape[0] - 1, -1, -1):
+        running = deltas[t] + keep[t] * running
+        out[t] = running
+    return out
+
+
+def nstep_returns(
+    rewards: torch.Tensor,
+    next_values: torch.Tensor,
+    terminations: torch.Tensor,
+    dones: torch.Tensor,
+    n: int,
+    gamma: float,
+) -> torch.Tensor:
+    """n-step returns: up to n rewards, then the bootstrapped value (none after termination).
+
+    The sum stops early at an episode end or at the end of the segment; a loop over the
+    n offsets, each step vectorised over T and B.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}.")
+    rewards, next_values = rewards.detach(), next_values.detach()
+    T = rewards.shape[0]
+    out = torch.zeros_like(rewards)
+    alive = torch.ones_like(dones)
+    discount = 1.0
+    for k in range(min(n, T)):
+        r_k = rewards[k:]  # reward at t + k for t < T - k
+        end_k = dones[k:].clone()
+        if k == n - 1:
+            end_k[:] = True
+        end_k[-1] = True  # the segment's last step bootstraps from next_values
+        a = alive[: T - k]
+        out[: T - k] += torch.where(a, discount * r_k, 0.0)
+        boot = a & end_k
+        bootstrap = torch.where(boot & ~terminations[k:], discount * gamma * next_values[k:], 0.0)
+        out[: T - k] += bootstrap
+        alive[: T - k] = a & ~end_k
+        alive[T - k :] = False
+        discount *= gamma
+    return out

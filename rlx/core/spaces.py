@@ -1,0 +1,163 @@
+"""Gymnasium spaces as tensors: observation storage and actions sent to environments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rlx.core.tree import Tree
+
+
+def tensor_dtype(space: spaces.Space) -> torch.dtype:
+    """The torch dtype rlx stores a leaf space's values in.
+
+    Float64 observations become the default float dtype (policies are float32); every
+    other dtype (uint8 images, int64 indices) is kept.
+    """
+    if isinstance(space, spaces.Discrete):
+        return torch.int64
+    dtype = np.dtype(space.dtype) if space.dtype is not None else np.dtype(np.float32)
+    if dtype == np.float64:
+        return torch.get_default_dtype()
+    if dtype == np.bool_:
+        return torch.bool
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+
+
+def leaf_shape(space: spaces.Space) -> tuple[int, ...]:
+    return () if isinstance(space, spaces.Discrete) else tuple(space.shape)
+
+
+def allocate(space: spaces.Space, prefix: tuple[int, ...], device: torch.device) -> Tree:
+    """Zero storage of shape ``[*prefix, *leaf_shape]`` for each leaf of ``space``."""
+    if isinstance(space, spaces.Dict):
+        return {k: allocate(s, prefix, device) for k, s in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return tuple(allocate(s, prefix, device) for s in space.spaces)
+    return torch.zeros(prefix + leaf_shape(space), dtype=tensor_dtype(space), device=device)
+
+
+def check_supported(space: spaces.Space, what: str) -> None:
+    leaf_types = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+    if isinstance(space, spaces.Dict):
+        for s in space.spaces.values():
+            check_supported(s, what)
+    elif isinstance(space, spaces.Tuple):
+        for s in space.spaces:
+            check_supported(s, what)
+    elif not isinstance(space, leaf_types):
+        raise TypeError(
+            f"rlx does not support {what} space {space!r}: use Box, Discrete, "
+            "MultiDiscrete, MultiBinary, or Tuple/Dict of them (wrap the environment with "
+            "gymnasium.wrappers.FlattenObservation for other spaces)."
+        )
+
+
+def _to_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy()
+
+
+def action_converter(space: spaces.Space, clip: bool) -> Callable[[Any], Any]:
+    """A function turning a batched rlx action into what a vector environment expects."""
+    if isinstance(space, spaces.Discrete):
+        start = int(space.start)
+        if start == 0:
+            return _to_numpy
+        return lambda a: _to_numpy(a) + start
+    if isinstance(space, spaces.Box):
+        dtype = space.dtype
+        if clip and np.issubdtype(dtype, np.floating):
+            low, high = space.low, space.high
+            return lambda a: np.clip(_to_numpy(a), low, high).astype(dtype, copy=False)
+        return lambda a: _to_numpy(a).astype(dtype, copy=False)
+    if isinstance(space, spaces.MultiDiscrete):
+        start = space.start
+
+        def multi_discrete(a: Any) -> np.ndarray:
+            if isinstance(a, (tuple, list)):
+                a = torch.stack(list(a), dim=-1)
+            return (_to_numpy(a) + start).astype(space.dtype, copy=False)
+
+        return multi_discrete
+    if isinstance(space, spaces.MultiBinary):
+        return lambda a: _to_numpy(a).astype(space.dtype, copy=False)
+    if isinstance(space, spaces.Tuple):
+        subs = [action_converter(s, clip) for s in space.spaces]
+        return lambda a: tuple(f(x) for f, x in zip(subs, a, strict=True))
+    if isinstance(space, spaces.Dict):
+        named = {k: action_converter(s, clip) for k, s in space.spaces.items()}
+
+        def as_dict(a: Any) -> dict[str, Any]:
+            if isinstance(a, (tuple, list)):  # positional components in the space's key order
+                a = dict(zip(named, a, strict=True))
+            return {k: f(a[k]) for k, f in named.items()}
+
+        return as_dict
+    raise TypeError(f"unsupported action space {space!r}")
+
+
+def check_action(space: spaces.Space, action: Any, batch: int, where: str = "action") -> None:
+    """Raise a ValueError naming the problem when ``action`` cannot act in ``space``.
+
+    Runs on the first step of each sampling call: shapes and discrete ranges are fixed
+    by the policy's architecture, so one check per call catches them.
+    """
+    if isinstance(space, (spaces.Tuple, spaces.Dict)):
+        subs = space.spaces
+        if isinstance(space, spaces.Dict) and isinstance(action, (tuple, list)):
+            action = dict(zip(subs, action, strict=False))
+        if isinstance(space, spaces.Dict):
+            if not isinstance(action, dict) or set(action) != set(subs):
+                got = sorted(action) if isinstance(action, dict) else type(action).__name__
+                raise ValueError(
+                    f"the policy's {where} does not match the Dict action space with keys "
+                    f"{sorted(subs)} (got {got}). Return rlx.ActionDistribution(key=dist, ...) "
+                    "with one component per key."
+                )
+            for k, s in subs.items():
+                check_action(s, action[k], batch, f"{where}[{k!r}]")
+            return
+        if not isinstance(action, (tuple, list)) or len(action) != len(subs):
+            n = len(action) if isinstance(action, (tuple, list)) else 1
+            raise ValueError(
+                f"the Tuple action space has {len(subs)} parts but the policy's "
+                f"ActionDistribution gave {n}. Return one component per part, in order."
+            )
+        for i, (s, a) in enumerate(zip(subs, action, strict=True)):
+            check_action(s, a, batch, f"{where}[{i}]")
+        return
+    if isinstance(space, spaces.MultiDiscrete) and isinstance(action, (tuple, list)):
+        if len(action) != len(space.nvec):
+            raise ValueError(
+                f"{space!r} has {len(space.nvec)} dimensions but the policy gave "
+                f"{len(action)} Categorical components; give one per dimension."
+            )
+        action = torch.stack(list(action), dim=-1)
+    if not isinstance(action, torch.Tensor):
+        raise ValueError(f"{where} for {space!r} should be a tensor, got {type(action).__name__}.")
+    expected = (batch, *leaf_shape(space))
+    if tuple(action.shape) != expected:
+        raise ValueError(
+            f"{where} has shape {tuple(action.shape)} but {space!r} with {batch} environment(s) "
+            f"needs {expected}. Make the distribution's batch shape [B, *space.shape] "
+            "(for a Box, e.g. Normal(mean, std) with mean of shape [B, dim])."
+        )
+    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
+        if action.is_floating_point() and not isinstance(space, spaces.MultiBinary):
+            raise ValueError(f"{where} for {space!r} must be integer, got {action.dtype}.")
+        size = (
+            space.n
+            if isinstance(space, spaces.Discrete)
+            else (2 if isinstance(space, spaces.MultiBinary) else space.nvec)
+        )
+        size_t = torch.as_tensor(np.asarray(size), device=action.device)
+        if bool((action < 0).any()) or bool((action >= size_t).any()):
+            raise ValueError(
+                f"{where} {action.flatten()[:8].tolist()} lies outside {space!r}: the "
+                f"policy's distribution has more categories than the space allows ({size}). "
+                "Make the final layer's output size match the action space."
+            )

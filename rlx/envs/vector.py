@@ -1,0 +1,172 @@
+"""Making vector environments and stepping them without autoreset artefacts.
+
+Gymnasium >= 1.0 vector environments reset a finished environment in one of three ways
+(``metadata["autoreset_mode"]``):
+
+- *same step*: the step that ends an episode already returns the reset observation, and
+  the final one sits in ``info["final_obs"]``;
+- *next step* (the default): the ending step returns the final observation; the *next*
+  ``step`` call resets that environment, ignores its action and returns reward 0 — a
+  step that is not a transition;
+- *disabled*: the user resets finished environments with ``reset(options={"reset_mask": m})``.
+
+:class:`VectorStepper` hides the difference. Same-step environments are read as they
+are. Next-step and disabled environments that accept ``reset_mask`` (gymnasium's
+``SyncVectorEnv`` and ``AsyncVectorEnv``) are reset right after the ending step, so no
+step is wasted. Other next-step environments (such as gymnasium's numpy ``CartPole``
+vector environment) take the reset step; the stepper reports it as a *hole* and the
+rollout marks that row invalid, never as a transition.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlx.core.tree import tree_map
+
+_Mode = getattr(gym.vector, "AutoresetMode", None)
+
+
+def _mode_name(env: gym.vector.VectorEnv) -> str:
+    mode = env.metadata.get("autoreset_mode", "NextStep")
+    return getattr(mode, "value", str(mode))
+
+
+def unknown_id_error(env_id: str, err: Exception) -> ValueError:
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ValueError(
+        f"unknown environment id {env_id!r}.{hint} Check the spelling and version, and "
+        "import the package that registers it (e.g. `import ale_py`) before creating the Agent."
+    )
+
+
+def make_vector_env(
+    env: str | gym.Env | gym.vector.VectorEnv | Callable[[], gym.Env],
+    num_envs: int = 1,
+    vectorization: str | None = None,
+    **env_kwargs: Any,
+) -> gym.vector.VectorEnv:
+    """A vector environment from an id, an ``Env``, an env factory or a ``VectorEnv``.
+
+    Args:
+        env: a gymnasium id (``"CartPole-v1"``), one ``gymnasium.Env`` (becomes one
+            environment), a function returning a new ``Env`` (called ``num_envs`` times),
+            or a ready ``gymnasium.vector.VectorEnv`` (used as it is).
+        num_envs: number of environments B for ids and factories.
+        vectorization: ``None`` uses an id's own fast vector implementation when it has
+            one, else ``"sync"``; ``"sync"`` or ``"async"`` force gymnasium's wrappers.
+        env_kwargs: passed to ``gymnasium.make_vec`` / the environment constructor.
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be at least 1, got {num_envs}.")
+    same_step = {"autoreset_mode": _Mode.SAME_STEP} if _Mode is not None else {}
+    if isinstance(env, gym.vector.VectorEnv):
+        return env
+    if isinstance(env, str):
+        try:
+            spec = gym.spec(env)
+        except gym.error.Error as err:
+            raise unknown_id_error(env, err) from None
+        if vectorization is None and spec.vector_entry_point is not None:
+            return gym.make_vec(env, num_envs=num_envs, **env_kwargs)
+        mode = vectorization or "sync"
+        return gym.make_vec(
+            env, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=same_step, **env_kwargs
+        )
+    if isinstance(env, gym.Env):
+        if num_envs != 1:
+            raise ValueError(
+                f"an Env instance is one environment, but num_envs={num_envs}. Pass a "
+                "function that creates the environment (lambda: MyEnv()) for several."
+            )
+        return gym.vector.SyncVectorEnv([lambda: env], copy=False, **same_step)
+    if callable(env):
+        fns = [env] * num_envs
+        if vectorization == "async":
+            return gym.vector.AsyncVectorEnv(fns, **same_step)
+        return gym.vector.SyncVectorEnv(fns, copy=False, **same_step)
+    raise TypeError(
+        f"cannot make an environment from {type(env).__name__}: pass a gymnasium id, an "
+        "Env, a function returning an Env, or a gymnasium.vector.VectorEnv."
+    )
+
+
+class VectorStepper:
+    """Steps a vector environment and reports final observations and holes uniformly.
+
+    ``step`` returns ``(obs, rewards, terminated, truncated, finals, hole)``:
+
+    - ``obs``: observations to act on next (reset observations where an episode ended);
+    - ``finals``: ``None``, or ``(env_indices, final_obs)`` for environments whose final
+      observation differs from ``obs`` (same-step and reset-mask modes);
+    - ``hole``: boolean ``[B]``, True for environments whose step was an autoreset
+      (next-step mode only): not a transition.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        self.env = env
+        self.num_envs = env.num_envs
+        mode = _mode_name(env)
+        unwrapped = getattr(env, "unwrapped", env)
+        masks = isinstance(unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv))
+        if mode == "SameStep":
+            self.mode = "same_step"
+        elif masks and _Mode is not None:
+            self.mode = "reset_mask"
+        elif mode == "Disabled":
+            raise ValueError(
+                "this vector environment has autoreset disabled but does not accept "
+                "reset(options={'reset_mask': ...}); create it with autoreset_mode='SameStep'."
+            )
+        else:
+            self.mode = "holes"
+        self._pending = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self, seed: int | None = None) -> Any:
+        obs, _ = self.env.reset(seed=seed)
+        self._pending[:] = False
+        return obs
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, Any, Any]:
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool)
+        finals = None
+        hole = None
+        if self.mode == "holes":
+            if self._pending.any():
+                hole = self._pending.copy()
+                rewards = np.where(hole, 0.0, rewards)
+                terminated = terminated & ~hole
+                truncated = truncated & ~hole
+            self._pending = terminated | truncated
+            return obs, rewards, terminated, truncated, None, hole
+        done = terminated | truncated
+        if done.any():
+            idx = np.flatnonzero(done)
+            if self.mode == "same_step":
+                final = info["final_obs"]
+                finals = (idx, _stack_rows([final[i] for i in idx]))
+            else:
+                finals = (idx, tree_map(lambda x: np.array(x[idx]), obs))
+                obs, _ = self.env.reset(options={"reset_mask": done})
+        return obs, rewards, terminated, truncated, finals, hole
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _stack_rows(rows: list[Any]) -> Any:
+    """Stack per-environment observations (possibly dicts/tuples) into one batch."""
+    first = rows[0]
+    if isinstance(first, dict):
+        return {k: _stack_rows([r[k] for r in rows]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(_stack_rows([r[i] for r in rows]) for i in range(len(first)))
+    return np.stack([np.asarray(r) for r in rows])
