@@ -17,26 +17,33 @@ from torch.distributions import Categorical
 import rlx
 
 
+def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(inputs, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, outputs),
+    )
+
+
 class PolicyValue(rlx.Parametric):
-    """A feed-forward policy with a state-value head."""
+    """A feed-forward policy and a state-value baseline (separate networks)."""
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
-        )
-        self.logits = nn.Linear(hidden, n_actions)
-        self.value = nn.Linear(hidden, 1)
+        self.actor = mlp(obs_dim, hidden, n_actions)
+        self.critic = mlp(obs_dim, hidden, 1)
 
     def forward(self, *states):
-        recur_state, obs = states
-        x = self.body(obs)
-        return None, rlx.ActionDistribution(Categorical(logits=self.logits(x))), self.value(x)
+        recur_state, obs = states  # not recurrent: recur_state is None
+        dist = rlx.ActionDistribution(Categorical(logits=self.actor(obs)))
+        return None, dist, self.critic(obs)
 
 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--episodes", type=int, default=8, help="episodes per iteration")
     parser.add_argument("--horizon", type=int, default=500)
     parser.add_argument("--k-epochs", type=int, default=4)
@@ -60,26 +67,25 @@ def main(argv: list[str] | None = None) -> float:
         base_returns = base_rollout.mc_returns(gamma=0.99)  # Monte-Carlo returns
 
         for _ in range(k_epochs):
-            rollout = agent(policy).evaluate(base_rollout)  # re-evaluate under the policy
-            logprobs, entropy = rollout.logprobs, rollout.entropy
-            (values,) = rollout.others  # .. also the value estimates
+            rollout = agent(policy).evaluate(base_rollout)  # re-evaluate against the policy
+            logprobs, entropy = rollout.logprobs, rollout.entropy  # for all timesteps
+            (values,) = rollout.others  # .. also 'value' estimates
 
             ratios = (logprobs - base_logprobs.detach()).exp()
             advantage = base_returns - values
-            policyloss = -torch.min(
-                ratios * advantage.detach(),
-                torch.clamp(ratios, 1 - clip, 1 + clip) * advantage.detach(),
+            policyloss = (
+                -torch.min(ratios, torch.clamp(ratios, 1 - clip, 1 + clip)) * advantage.detach()
             )
             valueloss = advantage.pow(2)
-            n = base_rollout.num_steps  # sums over valid steps; divide to get means
-            loss = (policyloss.sum() + 0.5 * valueloss.sum() - entropy.sum() * 0.01) / n
+            loss = policyloss.sum() + 0.5 * valueloss.sum() - entropy.sum() * 0.01
 
             agent.zero_grad()
             loss.backward()
             agent.step()
 
         mean_return = base_rewards.sum(0).mean().item()
-        print(f"iteration {iteration:3d}  steps {n:5d}  mean return {mean_return:7.1f}")
+        steps = base_rollout.num_steps
+        print(f"iteration {iteration:3d}  steps {steps:5d}  mean return {mean_return:7.1f}")
     agent.close()
     return mean_return
 

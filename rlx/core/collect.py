@@ -34,10 +34,6 @@ def _copy_into(dst: Tree, src: Any) -> None:
             _copy_into(d, s)
 
 
-def _zeros_like_action(action: Tree) -> Tree:
-    return tree_map(torch.zeros_like, action)
-
-
 def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: bool) -> Rollout:
     """Run ``policy`` for ``n`` steps (or until every episode ends, when ``episodic``)."""
     if n < 1:
@@ -103,10 +99,14 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
                     prev_action = fw.reset_rows(prev_action, mask, None)
                     prev_reward = torch.where(mask, 0.0, prev_reward)
             if wants_prev:
-                if prev_reward is None:
+                if prev_reward is None:  # first step: zeros shaped like the action space
                     prev_reward = torch.zeros(B, device=device)
+                    prev_action = allocate(agent.action_space, (B,), device)
                 prev_rewards.append(prev_reward)
-            out = fw.call(policy, state, obs_t, prev_action, prev_reward)
+            if wants_prev:
+                out = policy(state, obs_t, prev_action, prev_reward)
+            else:
+                out = policy(state, obs_t)
             if t == 0:
                 fw.check_output(policy, out)
             next_state, dist = out[0], out[1]
@@ -114,8 +114,6 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
             if t == 0:
                 check_action(agent.action_space, action, B)
             if wants_prev:
-                if prev_action is None:
-                    prev_action = _zeros_like_action(action)
                 prev_actions.append(prev_action)
             if next_state is not None:
                 if state is None:  # first step ever: None meant zeros

@@ -237,17 +237,19 @@ class Rollout:
             index = (index,)
         if len(index) > 2:
             raise IndexError("a Rollout is indexed as rollout[time] or rollout[time, env].")
-        t_index = _keep_dim(index[0])
-        b_index = _keep_dim(index[1]) if len(index) == 2 else slice(None)
-        for i in (t_index, b_index):
-            if isinstance(i, torch.Tensor) and i.dtype == torch.bool and i.dim() > 1:
-                raise IndexError(
-                    "a 2-D boolean mask would flatten time and environments; use "
-                    "rollout.vectorize() to keep only valid steps as one batch."
-                )
-        if isinstance(b_index, slice) and b_index == slice(None):
-            return self.apply(lambda x: x[t_index])
-        return self.apply(lambda x: x[t_index][:, b_index])
+        t_index = _as_index(index[0], self.device)
+        b_index = _as_index(index[1], self.device) if len(index) == 2 else _ALL
+        t_all, b_all = t_index == _ALL, b_index == _ALL
+
+        def select(x: torch.Tensor) -> torch.Tensor:
+            # index_select is several times cheaper than advanced indexing for small tensors
+            if not t_all:
+                x = x[t_index] if isinstance(t_index, slice) else x.index_select(0, t_index)
+            if not b_all:
+                x = x[:, b_index] if isinstance(b_index, slice) else x.index_select(1, b_index)
+            return x
+
+        return self.apply(select)
 
     def __add__(self, other: Rollout) -> Rollout:
         """Join two rollouts along the batch (environment) dimension."""
@@ -257,7 +259,9 @@ class Rollout:
         """All valid steps as one batch ``[1, N]``: independent samples for batched updates.
 
         Each sample keeps its own recurrent state, so a recurrent policy can re-evaluate a
-        vectorized rollout step by step (one-step truncated backpropagation).
+        vectorized rollout step by step (one-step truncated backpropagation). Compute
+        returns first: a vectorized rollout has no time order left, and ``returns`` and
+        ``advantages`` already set are carried along.
         """
         mask = self.valid
         return self.apply(lambda x: x[mask].unsqueeze(0))
@@ -361,11 +365,29 @@ def _as_steps(x: torch.Tensor, shape: tuple[int, int], name: str) -> torch.Tenso
     return x
 
 
-def _keep_dim(i: Any) -> Any:
-    """Integers select one step but keep the dimension, so a Rollout stays [T, B]."""
+_ALL = slice(None)
+
+
+def _as_index(i: Any, device: torch.device) -> slice | torch.Tensor:
+    """A slice, or a 1-D tensor of positions. Integers keep their dimension (a Rollout
+    stays [T, B]); boolean masks become positions."""
     if isinstance(i, int):
         return slice(i, i + 1) if i != -1 else slice(-1, None)
-    return i
+    if isinstance(i, slice):
+        return i
+    i = torch.as_tensor(i, device=device)
+    if i.dtype == torch.bool:
+        if i.dim() > 1:
+            raise IndexError(
+                "a 2-D boolean mask would flatten time and environments; use "
+                "rollout.vectorize() to keep only valid steps as one batch."
+            )
+        i = i.nonzero().squeeze(1)
+    if i.dim() != 1:
+        raise IndexError(
+            f"index a Rollout with ints, slices or 1-D positions, got shape {tuple(i.shape)}."
+        )
+    return i.long()
 
 
 def _permutation(n: int, generator: torch.Generator | None) -> torch.Tensor:

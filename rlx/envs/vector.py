@@ -13,9 +13,11 @@ Gymnasium >= 1.0 vector environments reset a finished environment in one of thre
 :class:`VectorStepper` hides the difference. Same-step environments are read as they
 are. Next-step and disabled environments that accept ``reset_mask`` (gymnasium's
 ``SyncVectorEnv`` and ``AsyncVectorEnv``) are reset right after the ending step, so no
-step is wasted. Other next-step environments (such as gymnasium's numpy ``CartPole``
-vector environment) take the reset step; the stepper reports it as a *hole* and the
-rollout marks that row invalid, never as a transition.
+step is wasted; rlx builds its own vector environments this way, because in same-step
+mode gymnasium keeps a reference to the final observation, which an environment that
+reuses its observation array overwrites on reset. Other next-step environments (such
+as gymnasium's numpy ``CartPole`` vector environment) take the reset step; the stepper
+reports it as a *hole* and the rollout marks that row invalid, never as a transition.
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ def make_vector_env(
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {num_envs}.")
-    same_step = {"autoreset_mode": _Mode.SAME_STEP} if _Mode is not None else {}
     if isinstance(env, gym.vector.VectorEnv):
         return env
     if isinstance(env, str):
@@ -76,21 +77,19 @@ def make_vector_env(
         if vectorization is None and spec.vector_entry_point is not None:
             return gym.make_vec(env, num_envs=num_envs, **env_kwargs)
         mode = vectorization or "sync"
-        return gym.make_vec(
-            env, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=same_step, **env_kwargs
-        )
+        return gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
     if isinstance(env, gym.Env):
         if num_envs != 1:
             raise ValueError(
                 f"an Env instance is one environment, but num_envs={num_envs}. Pass a "
                 "function that creates the environment (lambda: MyEnv()) for several."
             )
-        return gym.vector.SyncVectorEnv([lambda: env], copy=False, **same_step)
+        return gym.vector.SyncVectorEnv([lambda: env], copy=False)
     if callable(env):
         fns = [env] * num_envs
         if vectorization == "async":
-            return gym.vector.AsyncVectorEnv(fns, **same_step)
-        return gym.vector.SyncVectorEnv(fns, copy=False, **same_step)
+            return gym.vector.AsyncVectorEnv(fns)
+        return gym.vector.SyncVectorEnv(fns, copy=False)
     raise TypeError(
         f"cannot make an environment from {type(env).__name__}: pass a gymnasium id, an "
         "Env, a function returning an Env, or a gymnasium.vector.VectorEnv."
@@ -127,10 +126,12 @@ class VectorStepper:
         else:
             self.mode = "holes"
         self._pending = np.zeros(self.num_envs, dtype=bool)
+        self._pending_any = False
 
     def reset(self, seed: int | None = None) -> Any:
         obs, _ = self.env.reset(seed=seed)
-        self._pending[:] = False
+        self._pending = np.zeros(self.num_envs, dtype=bool)
+        self._pending_any = False
         return obs
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, Any, Any]:
@@ -139,15 +140,17 @@ class VectorStepper:
         truncated = np.asarray(truncated, dtype=bool)
         finals = None
         hole = None
+        done = terminated | truncated
         if self.mode == "holes":
-            if self._pending.any():
-                hole = self._pending.copy()
+            if self._pending_any:
+                hole = self._pending
                 rewards = np.where(hole, 0.0, rewards)
                 terminated = terminated & ~hole
                 truncated = truncated & ~hole
-            self._pending = terminated | truncated
+                done = terminated | truncated
+            self._pending = done
+            self._pending_any = bool(done.any())
             return obs, rewards, terminated, truncated, None, hole
-        done = terminated | truncated
         if done.any():
             idx = np.flatnonzero(done)
             if self.mode == "same_step":

@@ -1,0 +1,118 @@
+"""agent(policy).evaluate(rollout): batched for feed-forward, exact for recurrent."""
+
+import pytest
+import torch
+from helpers import CountingVectorEnv, GRUPolicy, MLPPolicy, counting_vec
+
+import rlx
+
+
+class CountingMLP(MLPPolicy):
+    calls = 0
+
+    def forward(self, *states):
+        type(self).calls += 1
+        return super().forward(*states)
+
+
+def test_feed_forward_evaluate_is_one_batched_forward_and_reproduces_sampling():
+    agent = rlx.Agent("CartPole-v1", num_envs=4, seed=0)
+    policy = CountingMLP()
+    with torch.no_grad():
+        sampled = agent(policy).steps(32)
+    dry = sampled.detach()
+    CountingMLP.calls = 0
+    evaluated = agent(policy).evaluate(dry)
+    assert CountingMLP.calls == 2  # all T*B steps at once, plus the bootstrap rows
+    torch.testing.assert_close(evaluated.logprobs, sampled.logprobs)
+    torch.testing.assert_close(evaluated.entropy, sampled.entropy)
+    torch.testing.assert_close(evaluated.others[0], sampled.others[0])
+    torch.testing.assert_close(evaluated.next_others[0], sampled.next_others[0])
+
+
+def test_gradients_flow_through_evaluate():
+    agent = rlx.Agent("CartPole-v1", num_envs=2)
+    policy = MLPPolicy()
+    with torch.no_grad():
+        dry = agent(policy).episode(20, dry=True)
+    r = agent(policy).evaluate(dry)
+    assert r.logprobs.requires_grad and r.others[0].requires_grad
+    (r.logprobs.sum() + r.entropy.sum() + r.others[0].sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters())
+    with torch.no_grad():
+        assert not agent(policy).evaluate(dry).logprobs.requires_grad
+
+
+@pytest.mark.parametrize("env", ["same", "holes"])
+def test_recurrent_evaluate_reproduces_sampled_log_probs_exactly(env):
+    """GRU on envs whose episodes end at different times; segments start mid-episode."""
+    make = {"same": lambda: counting_vec([3, 5, 7]), "holes": lambda: CountingVectorEnv([3, 5, 7])}
+    agent = rlx.Agent(make[env]())
+    policy = GRUPolicy(obs_dim=2)
+    with torch.no_grad():
+        segments = [agent(policy).steps(6) for _ in range(3)]
+    assert not segments[1].starts[0].all()  # later segments begin mid-episode
+    assert segments[1].recurrent_states[0].ne(0).any()
+    for seg in segments:
+        e = agent(policy).evaluate(seg.detach())
+        assert torch.equal(e.logprobs, seg.logprobs)
+        assert torch.equal(e.entropy, seg.entropy)
+        assert torch.equal(e.others[0], seg.others[0])
+        assert torch.equal(e.next_others[0], seg.next_others[0])
+
+
+def test_recurrent_evaluate_of_slices_episodes_and_vectorized_rollouts():
+    agent = rlx.Agent(counting_vec([4, 6]))
+    policy = GRUPolicy(obs_dim=2)
+    with torch.no_grad():
+        r = agent(policy).steps(10)
+        for part in (r[3:], r[:5], r[2:7, [1]], r.vectorize()):
+            torch.testing.assert_close(
+                agent(policy).evaluate(part).logprobs, part.logprobs, rtol=0, atol=1e-6
+            )
+        ep = agent(policy).episode(8)
+        torch.testing.assert_close(
+            agent(policy).evaluate(ep).logprobs, ep.logprobs, rtol=0, atol=1e-6
+        )
+
+
+def test_recurrent_evaluate_backpropagates_through_time():
+    agent = rlx.Agent(counting_vec([5]))
+    policy = GRUPolicy(obs_dim=2)
+    with torch.no_grad():
+        r = agent(policy).steps(5, dry=True)
+    e = agent(policy).evaluate(r)
+    e.logprobs[-1].sum().backward()  # the last step depends on the first through the state
+    assert policy.cell.weight_ih.grad.abs().sum() > 0
+
+
+def test_evaluate_under_another_policy_for_off_policy_ratios():
+    agent = rlx.Agent("CartPole-v1", num_envs=2)
+    behaviour, target = MLPPolicy(), MLPPolicy()
+    with torch.no_grad():
+        b = agent(behaviour).steps(16)
+        t = agent(target).evaluate(b)
+    ratios = (t.logprobs - b.logprobs).exp()
+    assert ratios.shape == (16, 2) and not torch.allclose(ratios, torch.ones(16, 2))
+
+
+def test_dry_rollouts_explain_how_to_get_log_probs():
+    r = rlx.Agent("CartPole-v1")(MLPPolicy()).episode(10, dry=True)
+    for name in ("logprobs", "entropy", "others", "next_others"):
+        with pytest.raises(rlx.DryRolloutError, match=r"agent\(policy\).evaluate\(rollout\)"):
+            getattr(r, name)
+    assert r.rewards.sum() > 0
+
+
+def test_readme_vectorize_then_evaluate():
+    agent = rlx.Agent("CartPole-v1")
+    policy = MLPPolicy()
+    with torch.no_grad():
+        dry_rollout = agent(policy).episode(50, dry=True)
+    returns = dry_rollout.mc_returns()  # needs time order: before vectorizing
+    dry_rollout_vec = dry_rollout.vectorize()
+    rollout = agent(policy).evaluate(dry_rollout_vec)
+    assert rollout.shape == (1, dry_rollout.num_steps)
+    assert torch.equal(rollout.returns, returns[dry_rollout.valid].unsqueeze(0))
+    loss = (rollout.logprobs * rollout.returns).mean()
+    loss.backward()

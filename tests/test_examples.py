@@ -1,0 +1,27 @@
+"""The examples run as they are."""
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_readme_ppo_runs_and_prints_returns(capsys):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        module = runpy.run_path(str(EXAMPLES / "readme_ppo.py"))
+        final = module["main"](["--iterations", "3", "--episodes", "2", "--horizon", "50"])
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    out = capsys.readouterr().out
+    assert out.count("mean return") == 3
+    assert 0 < final <= 50
+
+
+@pytest.mark.slow
+def test_readme_ppo_learns_cartpole():
+    module = runpy.run_path(str(EXAMPLES / "readme_ppo.py"))
+    assert module["main"](["--iterations", "40"]) >= 400
