@@ -53,7 +53,7 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
         start_obs = agent._next_obs
         first_starts = agent._starts.copy()
 
-    obs_store = allocate(agent.observation_space, (n + 1, B), device)
+    obs_store = allocate(agent.observation_space, (n + 1, B), device, fw.policy_float_dtype(policy))
     _copy_into(tree_index(obs_store, 0), start_obs)
     rewards = np.zeros((n, B), dtype=np.float32)
     terminations = np.zeros((n, B), dtype=bool)
@@ -108,7 +108,7 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
             else:
                 out = policy(state, obs_t)
             if t == 0:
-                fw.check_output(policy, out)
+                fw.check_output(policy, out, B)
             next_state, dist = out[0], out[1]
             action = dist.sample()
             if t == 0:

@@ -75,7 +75,7 @@ def _feed_forward(policy, rollout: Rollout, T: int, B: int):
         _flat(rollout.prev_actions, T, B),
         _flat(rollout.prev_rewards, T, B),
     )
-    fw.check_output(policy, out)
+    fw.check_output(policy, out, T * B)
     if out[0] is not None:
         return None  # recurrent after all: evaluate step by step
     dist = out[1]
@@ -105,7 +105,7 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int):
             tree_index(rollout.prev_rewards, t),
         )
         if t == 0:
-            fw.check_output(policy, out)
+            fw.check_output(policy, out, B)
             if (
                 state is not None
                 and out[0] is not None

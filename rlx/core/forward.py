@@ -41,6 +41,14 @@ class no_validation:
         Distribution._validate_args = self.saved
 
 
+def policy_float_dtype(policy: torch.nn.Module) -> torch.dtype:
+    """The floating dtype of the policy's parameters: float observations are stored in it."""
+    for p in policy.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.get_default_dtype()
+
+
 def policy_device(policy: torch.nn.Module) -> torch.device:
     for p in policy.parameters():
         return p.device
@@ -63,8 +71,11 @@ def is_recurrent(policy: torch.nn.Module) -> bool | None:
     return _RECURRENT.get(policy)
 
 
-def check_output(policy: torch.nn.Module, out: Any) -> None:
-    """Raise a TypeError that shows the expected ``forward`` return structure."""
+def check_output(policy: torch.nn.Module, out: Any, batch: int | None = None) -> None:
+    """Raise a TypeError that shows the expected ``forward`` return structure.
+
+    With ``batch``, also check that the recurrent state and extras put the batch first.
+    """
     name = type(policy).__name__
     expected = "(next_recur_state, rlx.ActionDistribution(...), *extras)"
     if not isinstance(out, (tuple, list)) or len(out) < 2:
@@ -84,6 +95,16 @@ def check_output(policy: torch.nn.Module, out: Any) -> None:
             f"{name}.forward must return {expected}; its second item is a "
             f"{type(dist).__name__}, not an rlx.ActionDistribution."
         )
+    if batch is not None:
+        for what, tree in (("recurrent state", out[0]), ("extras", out[2:])):
+            for leaf in tree_leaves(tree):
+                if isinstance(leaf, torch.Tensor) and (leaf.dim() == 0 or leaf.shape[0] != batch):
+                    raise ValueError(
+                        f"{name}.forward returned {what} with a leaf of shape "
+                        f"{tuple(leaf.shape)} for a batch of {batch}: rlx needs the batch "
+                        "first. (torch.nn.GRU/LSTM hidden states are [layers, B, H]: return "
+                        "h.transpose(0, 1) and transpose back on the way in.)"
+                    )
     if policy not in _RECURRENT:
         _RECURRENT[policy] = out[0] is not None
 

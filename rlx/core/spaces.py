@@ -12,17 +12,18 @@ from gymnasium import spaces
 from rlx.core.tree import Tree
 
 
-def tensor_dtype(space: spaces.Space) -> torch.dtype:
+def tensor_dtype(space: spaces.Space, float_dtype: torch.dtype | None = None) -> torch.dtype:
     """The torch dtype rlx stores a leaf space's values in.
 
-    Float64 observations become the default float dtype (policies are float32); every
-    other dtype (uint8 images, int64 indices) is kept.
+    Floating values take ``float_dtype`` (the policy's, default float32), so float64
+    observations meet a float32 network; every other dtype (uint8 images, int64 indices)
+    is kept.
     """
     if isinstance(space, spaces.Discrete):
         return torch.int64
     dtype = np.dtype(space.dtype) if space.dtype is not None else np.dtype(np.float32)
-    if dtype == np.float64:
-        return torch.get_default_dtype()
+    if np.issubdtype(dtype, np.floating):
+        return float_dtype or torch.get_default_dtype()
     if dtype == np.bool_:
         return torch.bool
     return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
@@ -32,13 +33,19 @@ def leaf_shape(space: spaces.Space) -> tuple[int, ...]:
     return () if isinstance(space, spaces.Discrete) else tuple(space.shape)
 
 
-def allocate(space: spaces.Space, prefix: tuple[int, ...], device: torch.device) -> Tree:
+def allocate(
+    space: spaces.Space,
+    prefix: tuple[int, ...],
+    device: torch.device,
+    float_dtype: torch.dtype | None = None,
+) -> Tree:
     """Zero storage of shape ``[*prefix, *leaf_shape]`` for each leaf of ``space``."""
     if isinstance(space, spaces.Dict):
-        return {k: allocate(s, prefix, device) for k, s in space.spaces.items()}
+        return {k: allocate(s, prefix, device, float_dtype) for k, s in space.spaces.items()}
     if isinstance(space, spaces.Tuple):
-        return tuple(allocate(s, prefix, device) for s in space.spaces)
-    return torch.zeros(prefix + leaf_shape(space), dtype=tensor_dtype(space), device=device)
+        return tuple(allocate(s, prefix, device, float_dtype) for s in space.spaces)
+    dtype = tensor_dtype(space, float_dtype)
+    return torch.zeros(prefix + leaf_shape(space), dtype=dtype, device=device)
 
 
 def check_supported(space: spaces.Space, what: str) -> None:

@@ -116,3 +116,19 @@ def test_2d_boolean_mask_points_to_vectorize():
     r = rlx.Agent("CartPole-v1")(MLPPolicy()).episode(5)
     with pytest.raises(IndexError, match="vectorize"):
         r[r.valid]
+
+
+def test_recurrent_state_with_the_batch_second_is_explained():
+    class TorchGRU(rlx.Parametric):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(4, 8)
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, *states):
+            h, obs = states
+            out, h = self.gru(obs.unsqueeze(0), h)  # h is [layers, B, H]
+            return h, rlx.ActionDistribution(Categorical(logits=self.head(out[0])))
+
+    with pytest.raises(ValueError, match=r"batch first.*transpose\(0, 1\)"):
+        rlx.Agent("CartPole-v1", num_envs=3)(TorchGRU()).steps(2)

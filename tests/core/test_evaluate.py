@@ -116,3 +116,19 @@ def test_readme_vectorize_then_evaluate():
     assert torch.equal(rollout.returns, returns[dry_rollout.valid].unsqueeze(0))
     loss = (rollout.logprobs * rollout.returns).mean()
     loss.backward()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_policy_and_cpu_sampling_with_a_gpu_learner():
+    agent = rlx.Agent("CartPole-v1", num_envs=2)
+    gpu_policy = MLPPolicy().cuda()
+    with torch.no_grad():
+        r = agent(gpu_policy).steps(8)
+    assert r.device.type == "cuda" and r.observations.device.type == "cuda"
+    cpu_policy = MLPPolicy()
+    cpu_policy.load_state_dict(gpu_policy.state_dict())
+    with torch.no_grad():
+        dry = agent(cpu_policy).steps(8, dry=True)  # sampled on the CPU
+    e = agent(gpu_policy).evaluate(dry)  # moved to the learner's device
+    assert e.logprobs.device.type == "cuda"
+    torch.testing.assert_close(e.to("cpu").logprobs, agent(cpu_policy).evaluate(dry).logprobs)

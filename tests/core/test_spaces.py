@@ -109,3 +109,54 @@ def test_action_spaces_reach_the_env_as_it_expects(space, make, check):
     assert len(seen) == 8 and all(check(a) for a in seen)
     e = agent(Multi(make)).evaluate(r)
     assert e.logprobs.shape == (4, 2)
+
+
+def test_tuple_observations_and_a_float64_policy():
+    class Env(gym.Env):
+        observation_space = spaces.Tuple((spaces.Box(-1, 1, (2,), np.float64), spaces.Discrete(4)))
+        action_space = spaces.Discrete(2)
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return (np.full(2, 0.5), 1), {}
+
+        def step(self, action):
+            self.t += 1
+            return (np.full(2, 0.5), self.t % 4), 1.0, self.t >= 3, False, {}
+
+    class Policy(rlx.Parametric):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, *states):
+            vec, index = states[1]
+            x = torch.cat([vec, index[:, None].to(vec.dtype)], -1)
+            return None, rlx.ActionDistribution(Categorical(logits=self.lin(x)))
+
+    policy = Policy().double()
+    agent = rlx.Agent(lambda: Env(), num_envs=2)
+    r = agent(policy).episode(5)
+    vec, index = r.observations
+    assert vec.dtype == torch.float64 and index.dtype == torch.int64
+    assert index[:, 0].tolist() == [1, 1, 2] and r.logprobs.dtype == torch.float64
+
+
+def test_async_vector_env_gives_the_same_transitions():
+    from helpers import CountingEnv
+
+    fns = [lambda i=i: CountingEnv(2 + i, i) for i in range(2)]
+    sync = rlx.Agent(gym.vector.SyncVectorEnv(fns))
+    asyn = rlx.Agent(gym.vector.AsyncVectorEnv(fns))
+    from helpers import MLPPolicy
+
+    policy = MLPPolicy(obs_dim=2)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = sync(policy).steps(7)
+        torch.manual_seed(1)
+        b = asyn(policy).steps(7)
+    asyn.close()
+    assert torch.equal(a.next_observations, b.next_observations)
+    assert torch.equal(a.rewards, b.rewards) and torch.equal(a.terminations, b.terminations)
+    assert torch.equal(a.next_observations[..., 0][a.valid], a.observations[..., 0][a.valid] + 1)
