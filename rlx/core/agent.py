@@ -14,6 +14,8 @@ from rlx.core.collect import collect
 from rlx.core.evaluate import evaluate
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import action_converter, check_supported
+from rlx.envs.snapshot import restore as restore_env
+from rlx.envs.snapshot import snapshot as snapshot_env
 from rlx.envs.vector import VectorStepper, make_vector_env
 
 
@@ -75,6 +77,8 @@ class Agent:
         self._ep_return = np.zeros(self.num_envs, dtype=np.float64)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self._completed: list[tuple[float, int]] = []
+        self.total_steps = 0  # valid transitions sampled so far
+        self._episode_ids = np.zeros(self.num_envs, dtype=np.int64)  # episodes begun, per env
         self._seed_pending = seed is not None
         if seed is not None:
             self.env.action_space.seed(seed)
@@ -122,12 +126,56 @@ class Agent:
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
         self._starts[:] = True
+        self._episode_ids += 1
         return obs
 
     def reset(self) -> None:
         """Start fresh episodes in every environment at the next ``steps`` call."""
         self._next_obs = None
         self._carry = weakref.WeakKeyDictionary()
+
+    def state_dict(self, policy: torch.nn.Module | None = None) -> dict[str, Any]:
+        """Where sampling stands, as plain data for a checkpoint.
+
+        Holds the pending observations, episode bookkeeping, step counter, ``policy``'s
+        carried recurrent state, and a best-effort snapshot of the environments
+        (:mod:`rlx.envs.snapshot`), so that a resumed run continues the same episodes.
+        """
+        carry = self._carry.get(policy) if policy is not None else None
+        return {
+            "next_obs": self._next_obs,
+            "starts": torch.from_numpy(self._starts.copy()),
+            "ep_return": torch.from_numpy(self._ep_return.copy()),
+            "ep_length": torch.from_numpy(self._ep_length.copy()),
+            "completed": [list(c) for c in self._completed],
+            "total_steps": self.total_steps,
+            "seed_pending": self._seed_pending,
+            "carry": list(carry[:3]) if carry is not None else None,
+            "episode_ids": torch.from_numpy(self._episode_ids.copy()),
+            "stepper": {"pending": torch.from_numpy(self._stepper._pending.copy())},
+            "env": snapshot_env(self.env),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], policy: torch.nn.Module | None = None) -> bool:
+        """Restore :meth:`state_dict`. Returns False when the environments could not be
+        restored exactly; they then start new episodes at the next sampling call."""
+        self.total_steps = int(state["total_steps"])
+        self._completed = [(float(r), int(n)) for r, n in state["completed"]]
+        self._seed_pending = bool(state["seed_pending"])
+        exact = restore_env(self.env, state["env"])
+        if not exact:
+            self.reset()
+            return False
+        self._next_obs = state["next_obs"]
+        self._starts = state["starts"].numpy().copy()
+        self._ep_return = state["ep_return"].numpy().copy()
+        self._ep_length = state["ep_length"].numpy().copy()
+        self._stepper._pending = state["stepper"]["pending"].numpy().copy()
+        self._stepper._pending_any = bool(self._stepper._pending.any())
+        self._episode_ids = state["episode_ids"].numpy().copy()
+        if policy is not None and state["carry"] is not None:
+            self._carry[policy] = (*state["carry"], self._episode_ids.copy())
+        return True
 
     def pop_episodes(self) -> list[tuple[float, int]]:
         """(return, length) of every episode finished since the last call, oldest first."""
@@ -152,22 +200,23 @@ class BoundAgent:
         self.agent = agent
         self.policy = policy
 
-    def episode(self, horizon: int, dry: bool = False) -> Rollout:
+    def episode(self, horizon: int, dry: bool = False, deterministic: bool = False) -> Rollout:
         """Every environment from reset until its episode ends or ``horizon`` steps.
 
         Returns a ``[T, B]`` rollout, T the longest episode (at most ``horizon``); steps
-        after an environment's end are invalid and zero.
+        after an environment's end are invalid and zero. ``deterministic`` acts with the
+        distribution's ``mode()`` instead of sampling (for evaluation).
         """
-        return collect(self.agent, self.policy, horizon, dry, episodic=True)
+        return collect(self.agent, self.policy, horizon, dry, True, deterministic)
 
-    def steps(self, n: int, dry: bool = False) -> Rollout:
+    def steps(self, n: int, dry: bool = False, deterministic: bool = False) -> Rollout:
         """``n`` more steps of every environment, continuing where the last call stopped.
 
         Finished environments reset themselves (and their recurrent state). The rollout
         keeps what bootstrapping needs: ``next_observations`` and, unless dry,
         ``next_others``.
         """
-        return collect(self.agent, self.policy, n, dry, episodic=False)
+        return collect(self.agent, self.policy, n, dry, False, deterministic)
 
     def evaluate(self, rollout: Rollout) -> Rollout:
         """Re-run the bound policy over ``rollout``; keeps the graph when gradients are on."""

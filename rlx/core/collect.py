@@ -9,6 +9,7 @@ the gradient mode of sampling; extras are stacked once at the end.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 
 from rlx.core import forward as fw
 from rlx.core.rollout import Rollout
-from rlx.core.spaces import allocate, check_action
+from rlx.core.spaces import allocate, as_space_structure, check_action, check_distribution
 from rlx.core.tree import Tree, tree_index, tree_map
 
 if TYPE_CHECKING:
@@ -34,7 +35,14 @@ def _copy_into(dst: Tree, src: Any) -> None:
             _copy_into(d, s)
 
 
-def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: bool) -> Rollout:
+def collect(
+    agent: Agent,
+    policy: torch.nn.Module,
+    n: int,
+    dry: bool,
+    episodic: bool,
+    deterministic: bool = False,
+) -> Rollout:
     """Run ``policy`` for ``n`` steps (or until every episode ends, when ``episodic``)."""
     if n < 1:
         raise ValueError(f"the number of steps must be at least 1, got {n}.")
@@ -65,10 +73,20 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
     patches: list[tuple[int, np.ndarray, Any]] = []
 
     if carry is not None:
-        state, prev_action, prev_reward = carry
+        state, prev_action, prev_reward, episode_ids = carry
         state = tree_map(lambda x: x.to(device), state)
+        # Environments that began a new episode while other policies acted: this policy
+        # did not see its start, so it begins it from its initial state.
+        stale = torch.as_tensor(episode_ids != agent._episode_ids, device=device)
+        if bool(stale.any()):
+            if state is not None:
+                state = fw.reset_rows(state, stale, init)
+            if prev_action is not None:
+                prev_action = fw.reset_rows(prev_action, stale, None)
+                prev_reward = torch.where(stale, 0.0, prev_reward)
     else:
         state, prev_action, prev_reward = init, None, None
+    to_space = partial(as_space_structure, agent.action_space)
     actions: list[Tree] = []
     dists: list[Any] = []
     extras: list[tuple[Any, ...]] = []
@@ -110,9 +128,10 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
             if t == 0:
                 fw.check_output(policy, out, B)
             next_state, dist = out[0], out[1]
-            action = dist.sample()
+            action = dist.mode() if deterministic else dist.sample()
             if t == 0:
                 check_action(agent.action_space, action, B)
+                check_distribution(agent.action_space, dist)
             if wants_prev:
                 prev_actions.append(prev_action)
             if next_state is not None:
@@ -156,6 +175,7 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
                     completed.append((float(ep_return[i]), int(ep_length[i])))
                 ep_return[done] = 0.0
                 ep_length[done] = 0
+                agent._episode_ids += done
             # Next-step autoreset: the step after an ending is a hole, the one after it a
             # start. Otherwise the step after an ending is a start.
             if holes:
@@ -167,7 +187,7 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
             if t + 1 < n and any_start:
                 starts[t + 1] = next_start
             if wants_prev:
-                prev_action = action
+                prev_action = to_space(action)
                 prev_reward = torch.as_tensor(rewards[t], device=device)
             state = next_state
             if episodic and any_done:
@@ -176,6 +196,7 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
                     T = t + 1
                     break
 
+    agent.total_steps += int(valid[:T].sum())
     # Where the next call continues from.
     if episodic:
         agent._next_obs = None
@@ -185,8 +206,9 @@ def collect(agent: Agent, policy: torch.nn.Module, n: int, dry: bool, episodic: 
         detach = lambda x: x.detach()
         agent._carry[policy] = (
             tree_map(detach, state),
-            tree_map(detach, action) if wants_prev else None,
-            torch.as_tensor(rewards[n - 1], device=device) if wants_prev else None,
+            tree_map(detach, prev_action) if wants_prev else None,
+            prev_reward if wants_prev else None,
+            agent._episode_ids.copy(),
         )
 
     return _build(
@@ -249,20 +271,25 @@ def _build(
             need,
             fields["next_observations"],
             fw.stack_steps(states_out) if states_out else None,
-            actions_t,
+            as_space_structure(agent.action_space, actions_t),
             fields["rewards"],
             valid_t,
         )
 
-    def lazy() -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.set_grad_enabled(grad):
-            logprobs = torch.stack([d.log_prob(a) for d, a in zip(dists, actions, strict=False)])
-            entropy = torch.stack([d.entropy() for d in dists])
-        if all_valid:
-            return logprobs, entropy
-        return fw.mask_steps(logprobs, valid_t), fw.mask_steps(entropy, valid_t)
+    mask = (lambda x: x) if all_valid else (lambda x: fw.mask_steps(x, valid_t))
 
-    return Rollout(**fields, others=others, next_others=next_others, lazy=lazy)
+    def logprobs() -> torch.Tensor:
+        with torch.set_grad_enabled(grad):
+            return mask(torch.stack([d.log_prob(a) for d, a in zip(dists, actions, strict=False)]))
+
+    def entropy() -> torch.Tensor:
+        with torch.set_grad_enabled(grad):
+            return mask(torch.stack([d.entropy() for d in dists]))
+
+    # Log-probs and entropy are computed when first read, under sampling's grad mode.
+    return Rollout(
+        **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
+    )
 
 
 def _copy_rows(rows: Tree, idx: torch.Tensor, src: Any) -> None:

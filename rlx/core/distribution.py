@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.distributions import Categorical, Distribution, Normal
+from torch.distributions import Categorical, Distribution, Normal, TransformedDistribution
 
 Action = Any  # a tensor, a tuple of tensors or a dict of tensors
 
@@ -58,10 +58,23 @@ def _sample(d: Distribution) -> torch.Tensor:
 
 
 def _mode(d: Distribution) -> torch.Tensor:
+    """The most likely value; for a transformed distribution (e.g. tanh-squashed Normal)
+    the transformed mode of its base, the usual deterministic action."""
+    if isinstance(d, TransformedDistribution):
+        x = _mode(d.base_dist)
+        for transform in d.transforms:
+            x = transform(x)
+        return x
     try:
         return d.mode
     except NotImplementedError:
-        return d.mean
+        try:
+            return d.mean
+        except NotImplementedError:
+            raise NotImplementedError(
+                f"{type(d).__name__} has neither a mode nor a mean, so rlx cannot act "
+                "deterministically with it; sample instead."
+            ) from None
 
 
 class ActionDistribution:
@@ -143,9 +156,17 @@ class ActionDistribution:
 
     def entropy(self) -> torch.Tensor:
         """Joint entropy (sum over independent components), shape ``[B]``."""
-        total = _per_step(self.components[0].entropy())
-        for d in self.components[1:]:
-            total = total + _per_step(d.entropy())
+        total = None
+        for i, d in enumerate(self.components):
+            try:
+                h = _per_step(d.entropy())
+            except NotImplementedError:
+                raise NotImplementedError(
+                    f"component {i} ({type(d).__name__}) has no closed-form entropy, so "
+                    "rollout.entropy is unavailable; use -rollout.logprobs as a one-sample "
+                    "estimate."
+                ) from None
+            total = h if total is None else total + h
         return total
 
     @property

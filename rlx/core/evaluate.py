@@ -21,10 +21,10 @@ from rlx.core.tree import Tree, tree_index, tree_map, tree_structure
 def _policy_error(policy: torch.nn.Module, rollout: Rollout, err: Exception) -> ValueError:
     shapes = tree_map(lambda x: list(x.shape[2:]), rollout.observations)
     return ValueError(
-        f"{type(policy).__name__} failed on this rollout's observations (per-step shape "
-        f"{shapes}): {err}. The rollout probably comes from an environment with other "
-        "observations than the policy was built for; evaluate it with a policy made for "
-        "that environment's observation space."
+        f"{type(policy).__name__} raised while evaluating this rollout (observations of "
+        f"per-step shape {shapes}): {err}. If the rollout comes from an environment with "
+        "other observations than the policy was built for, evaluate it with a policy made "
+        "for that environment's observation space."
     )
 
 
@@ -80,7 +80,12 @@ def _feed_forward(policy, rollout: Rollout, T: int, B: int):
         return None  # recurrent after all: evaluate step by step
     dist = out[1]
     logprobs = dist.log_prob(_flat(rollout.actions, T, B)).view(T, B)
-    entropy = dist.entropy().view(T, B)
+    grad = torch.is_grad_enabled()
+
+    def entropy() -> torch.Tensor:
+        with torch.set_grad_enabled(grad):
+            return dist.entropy().view(T, B)
+
     others = tuple(
         tree_map(lambda x: fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2), e) for e in out[2:]
     )
@@ -91,9 +96,11 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int):
     state = rollout.recurrent_states
     init = fw.initial_state(policy, B)
     state = tree_index(state, 0) if state is not None else init
-    logprobs, entropy, extras, states_after = [], [], [], []
+    logprobs, dists, extras, states_after = [], [], [], []
     for t in range(T):
-        if t > 0 and state is not None:
+        # At t = 0 the stored state is already reset where an episode starts; resetting
+        # again connects a learned initial state to the graph.
+        if state is not None and (t > 0 or init is not None):
             mask = rollout.starts[t]
             if bool(mask.any()):
                 state = fw.reset_rows(state, mask, init)
@@ -118,12 +125,18 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int):
                 )
         dist = out[1]
         logprobs.append(dist.log_prob(tree_index(rollout.actions, t)))
-        entropy.append(dist.entropy())
+        dists.append(dist)
         extras.append(tuple(out[2:]))
         states_after.append(out[0])
         state = out[0]
     after = fw.stack_steps(states_after) if states_after[0] is not None else None
-    return torch.stack(logprobs), torch.stack(entropy), fw.stack_extras(extras), after
+    grad = torch.is_grad_enabled()
+
+    def entropy() -> torch.Tensor:
+        with torch.set_grad_enabled(grad):
+            return torch.stack([d.entropy() for d in dists])
+
+    return torch.stack(logprobs), entropy, fw.stack_extras(extras), after
 
 
 def _lead(tree: Tree) -> Tree:
@@ -152,10 +165,21 @@ def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, sta
     return Rollout(
         **data,
         logprobs=masked(logprobs),
-        entropy=masked(entropy),
+        entropy=_deferred(lambda: masked(entropy())),  # not every distribution has one
         others=others,
         next_others=next_others,
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,
     )
+
+
+def _deferred(fn):
+    """``fn`` to run later under the gradient mode in force now."""
+    grad = torch.is_grad_enabled()
+
+    def run() -> torch.Tensor:
+        with torch.set_grad_enabled(grad):
+            return fn()
+
+    return run

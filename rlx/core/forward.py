@@ -98,6 +98,11 @@ def check_output(policy: torch.nn.Module, out: Any, batch: int | None = None) ->
     if batch is not None:
         for what, tree in (("recurrent state", out[0]), ("extras", out[2:])):
             for leaf in tree_leaves(tree):
+                if not isinstance(leaf, torch.Tensor):
+                    raise TypeError(
+                        f"{name}.forward returned {what} containing a {type(leaf).__name__}; "
+                        "rlx tracks tensors (batch first) or None. Return torch tensors."
+                    )
                 if isinstance(leaf, torch.Tensor) and (leaf.dim() == 0 or leaf.shape[0] != batch):
                     raise ValueError(
                         f"{name}.forward returned {what} with a leaf of shape "

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from rlx.core import returns as returns_math
@@ -90,14 +91,13 @@ class Rollout:
         recurrent_states: Tree = None,
         prev_actions: Tree = None,
         prev_rewards: torch.Tensor | None = None,
-        logprobs: torch.Tensor | None = None,
-        entropy: torch.Tensor | None = None,
+        logprobs: torch.Tensor | Callable[[], torch.Tensor] | None = None,
+        entropy: torch.Tensor | Callable[[], torch.Tensor] | None = None,
         others: tuple[Any, ...] | None = None,
         next_others: tuple[Any, ...] | None = None,
         returns: torch.Tensor | None = None,
         advantages: torch.Tensor | None = None,
         dry: bool = True,
-        lazy: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> None:
         self.observations = observations
         self.next_observations = next_observations
@@ -117,13 +117,18 @@ class Rollout:
         self._returns = returns
         self._advantages = advantages
         self.dry = dry
-        self._lazy = lazy  # computes (logprobs, entropy) on first use
+        self._entropy_error: str | None = None
 
     # ------------------------------------------------------------------ fields
     def _materialize(self) -> None:
-        if self._lazy is not None:
-            self._logprobs, self._entropy = self._lazy()
-            self._lazy = None
+        """Compute log-probs and entropy given as functions (sampling defers them)."""
+        if callable(self._logprobs) and not isinstance(self._logprobs, torch.Tensor):
+            self._logprobs = self._logprobs()
+        if callable(self._entropy) and not isinstance(self._entropy, torch.Tensor):
+            try:
+                self._entropy = self._entropy()
+            except NotImplementedError as err:  # e.g. a tanh-squashed Normal
+                self._entropy, self._entropy_error = None, str(err)
 
     @property
     def logprobs(self) -> torch.Tensor:
@@ -139,6 +144,8 @@ class Rollout:
         if self.dry:
             raise _dry_error("entropy")
         self._materialize()
+        if self._entropy_error is not None:
+            raise NotImplementedError(self._entropy_error)
         return self._entropy
 
     @property
@@ -217,7 +224,7 @@ class Rollout:
         new = Rollout.__new__(Rollout)
         new.__dict__.update(fields)
         new.dry = self.dry
-        new._lazy = None
+        new._entropy_error = self._entropy_error
         return new
 
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Rollout:
@@ -232,13 +239,23 @@ class Rollout:
         """The rollout cut from the autograd graph."""
         return self.apply(torch.Tensor.detach)
 
+    def as_dry(self) -> Rollout:
+        """The same experience without log-probs, entropy and extras, ready to re-evaluate."""
+        fields = self._fields()
+        for name in _EVALUATED:
+            fields[name] = None
+        new = self._replace(fields)
+        new.dry, new._entropy_error = True, None
+        return new
+
     def __getitem__(self, index: Any) -> Rollout:
         if not isinstance(index, tuple):
             index = (index,)
         if len(index) > 2:
             raise IndexError("a Rollout is indexed as rollout[time] or rollout[time, env].")
-        t_index = _as_index(index[0], self.device)
-        b_index = _as_index(index[1], self.device) if len(index) == 2 else _ALL
+        T, B = self.shape
+        t_index = _as_index(index[0], T, self.device, "time")
+        b_index = _as_index(index[1], B, self.device, "environment") if len(index) == 2 else _ALL
         t_all, b_all = t_index == _ALL, b_index == _ALL
 
         def select(x: torch.Tensor) -> torch.Tensor:
@@ -286,12 +303,35 @@ class Rollout:
         for start in range(0, self.batch_size, size):
             yield self[:, perm[start : start + size]]
 
+    # -------------------------------------------------------------- statistics
+    def step_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of a per-step quantity ``[T, B]`` over the valid steps (keeps gradients)."""
+        valid = self.valid
+        if x.shape[:2] != valid.shape:
+            raise ValueError(
+                f"step_mean needs a [T, B] = {list(valid.shape)} tensor, got {list(x.shape)}."
+            )
+        return torch.where(
+            valid, x, torch.zeros((), dtype=x.dtype, device=x.device)
+        ).sum() / valid.sum().clamp(min=1)
+
+    def standardize(self, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+        """``x`` shifted and scaled to mean 0, std 1 over the valid steps; 0 elsewhere."""
+        values = x[self.valid]
+        if values.numel() < 2:
+            return self._masked(x - values.mean()) if values.numel() else x
+        return self._masked((x - values.mean()) / (values.std() + eps))
+
     # ---------------------------------------------------------------- returns
     def _masked(self, x: torch.Tensor) -> torch.Tensor:
         return torch.where(self.valid, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
     def _cuts(self) -> torch.Tensor:
-        return self.terminations | self.truncations | ~self.valid
+        """Where a return recursion stops: episode ends, invalid steps, and any step
+        followed by an episode start (rollouts joined with ``cat`` or after a reset)."""
+        cuts = self.terminations | self.truncations | ~self.valid
+        cuts[:-1] |= self.starts[1:]
+        return cuts
 
     def _next_values_for(self, values: torch.Tensor, next_values: torch.Tensor | None):
         if next_values is not None:
@@ -368,26 +408,45 @@ def _as_steps(x: torch.Tensor, shape: tuple[int, int], name: str) -> torch.Tenso
 _ALL = slice(None)
 
 
-def _as_index(i: Any, device: torch.device) -> slice | torch.Tensor:
-    """A slice, or a 1-D tensor of positions. Integers keep their dimension (a Rollout
-    stays [T, B]); boolean masks become positions."""
-    if isinstance(i, int):
-        return slice(i, i + 1) if i != -1 else slice(-1, None)
+def _as_index(i: Any, size: int, device: torch.device, axis: str) -> slice | torch.Tensor:
+    """A slice, or a 1-D tensor of positions in ``range(size)``.
+
+    Integers (Python, numpy or 0-d tensors) keep their dimension, so a Rollout stays
+    ``[T, B]``; negative positions count from the end; boolean masks become positions.
+    """
     if isinstance(i, slice):
         return i
-    i = torch.as_tensor(i, device=device)
+    if i is Ellipsis or i is None:
+        raise IndexError(
+            "a Rollout is indexed as rollout[time] or rollout[time, env]: no ... or None."
+        )
+    if isinstance(i, (int, np.integer)) or (isinstance(i, torch.Tensor) and i.dim() == 0):
+        k = int(i)
+        if not -size <= k < size:
+            raise IndexError(
+                f"{axis} index {k} is out of range for a rollout with {size} {axis} steps."
+            )
+        k %= size
+        return slice(k, k + 1)
+    i = torch.as_tensor(np.asarray(i) if isinstance(i, (list, tuple)) else i, device=device)
     if i.dtype == torch.bool:
         if i.dim() > 1:
             raise IndexError(
                 "a 2-D boolean mask would flatten time and environments; use "
                 "rollout.vectorize() to keep only valid steps as one batch."
             )
-        i = i.nonzero().squeeze(1)
-    if i.dim() != 1:
+        if len(i) != size:
+            raise IndexError(f"boolean {axis} mask has {len(i)} entries for {size} {axis} steps.")
+        return i.nonzero().squeeze(1)
+    if i.dim() != 1 or i.is_floating_point():
         raise IndexError(
-            f"index a Rollout with ints, slices or 1-D positions, got shape {tuple(i.shape)}."
+            "index a Rollout with ints, slices or 1-D integer positions, "
+            f"got {i.dtype} of shape {tuple(i.shape)}."
         )
-    return i.long()
+    i = i.long()
+    if len(i) and (bool((i < -size).any()) or bool((i >= size).any())):
+        raise IndexError(f"{axis} positions {i.tolist()} are out of range for {size} {axis} steps.")
+    return torch.where(i < 0, i + size, i)
 
 
 def _permutation(n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -415,7 +474,8 @@ def cat(rollouts: Sequence[Rollout], dim: int = 0) -> Rollout:
         if r.dry != first.dry:
             raise ValueError(
                 f"cannot concatenate a dry rollout with an evaluated one (rollout {k}). "
-                "Evaluate both under the same policy, or take .detach() of dry copies."
+                "Evaluate both under the same policy, or drop the evaluation with "
+                "rollout.as_dry()."
             )
         for name in STEP_FIELDS:
             a, b = fields[0][name], f[name]

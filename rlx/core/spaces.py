@@ -107,6 +107,47 @@ def action_converter(space: spaces.Space, clip: bool) -> Callable[[Any], Any]:
     raise TypeError(f"unsupported action space {space!r}")
 
 
+def as_space_structure(space: spaces.Space, action: Any) -> Any:
+    """An action in the structure of ``space`` (a ``[..., k]`` tensor for MultiDiscrete, a
+    dict for Dict, a tuple for Tuple), whatever components the policy used."""
+    if isinstance(space, spaces.MultiDiscrete) and isinstance(action, (tuple, list)):
+        return torch.stack(list(action), dim=-1)
+    if isinstance(space, spaces.Dict):
+        if isinstance(action, (tuple, list)):
+            action = dict(zip(space.spaces, action, strict=True))
+        return {k: as_space_structure(s, action[k]) for k, s in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return tuple(as_space_structure(s, a) for s, a in zip(space.spaces, action, strict=True))
+    return action
+
+
+def check_distribution(space: spaces.Space, dist: Any) -> None:
+    """Categorical components must have exactly as many categories as the space allows.
+
+    Catches, once per sampling call, a policy whose output layer is too wide before it
+    samples an out-of-range action by chance.
+    """
+    from torch.distributions import Categorical
+
+    comps = list(dist.components)
+    if isinstance(space, spaces.Tuple):
+        leaves = list(space.spaces)
+    elif isinstance(space, spaces.Dict):
+        leaves = list(space.spaces.values())
+    else:
+        leaves = [space] if len(comps) == 1 else []
+    if isinstance(space, spaces.MultiDiscrete) and len(comps) == len(space.nvec) > 1:
+        leaves = [spaces.Discrete(int(n)) for n in space.nvec]
+    for i, (s, d) in enumerate(zip(leaves, comps, strict=False)):
+        if isinstance(s, spaces.Discrete) and type(d) is Categorical:
+            n = d.logits.shape[-1]
+            if n != s.n:
+                raise ValueError(
+                    f"component {i} is a Categorical over {n} categories but the action "
+                    f"space {s!r} has {int(s.n)}. Make the final layer's output size {int(s.n)}."
+                )
+
+
 def check_action(space: spaces.Space, action: Any, batch: int, where: str = "action") -> None:
     """Raise a ValueError naming the problem when ``action`` cannot act in ``space``.
 
@@ -144,6 +185,11 @@ def check_action(space: spaces.Space, action: Any, batch: int, where: str = "act
                 f"{len(action)} Categorical components; give one per dimension."
             )
         action = torch.stack(list(action), dim=-1)
+    if isinstance(action, (tuple, list, dict)):
+        raise ValueError(
+            f"{space!r} takes one action per step, but the policy's ActionDistribution has "
+            f"{len(action)} components. Give it one component for this space."
+        )
     if not isinstance(action, torch.Tensor):
         raise ValueError(f"{where} for {space!r} should be a tensor, got {type(action).__name__}.")
     expected = (batch, *leaf_shape(space))

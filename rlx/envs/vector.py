@@ -68,6 +68,16 @@ def make_vector_env(
     if num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {num_envs}.")
     if isinstance(env, gym.vector.VectorEnv):
+        if num_envs not in (1, env.num_envs):
+            raise ValueError(
+                f"the vector environment has {env.num_envs} environments but num_envs="
+                f"{num_envs}; leave num_envs out for a ready VectorEnv."
+            )
+        if vectorization is not None or env_kwargs:
+            raise ValueError(
+                "vectorization and environment arguments apply to ids and env functions, "
+                "not to a ready VectorEnv; configure it where you create it."
+            )
         return env
     if isinstance(env, str):
         try:
@@ -79,6 +89,11 @@ def make_vector_env(
         mode = vectorization or "sync"
         return gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
     if isinstance(env, gym.Env):
+        if vectorization is not None or env_kwargs:
+            raise ValueError(
+                "an Env instance is used as it is: vectorization and environment arguments "
+                "need an id or a function that creates the environment."
+            )
         if num_envs != 1:
             raise ValueError(
                 f"an Env instance is one environment, but num_envs={num_envs}. Pass a "

@@ -1,0 +1,108 @@
+"""What every algorithm shares: sampling a batch, optimiser steps, learning-rate annealing,
+and its state for checkpoints. The update itself is each algorithm's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from rlx.core.agent import Agent
+from rlx.core.parametric import Parametric
+from rlx.core.rollout import Rollout
+
+
+@dataclass
+class AlgorithmConfig:
+    """Hyper-parameters every on-policy algorithm here has."""
+
+    num_envs: int = 8
+    """Environments sampled in parallel (B)."""
+    steps: int = 128
+    """Steps per environment per iteration, with ``agent(policy).steps(n)``."""
+    episodes: bool = False
+    """Sample whole episodes (``agent(policy).episode(horizon)``) instead of ``steps``."""
+    horizon: int = 500
+    """Longest episode when ``episodes`` is set."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to 0 over the run."""
+    gamma: float = 0.99
+    """Discount factor."""
+    grad_clip: float | None = 0.5
+    """Clip the gradient norm to this value (None: no clipping)."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+
+
+class Algorithm:
+    """Base of the algorithms: owns the optimizer and samples with the agent.
+
+    Subclasses define ``update(rollout) -> dict`` of scalars to log; ``iteration()``
+    samples a batch and calls it.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
+
+    def __init__(self, agent: Agent, policy: Parametric, config: AlgorithmConfig) -> None:
+        self.agent = agent
+        self.policy = policy
+        self.config = config
+        if agent.optimizer is None:
+            agent.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=1e-5)
+        if agent.grad_clip is None:
+            agent.grad_clip = config.grad_clip
+        self.iterations = 0
+        self.total_iterations: int | None = None  # set by the runner, for annealing
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.agent.optimizer
+
+    def sample(self, dry: bool = False) -> Rollout:
+        """One batch of experience from the current policy (no gradient)."""
+        with torch.no_grad():
+            if self.config.episodes:
+                return self.agent(self.policy).episode(self.config.horizon, dry=dry)
+            return self.agent(self.policy).steps(self.config.steps, dry=dry)
+
+    def learning_rate(self) -> float:
+        """The current learning rate, annealed linearly when ``anneal_lr`` is set."""
+        lr = self.config.lr
+        if self.config.anneal_lr and self.total_iterations:
+            lr *= max(0.0, 1.0 - self.iterations / self.total_iterations)
+        return lr
+
+    def optimize(self, loss: torch.Tensor) -> float:
+        """zero_grad, backward, clip, step; returns the gradient norm."""
+        self.agent.zero_grad()
+        loss.backward()
+        norm = self.agent.step()
+        return float(norm) if norm is not None else float("nan")
+
+    def iteration(self) -> dict[str, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        rollout = self.sample()
+        info = self.update(rollout)
+        self.iterations += 1
+        info["LearningRate"] = self.optimizer.param_groups[0]["lr"]
+        return info
+
+    def update(self, rollout: Rollout) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define update(rollout).")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "iterations": self.iterations,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iterations = int(state["iterations"])

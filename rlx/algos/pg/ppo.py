@@ -1,0 +1,77 @@
+"""Proximal policy optimisation with the clipped surrogate (Schulman et al. 2017)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.core.rollout import Rollout
+
+
+@dataclass
+class PPOConfig(AlgorithmConfig):
+    lam: float = 0.95
+    """GAE lambda."""
+    clip: float = 0.2
+    """Clip range of the probability ratio."""
+    epochs: int = 4
+    """Passes over each batch."""
+    minibatches: int = 4
+    """Minibatches per pass (of transitions; of whole sequences for recurrent policies)."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    value_clip: float | None = None
+    """Clip value updates to this range around the sampled values (None: off)."""
+    normalize_advantages: bool = True
+    """Standardise advantages within each minibatch."""
+
+
+class PPO(Algorithm):
+    """Clipped PPO on any policy whose first extra is its state value."""
+
+    name = "ppo"
+    Config = PPOConfig
+    config: PPOConfig
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        c = self.config
+        (values,) = rollout.others
+        rollout.gae(values, c.gamma, c.lam)
+        # Feed-forward: shuffle single transitions. Recurrent: keep whole sequences, each
+        # with its stored initial state, and shuffle environments.
+        batch = rollout if rollout.recurrent_states is not None else rollout.vectorize()
+        size = max(1, batch.batch_size // c.minibatches)
+        names = ("PolicyLoss", "ValueLoss", "Entropy", "GradNorm", "ClipFraction", "ApproxKL")
+        stats: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(c.epochs):
+            for mb in batch.minibatches(size):
+                new = self.agent(self.policy).evaluate(mb)
+                (new_values,) = new.others
+                adv = mb.standardize(mb.advantages) if c.normalize_advantages else mb.advantages
+                log_ratio = new.logprobs - mb.logprobs
+                ratio = log_ratio.exp()
+                clipped = ratio.clamp(1 - c.clip, 1 + c.clip)
+                policy_loss = -mb.step_mean(torch.min(ratio * adv, clipped * adv))
+                value_error = (new_values - mb.returns).pow(2)
+                if c.value_clip is not None:
+                    (old_values,) = mb.others
+                    moved = old_values + (new_values - old_values).clamp(
+                        -c.value_clip, c.value_clip
+                    )
+                    value_error = torch.max(value_error, (moved - mb.returns).pow(2))
+                value_loss = 0.5 * mb.step_mean(value_error)
+                entropy = mb.step_mean(new.entropy)
+                loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
+                grad_norm = self.optimize(loss)
+                with torch.no_grad():
+                    stats["PolicyLoss"].append(policy_loss.item())
+                    stats["ValueLoss"].append(value_loss.item())
+                    stats["Entropy"].append(entropy.item())
+                    stats["GradNorm"].append(grad_norm)
+                    stats["ClipFraction"].append(
+                        mb.step_mean(((ratio - 1).abs() > c.clip).float()).item()
+                    )
+                    stats["ApproxKL"].append(mb.step_mean((ratio - 1) - log_ratio).item())
+        return {k: sum(v) / len(v) for k, v in stats.items()}

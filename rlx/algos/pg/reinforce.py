@@ -1,0 +1,63 @@
+"""REINFORCE (Williams 1992), plain and with a learned state-value baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.core.rollout import Rollout
+
+
+@dataclass
+class REINFORCEConfig(AlgorithmConfig):
+    episodes: bool = True
+    """Whole episodes: Monte-Carlo returns need an episode's end."""
+    lr: float = 1e-3
+    standardize_return: bool = False
+    """Standardise the policy-gradient signal within each batch (never the value target)."""
+    value_coef: float = 0.5
+    """Weight of the value loss (baseline variant only)."""
+
+
+class REINFORCE(Algorithm):
+    """Policy gradient with Monte-Carlo returns: ``-log pi(a|s) * G``."""
+
+    name = "rf"
+    Config = REINFORCEConfig
+    config: REINFORCEConfig
+    baseline = False
+
+    def losses(self, rollout: Rollout) -> dict[str, torch.Tensor]:
+        c = self.config
+        rollout = self.agent(self.policy).evaluate(rollout)
+        returns = rollout.mc_returns(c.gamma)
+        weight = returns
+        losses = {}
+        if self.baseline:
+            (values,) = rollout.others
+            weight = returns - values.detach()
+            losses["ValueLoss"] = 0.5 * rollout.step_mean((returns - values).pow(2))
+        if c.standardize_return:
+            weight = rollout.standardize(weight)
+        losses["PolicyLoss"] = -rollout.step_mean(rollout.logprobs * weight)
+        losses["Entropy"] = rollout.step_mean(rollout.entropy)
+        return losses
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        c = self.config
+        losses = self.losses(rollout)
+        loss = losses["PolicyLoss"] - c.entropy_coef * losses["Entropy"]
+        if "ValueLoss" in losses:
+            loss = loss + c.value_coef * losses["ValueLoss"]
+        info = {k: v.item() for k, v in losses.items()}
+        info["GradNorm"] = self.optimize(loss)
+        return info
+
+
+class REINFORCEBaseline(REINFORCE):
+    """REINFORCE with the policy's first extra as a learned baseline ``V(s)``."""
+
+    name = "ac"
+    baseline = True

@@ -1,0 +1,32 @@
+"""Algorithms by name, for the runner and the command line."""
+
+from __future__ import annotations
+
+import difflib
+
+from rlx.algos.base import Algorithm
+from rlx.algos.pg import A2C, PPO, REINFORCE, REINFORCEBaseline
+
+ALGORITHMS: dict[str, type[Algorithm]] = {
+    "rf": REINFORCE,
+    "ac": REINFORCEBaseline,
+    "a2c": A2C,
+    "ppo": PPO,
+}
+
+
+def algorithm_class(name: str) -> type[Algorithm]:
+    """The algorithm class called ``name``; a ValueError listing the choices otherwise."""
+    try:
+        return ALGORITHMS[name.lower()]
+    except KeyError:
+        close = difflib.get_close_matches(name.lower(), ALGORITHMS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown algorithm {name!r}.{hint} Choose one of: {', '.join(ALGORITHMS)}."
+        ) from None
+
+
+def make_algorithm(name: str, agent, policy, config=None) -> Algorithm:
+    cls = algorithm_class(name)
+    return cls(agent, policy, config if config is not None else cls.Config())

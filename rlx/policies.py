@@ -1,0 +1,202 @@
+"""Ready policies built from an environment's spaces, for users who don't write their own.
+
+``MLPPolicy`` (separate actor and critic MLPs) and ``RecurrentPolicy`` (a GRU or LSTM
+cell shared by actor and critic) both return ``(state, ActionDistribution, value)``:
+the value is the single extra, so ``values, = rollout.others``.
+
+Observations of any supported space are flattened (Discrete ones one-hot); the action
+head follows the action space: ``Categorical`` for Discrete, a diagonal ``Normal`` for
+Box (state-independent log-std by default), one ``Categorical`` per MultiDiscrete
+dimension, ``Bernoulli`` for MultiBinary, and a component per part for Tuple and Dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from torch import nn
+from torch.distributions import Bernoulli, Categorical, Normal
+
+from rlx.core.distribution import ActionDistribution
+from rlx.core.parametric import Parametric
+
+
+def flat_size(space: spaces.Space) -> int:
+    """Width of the flat float vector an observation of ``space`` becomes."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(space.nvec.sum())
+    if isinstance(space, spaces.Dict):
+        return sum(flat_size(s) for s in space.spaces.values())
+    if isinstance(space, spaces.Tuple):
+        return sum(flat_size(s) for s in space.spaces)
+    return int(math.prod(space.shape))
+
+
+def flatten(space: spaces.Space, obs: Any) -> torch.Tensor:
+    """A batch of observations ``[B, ...]`` (nested for Dict/Tuple) as floats ``[B, D]``."""
+    if isinstance(space, spaces.Dict):
+        return torch.cat([flatten(s, obs[k]) for k, s in space.spaces.items()], -1)
+    if isinstance(space, spaces.Tuple):
+        return torch.cat([flatten(s, o) for s, o in zip(space.spaces, obs, strict=True)], -1)
+    if isinstance(space, spaces.Discrete):
+        return nn.functional.one_hot(obs.long() - int(space.start), int(space.n)).float()
+    if isinstance(space, spaces.MultiDiscrete):
+        parts = [
+            nn.functional.one_hot(obs[:, i].long() - int(space.start[i]), int(n)).float()
+            for i, n in enumerate(space.nvec)
+        ]
+        return torch.cat(parts, -1)
+    return obs.reshape(obs.shape[0], -1).float()
+
+
+def mlp(inputs: int, hidden: tuple[int, ...], outputs: int | None = None) -> nn.Sequential:
+    """Linear + tanh layers; a final linear layer to ``outputs`` if given."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(inputs, width), nn.Tanh()]
+        inputs = width
+    if outputs is not None:
+        layers.append(nn.Linear(inputs, outputs))
+    return nn.Sequential(*layers)
+
+
+class ActionHead(nn.Module):
+    """Maps features ``[B, H]`` to an ``ActionDistribution`` over ``space``."""
+
+    def __init__(self, space: spaces.Space, features: int, state_dependent_std: bool = False):
+        super().__init__()
+        self.space = space
+        if isinstance(space, (spaces.Tuple, spaces.Dict)):
+            subs = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+            if any(isinstance(s, (spaces.Tuple, spaces.Dict)) for s in subs):
+                raise TypeError(
+                    f"ready policies support one level of Tuple/Dict actions, got {space}"
+                )
+            self.parts = nn.ModuleList(ActionHead(s, features, state_dependent_std) for s in subs)
+            return
+        if isinstance(space, spaces.Discrete):
+            out = int(space.n)
+        elif isinstance(space, spaces.MultiDiscrete):
+            out = int(space.nvec.sum())
+        elif isinstance(space, spaces.MultiBinary):
+            out = int(math.prod(space.shape))
+        elif isinstance(space, spaces.Box):
+            out = int(math.prod(space.shape)) * (2 if state_dependent_std else 1)
+            if not state_dependent_std:
+                self.log_std = nn.Parameter(torch.zeros(space.shape))
+        else:
+            raise TypeError(f"ready policies do not support action space {space}")
+        self.linear = nn.Linear(features, out)
+        nn.init.orthogonal_(self.linear.weight, 0.01)
+        nn.init.zeros_(self.linear.bias)
+        self.state_dependent_std = state_dependent_std
+
+    def components(self, x: torch.Tensor) -> list[torch.distributions.Distribution]:
+        space = self.space
+        if isinstance(space, (spaces.Tuple, spaces.Dict)):
+            return [c for part in self.parts for c in part.components(x)]
+        y = self.linear(x)
+        if isinstance(space, spaces.Discrete):
+            return [Categorical(logits=y)]
+        if isinstance(space, spaces.MultiDiscrete):
+            return [Categorical(logits=p) for p in y.split([int(n) for n in space.nvec], -1)]
+        if isinstance(space, spaces.MultiBinary):
+            return [Bernoulli(logits=y.view(-1, *space.shape))]
+        shape = (-1, *space.shape)
+        if self.state_dependent_std:
+            mean, log_std = y.chunk(2, -1)
+            return [Normal(mean.reshape(shape), log_std.clamp(-20, 2).exp().reshape(shape))]
+        mean = y.reshape(shape)
+        return [Normal(mean, self.log_std.exp().expand_as(mean))]
+
+    def forward(self, x: torch.Tensor) -> ActionDistribution:
+        if isinstance(self.space, spaces.Dict):
+            return ActionDistribution(
+                **dict(zip(self.space.spaces, self.components(x), strict=True))
+            )
+        return ActionDistribution(*self.components(x))
+
+
+class MLPPolicy(Parametric):
+    """Feed-forward actor and critic, each an MLP of ``hidden`` tanh layers.
+
+    Args:
+        observation_space, action_space: the environment's single spaces
+            (``agent.observation_space``, ``agent.action_space``).
+        hidden: widths of the hidden layers.
+        state_dependent_std: Box actions take their std from the network instead of a
+            free parameter.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        hidden: tuple[int, ...] = (64, 64),
+        state_dependent_std: bool = False,
+    ) -> None:
+        super().__init__()
+        self.observation_space = observation_space
+        inputs = flat_size(observation_space)
+        self.actor = mlp(inputs, hidden)
+        self.head = ActionHead(action_space, hidden[-1], state_dependent_std)
+        self.critic = mlp(inputs, hidden, 1)
+
+    def forward(self, *states: Any):
+        _, obs = states
+        x = flatten(self.observation_space, obs)
+        return None, self.head(self.actor(x)), self.critic(x)
+
+
+class RecurrentPolicy(Parametric):
+    """An MLP encoder, a GRU (or LSTM) cell, and actor and critic heads on its state.
+
+    The recurrent state is ``[B, H]`` for a GRU and a tuple ``(h, c)`` for an LSTM.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        hidden: int = 64,
+        cell: str = "gru",
+        state_dependent_std: bool = False,
+    ) -> None:
+        super().__init__()
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}.")
+        self.observation_space = observation_space
+        self.hidden = hidden
+        self.kind = cell
+        self.encoder = mlp(flat_size(observation_space), (hidden,))
+        self.cell = nn.GRUCell(hidden, hidden) if cell == "gru" else nn.LSTMCell(hidden, hidden)
+        self.head = ActionHead(action_space, hidden, state_dependent_std)
+        self.critic = nn.Linear(hidden, 1)
+
+    def forward(self, *states: Any):
+        state, obs = states
+        x = self.encoder(flatten(self.observation_space, obs))
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden)
+            state = zeros if self.kind == "gru" else (zeros, zeros)
+        state = self.cell(x, state)
+        h = state if self.kind == "gru" else state[0]
+        return state, self.head(h), self.critic(h)
+
+
+def make_policy(
+    observation_space: spaces.Space, action_space: spaces.Space, kind: str = "mlp", **kwargs: Any
+) -> Parametric:
+    """``"mlp"`` → :class:`MLPPolicy`; ``"rnn"``/``"gru"``/``"lstm"`` → :class:`RecurrentPolicy`."""
+    if kind == "mlp":
+        return MLPPolicy(observation_space, action_space, **kwargs)
+    if kind in ("rnn", "gru", "lstm"):
+        return RecurrentPolicy(
+            observation_space, action_space, cell="lstm" if kind == "lstm" else "gru", **kwargs
+        )
+    raise ValueError(f"unknown policy type {kind!r}: use 'mlp', 'rnn' (GRU), 'gru' or 'lstm'.")
