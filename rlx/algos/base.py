@@ -3,6 +3,7 @@ and its state for checkpoints. The update itself is each algorithm's own."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -11,6 +12,8 @@ import torch
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
+
+log = logging.getLogger("rlx")
 
 
 @dataclass
@@ -56,7 +59,8 @@ class Algorithm:
         if agent.grad_clip is None:
             agent.grad_clip = config.grad_clip
         self.iterations = 0
-        self.total_iterations: int | None = None  # set by the runner, for annealing
+        self.progress = 0.0  # fraction of the run done, set by the runner (for annealing)
+        self.generator = torch.Generator().manual_seed(0)  # minibatch shuffling
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -69,11 +73,15 @@ class Algorithm:
                 return self.agent(self.policy).episode(self.config.horizon, dry=dry)
             return self.agent(self.policy).steps(self.config.steps, dry=dry)
 
+    def seed(self, seed: int) -> None:
+        """Seed the algorithm's own randomness (minibatch order)."""
+        self.generator.manual_seed(seed)
+
     def learning_rate(self) -> float:
-        """The current learning rate, annealed linearly when ``anneal_lr`` is set."""
+        """The current learning rate, annealed linearly over the run when ``anneal_lr``."""
         lr = self.config.lr
-        if self.config.anneal_lr and self.total_iterations:
-            lr *= max(0.0, 1.0 - self.iterations / self.total_iterations)
+        if self.config.anneal_lr:
+            lr *= max(0.0, 1.0 - self.progress)
         return lr
 
     def optimize(self, loss: torch.Tensor) -> float:
@@ -84,6 +92,7 @@ class Algorithm:
         return float(norm) if norm is not None else float("nan")
 
     def iteration(self) -> dict[str, float]:
+        """Sample one batch and update on it; returns the scalars to log."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         rollout = self.sample()
@@ -91,6 +100,10 @@ class Algorithm:
         self.iterations += 1
         info["LearningRate"] = self.optimizer.param_groups[0]["lr"]
         return info
+
+    def log_change(self, name: str, before: float, after: float) -> None:
+        """At DEBUG level, the loss on the batch before and after the update (as rlmodels)."""
+        log.debug("iteration %d: %s %.6g -> %.6g", self.iterations, name, before, after)
 
     def update(self, rollout: Rollout) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define update(rollout).")
@@ -100,9 +113,13 @@ class Algorithm:
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "iterations": self.iterations,
+            "progress": self.progress,
+            "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iterations = int(state["iterations"])
+        self.progress = float(state["progress"])
+        self.generator.set_state(state["generator"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.algos.base import Algorithm, AlgorithmConfig, log
 from rlx.core.rollout import Rollout
 
 
@@ -43,10 +44,13 @@ class PPO(Algorithm):
         # with its stored initial state, and shuffle environments.
         batch = rollout if rollout.recurrent_states is not None else rollout.vectorize()
         size = max(1, batch.batch_size // c.minibatches)
+        debug = log.isEnabledFor(logging.DEBUG)
+        if debug:
+            before = self.objective(batch)
         names = ("PolicyLoss", "ValueLoss", "Entropy", "GradNorm", "ClipFraction", "ApproxKL")
         stats: dict[str, list[float]] = {name: [] for name in names}
         for _ in range(c.epochs):
-            for mb in batch.minibatches(size):
+            for mb in batch.minibatches(size, generator=self.generator):
                 new = self.agent(self.policy).evaluate(mb)
                 (new_values,) = new.others
                 adv = mb.standardize(mb.advantages) if c.normalize_advantages else mb.advantages
@@ -74,4 +78,19 @@ class PPO(Algorithm):
                         mb.step_mean(((ratio - 1).abs() > c.clip).float()).item()
                     )
                     stats["ApproxKL"].append(mb.step_mean((ratio - 1) - log_ratio).item())
+        if debug:
+            self.log_change("loss", before, self.objective(batch))
         return {k: sum(v) / len(v) for k, v in stats.items()}
+
+    def objective(self, batch: Rollout) -> float:
+        """The clipped loss on a whole batch under the current policy (for DEBUG logs)."""
+        c = self.config
+        with torch.no_grad():
+            new = self.agent(self.policy).evaluate(batch)
+            ratio = (new.logprobs - batch.logprobs).exp()
+            adv = (
+                batch.standardize(batch.advantages) if c.normalize_advantages else batch.advantages
+            )
+            surrogate = torch.min(ratio * adv, ratio.clamp(1 - c.clip, 1 + c.clip) * adv)
+            value = 0.5 * batch.step_mean((new.others[0] - batch.returns).pow(2))
+            return (-batch.step_mean(surrogate) + c.value_coef * value).item()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.algos.base import Algorithm, AlgorithmConfig, log
 from rlx.core.rollout import Rollout
 
 
@@ -53,6 +54,10 @@ class REINFORCE(Algorithm):
             loss = loss + c.value_coef * losses["ValueLoss"]
         info = {k: v.item() for k, v in losses.items()}
         info["GradNorm"] = self.optimize(loss)
+        if log.isEnabledFor(logging.DEBUG):
+            with torch.no_grad():
+                after = self.losses(rollout)
+            self.log_change("policy loss", info["PolicyLoss"], after["PolicyLoss"].item())
         return info
 
 

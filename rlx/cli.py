@@ -1,0 +1,230 @@
+"""The ``rlx`` command line: ``rlx train``, ``rlx eval``, ``rlx plot``.
+
+Every option of ``rlx train`` is a field of :class:`rlx.runner.RunConfig` or of the
+algorithm's config dataclass (``rlx train ppo ENV --help`` lists PPO's). Bad input ends
+with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlx.algos.registry import ALGORITHMS, algorithm_class
+from rlx.runner.checkpoint import CheckpointError
+
+USAGE_ERRORS = (ValueError, TypeError, FileNotFoundError, CheckpointError, KeyError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"rlx: error: {message}\n")
+        raise SystemExit(2)
+
+
+def fail(message: str) -> int:
+    sys.stderr.write(f"rlx: error: {message}\n")
+    return 2
+
+
+def train_parser(algo: str | None) -> Parser:
+    from rlx.runner.config import RunConfig, add_arguments
+
+    parser = Parser(prog="rlx train", description="Train an algorithm on an environment.")
+    parser.add_argument("algo", nargs="?", help=f"algorithm: {', '.join(ALGORITHMS)}")
+    parser.add_argument("env", nargs="?", help="gymnasium environment id, e.g. CartPole-v1")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    add_arguments(parser, RunConfig, skip=("algo", "env"))
+    if algo is not None:
+        add_arguments(parser, algorithm_class(algo).Config)
+    return parser
+
+
+def cmd_train(argv: list[str]) -> int:
+    from rlx.runner.config import RunConfig, from_arguments
+    from rlx.runner.runner import Runner
+
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("algo", nargs="?")
+    probe.add_argument("--resume")
+    known, _ = probe.parse_known_args(argv)
+    algo = known.algo if known.algo and not known.algo.startswith("-") else None
+    try:
+        if known.resume:
+            saved = json.loads((Path(known.resume) / "config.json").read_text())
+            algo = saved["run"]["algo"]
+        args = train_parser(algo).parse_args(argv)
+        if args.resume:
+            given = {k: v for k, v in vars(args).items() if k not in ("algo", "env", "resume")}
+            runner = Runner.resume(args.resume, **given)
+        else:
+            if not args.algo or not args.env:
+                return fail(
+                    "rlx train needs ALGO and ENV (e.g. rlx train ppo CartPole-v1), or --resume RUN_DIR."
+                )
+            algo_cls = algorithm_class(args.algo)
+            run = from_arguments(RunConfig, args, algo=args.algo, env=args.env)
+            algo_config = from_arguments(algo_cls.Config, args)
+            validate_algo_config(algo_config)
+            runner = Runner(run, algo_config)
+    except USAGE_ERRORS as err:
+        return fail(str(err).strip("'\""))
+    except OSError as err:
+        return fail(str(err))
+    row = runner.train()
+    print(f"run directory: {runner.run_dir}")
+    if row:
+        print(f"steps {row['CumSteps']}  average return {row['ReturnAverage']:.1f}")
+    return 0
+
+
+def validate_algo_config(config: Any) -> None:
+    """Counts and rates must be positive: a one-line error otherwise."""
+    for name in ("num_envs", "steps", "horizon", "epochs", "minibatches"):
+        value = getattr(config, name, 1)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
+    for name in ("lr", "gamma"):
+        value = getattr(config, name)
+        if value <= 0:
+            raise ValueError(f"--{name} must be positive, got {value}.")
+
+
+def cmd_eval(argv: list[str]) -> int:
+    parser = Parser(prog="rlx eval", description="Run a trained policy for some episodes.")
+    parser.add_argument("checkpoint", help="a checkpoint file or a run directory (its newest)")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--video", metavar="DIR", help="record the episodes as videos in DIR")
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--stochastic", action="store_true", help="sample actions (default: mode)")
+    args = parser.parse_args(argv)
+    from rlx.runner.evaluation import evaluate_checkpoint
+
+    if args.episodes <= 0:
+        return fail(f"--episodes must be positive, got {args.episodes}.")
+    try:
+        returns = evaluate_checkpoint(
+            args.checkpoint, args.episodes, seed=args.seed, video_dir=args.video,
+            deterministic=not args.stochastic,
+        )  # fmt: skip
+    except USAGE_ERRORS as err:
+        return fail(str(err))
+    mean = sum(returns) / len(returns)
+    print(f"episodes {len(returns)}  average return {mean:.2f}  min {min(returns):.2f}  "
+          f"max {max(returns):.2f}")  # fmt: skip
+    return 0
+
+
+def cmd_plot(argv: list[str]) -> int:
+    parser = Parser(prog="rlx plot", description="Plot learning curves of run directories.")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("-o", "--output", default="curves.png")
+    parser.add_argument("--x", default="CumSteps", help="column for the x axis")
+    parser.add_argument("--y", default="ReturnAverage", help="column for the y axis")
+    args = parser.parse_args(argv)
+    from rlx.runner.plot import plot_runs
+
+    try:
+        data = plot_runs(args.runs, args.output, args.x, args.y)
+    except USAGE_ERRORS as err:
+        return fail(str(err))
+    print(f"wrote {args.output}: {', '.join(data)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: rlx {train,eval,plot} ...\n\n"
+              "  rlx train ALGO ENV [options]     train (rlx train ppo CartPole-v1 --help)\n"
+              "  rlx train --resume RUN_DIR       continue a run\n"
+              "  rlx eval CHECKPOINT --episodes N [--video DIR]\n"
+              "  rlx plot RUN_DIR... -o curves.png")  # fmt: skip
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        return fail(f"unknown command {argv[0]!r}: use train, eval or plot.")
+    return command(argv[1:])
+
+
+# ------------------------------------------------------------- the rlx seed's form
+SEED_ALGOS = ("rf", "ac", "a2c", "ppo", "offpac")
+
+
+def seed_main(argv: list[str] | None = None) -> int:
+    """``python main.py --algo ppo --policytype rnn --batch_size 16 ...`` (the rlx seed's CLI).
+
+    Each update uses ``--batch_size`` whole episodes of at most ``--horizon`` steps
+    (sampled in parallel environments); training stops after ``--max_episode`` episodes.
+    """
+    from rlx.runner.config import RunConfig
+    from rlx.runner.runner import Runner
+
+    p = Parser(prog="main.py", description=seed_main.__doc__)
+    p.add_argument("--algo", default="ppo", help="|".join(SEED_ALGOS))
+    p.add_argument("--policytype", default="mlp", choices=("mlp", "rnn"))
+    p.add_argument("--env", default="CartPole-v0")
+    p.add_argument("--gamma", type=float, default=0.99)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--entropy_reg", type=float, default=0.0)
+    p.add_argument("--ppo_clip", type=float, default=0.2)
+    p.add_argument("-K", "--ppo_k_epochs", type=int, default=4)
+    p.add_argument("--grad_clip", type=float, default=None)
+    p.add_argument("--batch_size", type=int, default=16, help="episodes per update")
+    p.add_argument("--horizon", type=int, default=500)
+    p.add_argument("--max_episode", type=int, default=5000)
+    p.add_argument("--interval", type=int, default=10, help="iterations between checkpoints")
+    p.add_argument("--rbsize", type=int, default=100, help="episodes kept for off-policy replay")
+    p.add_argument("--render", action="store_true", help="record 3 episodes as videos at the end")
+    p.add_argument("--standardize_return", action="store_true")
+    p.add_argument("--tbdir", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=int, default=None, help="environments (default batch_size)")
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    try:
+        if a.algo not in SEED_ALGOS:
+            raise ValueError(
+                f"unknown algorithm {a.algo!r}: choose one of {', '.join(SEED_ALGOS)}."
+            )
+        cls = algorithm_class(a.algo)
+        for name in ("batch_size", "horizon", "max_episode", "ppo_k_epochs"):
+            if getattr(a, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(a, name)}.")
+        fields = {"num_envs": a.num_envs or a.batch_size, "episodes": True, "horizon": a.horizon,
+                  "lr": a.lr, "gamma": a.gamma, "grad_clip": a.grad_clip,
+                  "entropy_coef": a.entropy_reg}  # fmt: skip
+        extra = {"clip": a.ppo_clip, "epochs": a.ppo_k_epochs, "replay_episodes": a.rbsize,
+                 "standardize_return": a.standardize_return,
+                 "normalize_advantages": a.standardize_return}  # fmt: skip
+        known = {f for f in cls.Config.__dataclass_fields__}
+        fields.update({k: v for k, v in extra.items() if k in known})
+        algo_config = cls.Config(**fields)
+        run = RunConfig(algo=a.algo, env=a.env, policy=a.policytype, seed=a.seed, device=a.device,
+                        total_steps=10**12, total_episodes=a.max_episode, tbdir=a.tbdir,
+                        checkpoint_every=a.interval)  # fmt: skip
+        runner = Runner(run, algo_config)
+    except USAGE_ERRORS as err:
+        return fail(str(err))
+    row = runner.train()
+    print(f"run directory: {runner.run_dir}")
+    if a.render:
+        from rlx.runner.evaluation import evaluate_checkpoint
+
+        evaluate_checkpoint(runner.run_dir, 3, video_dir=runner.run_dir / "videos")
+        print(f"videos: {runner.run_dir / 'videos'}")
+    if row:
+        print(f"episodes {runner.episodes}  average return {row['ReturnAverage']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

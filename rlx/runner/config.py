@@ -1,0 +1,177 @@
+"""Run options as a typed dataclass, and dataclasses as command-line flags.
+
+The same dataclasses configure a run from Python and from the ``rlx`` command line:
+every field becomes a flag (``num_envs`` → ``--num-envs``) whose help is the field's
+docstring, so the CLI and the Python API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+
+@dataclass
+class RunConfig:
+    """What to train, for how long, and what to record."""
+
+    algo: str = "ppo"
+    """Algorithm name (see ``rlx.algos.ALGORITHMS``)."""
+    env: str = "CartPole-v1"
+    """Gymnasium environment id."""
+    policy: str = "mlp"
+    """Ready policy: mlp, rnn (GRU), gru or lstm."""
+    hidden: int = 64
+    """Width of the policy's hidden layers."""
+    total_steps: int = 100_000
+    """Stop after this many environment steps."""
+    total_episodes: int | None = None
+    """Also stop after this many finished episodes."""
+    target_return: float | None = None
+    """Also stop once the online average return reaches this value."""
+    seed: int = 0
+    """Seeds torch, numpy, Python and the environments."""
+    device: str = "cpu"
+    """Torch device of the policy (cpu, cuda, cuda:1...)."""
+    torch_threads: int = 1
+    """torch.set_num_threads; 1 is fastest for small networks on few cores."""
+    window: int = 100
+    """Finished episodes in the online return average."""
+    eval_every: int = 0
+    """Evaluate with deterministic actions every this many steps (0: never)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, on separate environments."""
+    checkpoint_every: int = 50
+    """Iterations between checkpoints (a final one is always written)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk (at least 2, so a corrupt one has a fallback)."""
+    run_dir: str | None = None
+    """Where the run writes; default runs/ALGO-ENV-sSEED-TIME."""
+    tensorboard: bool = True
+    """Write TensorBoard event files (needs the tensorboard extra)."""
+    tbdir: str | None = None
+    """TensorBoard directory (default: RUN_DIR/tb)."""
+    wandb: bool = False
+    """Log to Weights & Biases (needs the wandb package)."""
+    wandb_project: str = "rlx"
+    """Weights & Biases project."""
+    progress: bool = True
+    """Show a live progress bar."""
+    plot: bool = True
+    """Write RUN_DIR/curves.png at the end."""
+    log_level: str = "INFO"
+    """Level of RUN_DIR/log.txt (DEBUG shows each update's loss before and after)."""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad option."""
+        positive = ("total_steps", "hidden", "torch_threads", "window", "eval_episodes",
+                    "checkpoint_every")  # fmt: skip
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{flag(name)} must be positive, got {getattr(self, name)}.")
+        if self.eval_every < 0:
+            raise ValueError(f"--eval-every must be 0 (off) or positive, got {self.eval_every}.")
+        if self.total_episodes is not None and self.total_episodes <= 0:
+            raise ValueError(f"--total-episodes must be positive, got {self.total_episodes}.")
+        if self.keep_checkpoints < 2:
+            raise ValueError("--keep-checkpoints must be at least 2 (one to fall back on).")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(
+                f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level}."
+            )
+
+
+def flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under each dataclass field, including inherited ones."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:], strict=False):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _base_type(annotation: Any) -> tuple[type, bool]:
+    """(type, optional) for annotations such as ``int``, ``float | None``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], True
+    return annotation, False
+
+
+def _parse_optional(kind: type):
+    def parse(text: str):
+        if text.lower() in ("none", "null", "off"):
+            return None
+        return kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """A ``--flag`` per field of dataclass ``cls``; unset flags stay absent (SUPPRESS)."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    group = parser.add_argument_group(cls.__name__)
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        kind, optional = _base_type(hints[field.name])
+        default = field.default if field.default is not dataclasses.MISSING else None
+        help_text = f"{docs.get(field.name, '')} (default: {default})"
+        name = f"--{flag(field.name)}"
+        if kind is bool:
+            group.add_argument(name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)  # fmt: skip
+        else:
+            parse = _parse_optional(kind) if optional else kind
+            group.add_argument(name, type=parse, default=argparse.SUPPRESS, help=help_text,
+                               metavar=kind.__name__.upper())  # fmt: skip
+
+
+def from_arguments(cls: type, namespace: argparse.Namespace, **extra: Any) -> Any:
+    """An instance of ``cls`` from the flags that were given (others keep defaults)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in vars(namespace).items() if k in names}
+    values.update({k: v for k, v in extra.items() if k in names})
+    return cls(**values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} options {sorted(unknown)}.")
+    return cls(**values)

@@ -1,0 +1,65 @@
+"""Running a trained policy from a checkpoint: ``rlx eval``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+
+from rlx.algos.registry import algorithm_class
+from rlx.core.agent import Agent
+from rlx.policies import make_policy
+from rlx.runner import checkpoint
+from rlx.runner.config import RunConfig, from_dict
+from rlx.runner.runner import episode_horizon
+
+
+def locate(path: str | Path) -> tuple[Path, dict]:
+    """(run directory, checkpoint state) for a checkpoint file or a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        return path, checkpoint.load_latest(path / "checkpoints")
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: give a checkpoint file or a run directory."
+        )
+    return path.parent.parent, checkpoint.read(path)
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    episodes: int,
+    seed: int = 12345,
+    video_dir: str | Path | None = None,
+    deterministic: bool = True,
+) -> list[float]:
+    """Returns of ``episodes`` episodes of the checkpoint's policy (recorded if ``video_dir``)."""
+    run_dir, state = locate(path)
+    saved = json.loads((run_dir / "config.json").read_text())
+    run = from_dict(RunConfig, saved["run"])
+    algorithm_class(run.algo)  # the run's algorithm must still exist
+    horizon = episode_horizon(run.env)
+    if video_dir is not None:
+        try:
+            import moviepy  # noqa: F401
+        except ImportError:
+            raise ValueError("--video needs moviepy: pip install 'rlx[video]'.") from None
+        env = gym.wrappers.RecordVideo(
+            gym.make(run.env, render_mode="rgb_array"), str(video_dir),
+            episode_trigger=lambda _: True, disable_logger=True,
+        )  # fmt: skip
+        agent = Agent(env, seed=seed)
+    else:
+        agent = Agent(run.env, num_envs=episodes, seed=seed)
+    hidden = run.hidden if run.policy != "mlp" else (run.hidden, run.hidden)
+    policy = make_policy(agent.observation_space, agent.action_space, run.policy, hidden=hidden)
+    policy.load_state_dict(state["algorithm"]["policy"])
+    returns: list[float] = []
+    with torch.no_grad():
+        while len(returns) < episodes:
+            rollout = agent(policy).episode(horizon, deterministic=deterministic)
+            returns += rollout.rewards.sum(0).tolist()
+    agent.close()
+    return returns[:episodes]

@@ -1,0 +1,138 @@
+"""Where a run's progress goes: progress.csv, TensorBoard, Weights & Biases, a live bar.
+
+``progress.csv`` has one row per iteration with rlpyt-style columns (Iteration,
+CumSteps, CumTime, StepsPerSecond, ReturnAverage/Std/Median/Min/Max, LengthAverage,
+EvalReturnAverage) followed by the algorithm's own scalars. Columns are fixed by the
+first row. On resume the file is cut back to the rows the checkpoint had seen, so a
+resumed run's file reads as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("rlx")
+
+STANDARD_COLUMNS = (
+    "Iteration", "CumSteps", "CumTime", "StepsPerSecond", "ReturnAverage", "ReturnStd",
+    "ReturnMedian", "ReturnMin", "ReturnMax", "LengthAverage", "EvalReturnAverage",
+)  # fmt: skip
+WALL_CLOCK_COLUMNS = ("CumTime", "StepsPerSecond")
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+class RunLogger:
+    """Writes each iteration's row to every enabled destination."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        total_steps: int,
+        keep_rows: int | None = None,
+        tensorboard: bool = True,
+        tbdir: str | None = None,
+        wandb_project: str | None = None,
+        config: dict[str, Any] | None = None,
+        progress: bool = True,
+        start_steps: int = 0,
+        purge_step: int | None = None,
+    ) -> None:
+        self.path = run_dir / "progress.csv"
+        self.columns: list[str] | None = None
+        self.rows = 0
+        if keep_rows is not None and self.path.exists():
+            self._truncate(keep_rows)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                log.warning("TensorBoard is not installed: pip install 'rlx[tensorboard]'.")
+            else:
+                self.writer = SummaryWriter(tbdir or str(run_dir / "tb"), purge_step=purge_step)
+        self.wandb = None
+        if wandb_project is not None:
+            try:
+                import wandb
+            except ImportError:
+                raise RuntimeError(
+                    "--wandb needs Weights & Biases: pip install wandb (and `wandb login`, or "
+                    "WANDB_MODE=offline)."
+                ) from None
+            self.wandb = wandb.init(project=wandb_project, config=config, dir=str(run_dir),
+                                    name=run_dir.name, resume="allow")  # fmt: skip
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_steps, unit="step", file=sys.stderr,
+                            dynamic_ncols=True, smoothing=0.1, mininterval=0.5)  # fmt: skip
+
+    def _truncate(self, keep_rows: int) -> None:
+        with open(self.path, newline="") as f:
+            lines = f.readlines()
+        if not lines:
+            return
+        self.columns = next(csv.reader([lines[0]]))
+        kept = lines[: 1 + keep_rows]
+        with open(self.path, "w", newline="") as f:
+            f.writelines(kept)
+        self.rows = len(kept) - 1
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.columns is None:
+            extra = [k for k in row if k not in STANDARD_COLUMNS]
+            self.columns = [*STANDARD_COLUMNS, *extra]
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([_cell(row.get(c)) for c in self.columns])
+        self.rows += 1
+        step = int(row["CumSteps"])
+        scalars = {k: float(v) for k, v in row.items()
+                   if isinstance(v, (int, float)) and not math.isnan(float(v))}  # fmt: skip
+        if self.writer is not None:
+            for key, value in scalars.items():
+                if key not in ("Iteration", "CumSteps"):
+                    self.writer.add_scalar(key, value, global_step=step)
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            post = {"steps/s": f"{row.get('StepsPerSecond', 0):.0f}"}
+            if not math.isnan(row.get("ReturnAverage", math.nan)):
+                post["return"] = f"{row['ReturnAverage']:.1f}"
+            self.bar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def setup_file_log(run_dir: Path, level: str) -> logging.Handler:
+    """Send the ``rlx`` logger to RUN_DIR/log.txt at ``level``; warnings also to stderr."""
+    logger = logging.getLogger("rlx")
+    logger.setLevel(getattr(logging, level.upper()))
+    handler = logging.FileHandler(run_dir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    if not any(getattr(h, "_rlx_console", False) for h in logger.handlers):
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console._rlx_console = True  # type: ignore[attr-defined]
+        logger.addHandler(console)
+    return handler

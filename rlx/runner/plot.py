@@ -1,0 +1,95 @@
+"""Learning curves from run directories: mean and band over seeds, one line per group.
+
+Runs are grouped by everything in their ``config.json`` except the seed and the run
+directory, so several seeds of one configuration become one line (their mean, with a
+band of one standard deviation) and different configurations become different lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def read_progress(run_dir: Path) -> dict[str, np.ndarray]:
+    """Columns of ``progress.csv`` as float arrays (blank cells become NaN)."""
+    path = Path(run_dir) / "progress.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} an rlx run directory?")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path} has no rows yet.")
+    return {
+        k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+        for k in rows[0]
+    }
+
+
+def group_label(run_dir: Path) -> str:
+    config_path = Path(run_dir) / "config.json"
+    if not config_path.exists():
+        return Path(run_dir).name
+    run = json.loads(config_path.read_text())["run"]
+    label = f"{run['algo']} {run['env']}"
+    return label if run.get("policy", "mlp") == "mlp" else f"{label} ({run['policy']})"
+
+
+def curves(
+    run_dirs: list[Path], x: str = "CumSteps", y: str = "ReturnAverage", points: int = 200
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per group: the common x grid, the mean and std over runs, and the number of runs."""
+    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for run_dir in run_dirs:
+        data = read_progress(Path(run_dir))
+        for column in (x, y):
+            if column not in data:
+                raise ValueError(f"{run_dir}/progress.csv has no column {column!r}.")
+        keep = ~np.isnan(data[y])
+        if keep.any():
+            groups.setdefault(group_label(Path(run_dir)), []).append((data[x][keep], data[y][keep]))
+    result = {}
+    for label, runs in groups.items():
+        end = min(xs[-1] for xs, _ in runs)
+        start = max(xs[0] for xs, _ in runs)
+        grid = np.linspace(start, end, points) if end > start else np.array([end])
+        ys = np.stack([np.interp(grid, xs, vals) for xs, vals in runs])
+        result[label] = {
+            "x": grid,
+            "mean": ys.mean(0),
+            "std": ys.std(0),
+            "runs": np.array(len(runs)),
+        }
+    return result
+
+
+def plot_runs(
+    run_dirs: list[str | Path], output: str | Path, x: str = "CumSteps", y: str = "ReturnAverage"
+) -> dict[str, dict[str, np.ndarray]]:
+    """Write a PNG of ``y`` against ``x``; returns the plotted data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = curves([Path(d) for d in run_dirs], x, y)
+    if not data:
+        raise ValueError(f"no run has any {y} values to plot yet.")
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for label, c in data.items():
+        n = int(c["runs"])
+        (line,) = ax.plot(c["x"], c["mean"], label=f"{label} ({n} run{'s' * (n > 1)})")
+        if n > 1:
+            ax.fill_between(c["x"], c["mean"] - c["std"], c["mean"] + c["std"],
+                            color=line.get_color(), alpha=0.2)  # fmt: skip
+    ax.set_xlabel("environment steps" if x == "CumSteps" else x)
+    ax.set_ylabel("average return" if y == "ReturnAverage" else y)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(output)
+    plt.close(fig)
+    return data

@@ -1,0 +1,240 @@
+"""The training loop: iterations, online and offline returns, logging, checkpoints, resume.
+
+``Runner(RunConfig(...), PPOConfig(...)).train()`` builds the agent, a ready policy and
+the algorithm from the configs, then alternates ``algorithm.iteration()`` (sample and
+update) with bookkeeping until the step, episode or return target is reached. A run
+directory holds ``config.json``, ``progress.csv``, ``log.txt``, TensorBoard files under
+``tb/``, ``checkpoints/`` and, at the end, ``curves.png``.
+
+``Runner.resume(run_dir)`` rebuilds the same objects from ``config.json``, restores the
+newest usable checkpoint (policy, optimizer, algorithm counters and generator, RNG
+states, the agent's sampling position and, where possible, the environments' state) and
+continues. On CPU with a fixed seed the resumed run's later rows of ``progress.csv``
+equal an uninterrupted run's, wall-clock columns aside.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import statistics
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.algos.registry import algorithm_class
+from rlx.core.agent import Agent
+from rlx.envs.vector import unknown_id_error
+from rlx.policies import make_policy
+from rlx.runner import checkpoint
+from rlx.runner.config import RunConfig, from_dict, to_dict
+from rlx.runner.logger import RunLogger, setup_file_log
+
+log = logging.getLogger("rlx")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_run_dir(run: RunConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{run.algo}-{run.env}-s{run.seed}-{stamp}"
+
+
+def episode_horizon(env_id: str) -> int:
+    spec = gym.spec(env_id)
+    return spec.max_episode_steps or 10_000
+
+
+class Runner:
+    """Trains one algorithm on one environment as configured; see the module docstring."""
+
+    def __init__(self, run: RunConfig, algo_config: AlgorithmConfig | None = None) -> None:
+        run.validate()
+        cls = algorithm_class(run.algo)
+        try:
+            gym.spec(run.env)
+        except gym.error.Error as err:
+            raise unknown_id_error(run.env, err) from None
+        self.run = run
+        self.algo_config = algo_config if algo_config is not None else cls.Config()
+        if not isinstance(self.algo_config, cls.Config):
+            raise TypeError(
+                f"{run.algo} takes a {cls.Config.__name__}, got {type(algo_config).__name__}."
+            )
+        self.run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run)
+        seed_everything(run.seed)
+        torch.set_num_threads(run.torch_threads)
+        self.agent = Agent(run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
+        self.policy = make_policy(
+            self.agent.observation_space, self.agent.action_space, run.policy,
+            hidden=run.hidden if run.policy != "mlp" else (run.hidden, run.hidden),
+        ).to(run.device)  # fmt: skip
+        self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
+        self.algorithm.seed(run.seed)
+        self.iteration = 0
+        self.episodes = 0
+        self.elapsed = 0.0
+        self.next_eval = run.eval_every if run.eval_every else math.inf
+        self.last_eval: float | None = None
+        self.window: deque[tuple[float, int]] = deque(maxlen=run.window)
+        self._resumed: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ resume
+    @classmethod
+    def resume(cls, run_dir: str | Path, **overrides: Any) -> Runner:
+        """A runner that continues the run in ``run_dir`` from its newest usable checkpoint.
+
+        ``overrides`` may change run options such as ``total_steps`` (to extend a run).
+        """
+        run_dir = Path(run_dir)
+        config_path = run_dir / "config.json"
+        if not config_path.exists():
+            raise FileNotFoundError(f"{config_path} not found: is {run_dir} an rlx run directory?")
+        saved = json.loads(config_path.read_text())
+        run = from_dict(RunConfig, {**saved["run"], **overrides, "run_dir": str(run_dir)})
+        algo_cls = algorithm_class(run.algo)
+        runner = cls(run, from_dict(algo_cls.Config, saved["algo"]))
+        state = checkpoint.load_latest(run_dir / "checkpoints", map_location=run.device)
+        runner._restore(state)
+        return runner
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm.state_dict(),
+            "agent": self.agent.state_dict(self.policy),
+            "rng": checkpoint.rng_state(),
+            "counters": {
+                "iteration": self.iteration,
+                "episodes": self.episodes,
+                "elapsed": self.elapsed,
+                "next_eval": self.next_eval if math.isfinite(self.next_eval) else -1,
+                "last_eval": self.last_eval,
+                "rows": self.iteration,
+            },
+            "window": [list(w) for w in self.window],
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.algorithm.load_state_dict(state["algorithm"])
+        exact = self.agent.load_state_dict(state["agent"], self.policy)
+        if not exact:
+            log.warning("the environments' state could not be restored: new episodes start.")
+        checkpoint.set_rng_state(state["rng"])
+        c = state["counters"]
+        self.iteration, self.episodes, self.elapsed = c["iteration"], c["episodes"], c["elapsed"]
+        self.next_eval = c["next_eval"] if c["next_eval"] >= 0 else math.inf
+        self.last_eval = c["last_eval"]
+        self.window.extend((float(r), int(n)) for r, n in state["window"])
+        self._resumed = state
+        log.info("resumed from %s at iteration %d", state["path"], self.iteration)
+
+    # ---------------------------------------------------------------- training
+    def evaluate(self, episodes: int | None = None) -> float:
+        """Average return of deterministic episodes on fresh evaluation environments."""
+        n = episodes or self.run.eval_episodes
+        seed = self.run.seed + 1_000_003 * (1 + self.iteration)
+        agent = Agent(self.run.env, num_envs=n, seed=seed)
+        with torch.no_grad():
+            rollout = agent(self.policy).episode(episode_horizon(self.run.env), deterministic=True)
+        agent.close()
+        return rollout.rewards.sum(0).mean().item()
+
+    def _done(self) -> bool:
+        run = self.run
+        if self.agent.total_steps >= run.total_steps:
+            return True
+        if run.total_episodes is not None and self.episodes >= run.total_episodes:
+            return True
+        if run.target_return is not None and len(self.window) >= min(run.window, 10):
+            return statistics.fmean(r for r, _ in self.window) >= run.target_return
+        return False
+
+    def _row(self, info: dict[str, float], steps: int, seconds: float) -> dict[str, Any]:
+        returns = [r for r, _ in self.window]
+        lengths = [n for _, n in self.window]
+        row: dict[str, Any] = {
+            "Iteration": self.iteration,
+            "CumSteps": self.agent.total_steps,
+            "CumTime": self.elapsed,
+            "StepsPerSecond": steps / seconds if seconds > 0 else math.nan,
+            "ReturnAverage": statistics.fmean(returns) if returns else math.nan,
+            "ReturnStd": statistics.pstdev(returns) if returns else math.nan,
+            "ReturnMedian": statistics.median(returns) if returns else math.nan,
+            "ReturnMin": min(returns) if returns else math.nan,
+            "ReturnMax": max(returns) if returns else math.nan,
+            "LengthAverage": statistics.fmean(lengths) if lengths else math.nan,
+            "EvalReturnAverage": self.last_eval if self.last_eval is not None else math.nan,
+        }
+        row.update(info)
+        return row
+
+    def train(self) -> dict[str, Any]:
+        """Run until done; returns the last row of progress.csv as a dict."""
+        run = self.run
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = {"run": to_dict(run), "algo": to_dict(self.algo_config)}
+        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        handler = setup_file_log(self.run_dir, run.log_level)
+        resumed = self._resumed is not None
+        logger = RunLogger(
+            self.run_dir,
+            run.total_steps,
+            keep_rows=self.iteration if resumed else 0,
+            tensorboard=run.tensorboard,
+            tbdir=run.tbdir,
+            wandb_project=run.wandb_project if run.wandb else None,
+            config=config,
+            progress=run.progress,
+            start_steps=self.agent.total_steps,
+            purge_step=self.agent.total_steps + 1 if resumed else None,
+        )
+        log.info("training %s on %s; run directory %s", run.algo, run.env, self.run_dir)
+        row: dict[str, Any] = {}
+        try:
+            while not self._done():
+                start, steps_before = time.perf_counter(), self.agent.total_steps
+                self.algorithm.progress = steps_before / run.total_steps
+                info = self.algorithm.iteration()
+                self.iteration += 1
+                finished = self.agent.pop_episodes()
+                self.episodes += len(finished)
+                self.window.extend(finished)
+                if self.agent.total_steps >= self.next_eval:
+                    self.last_eval = self.evaluate()
+                    while self.next_eval <= self.agent.total_steps:
+                        self.next_eval += run.eval_every
+                seconds = time.perf_counter() - start
+                self.elapsed += seconds
+                row = self._row(info, self.agent.total_steps - steps_before, seconds)
+                logger.log(row)
+                if self.iteration % run.checkpoint_every == 0:
+                    self.save()
+            self.save()
+        finally:
+            logger.close()
+            logging.getLogger("rlx").removeHandler(handler)
+            handler.close()
+        if run.plot:
+            from rlx.runner.plot import plot_runs
+
+            plot_runs([self.run_dir], self.run_dir / "curves.png")
+        return row
+
+    def save(self) -> Path:
+        """Write a checkpoint of everything the run needs to continue."""
+        return checkpoint.save(
+            self.run_dir / "checkpoints", self.iteration, self._state(), self.run.keep_checkpoints
+        )
