@@ -65,7 +65,8 @@ def cmd_train(argv: list[str]) -> int:
         else:
             if not args.algo or not args.env:
                 return fail(
-                    "rlx train needs ALGO and ENV (e.g. rlx train ppo CartPole-v1), or --resume RUN_DIR."
+                    "rlx train needs ALGO and ENV (e.g. rlx train ppo CartPole-v1), "
+                    "or --resume RUN_DIR."
                 )
             algo_cls = algorithm_class(args.algo)
             run = from_arguments(RunConfig, args, algo=args.algo, env=args.env)
