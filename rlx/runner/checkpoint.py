@@ -58,7 +58,11 @@ def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - every failure means the same: not usable
-        text = str(err).split("\n")[0]
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        text = next(
+            (line for line in lines if "Unsupported global" in line), lines[0] if lines else ""
+        )
+        text = text if len(text) <= 160 else text[:157] + "..."
         if "weights_only" in str(err) or "Unsupported global" in str(err):
             reason = f"refused: it holds more than weights and would run code when loaded ({text})"
         else:

@@ -48,7 +48,9 @@ def evaluate_checkpoint(
             raise ValueError("--video needs moviepy: pip install 'rlx[video]'.") from None
         env = gym.wrappers.RecordVideo(
             gym.make(run.env, render_mode="rgb_array"), str(video_dir),
-            episode_trigger=lambda _: True, disable_logger=True,
+            # Each rlx episode is followed by an autoreset that opens an empty episode
+            # (odd numbers); record only the real ones.
+            episode_trigger=lambda k: k % 2 == 0, disable_logger=True,
         )  # fmt: skip
         agent = Agent(env, seed=seed)
     else:
@@ -57,9 +59,13 @@ def evaluate_checkpoint(
     policy = make_policy(agent.observation_space, agent.action_space, run.policy, hidden=hidden)
     policy.load_state_dict(state["algorithm"]["policy"])
     returns: list[float] = []
-    with torch.no_grad():
-        while len(returns) < episodes:
-            rollout = agent(policy).episode(horizon, deterministic=deterministic)
-            returns += rollout.rewards.sum(0).tolist()
-    agent.close()
+    try:
+        with torch.no_grad():
+            while len(returns) < episodes:
+                rollout = agent(policy).episode(horizon, deterministic=deterministic)
+                returns += rollout.rewards.sum(0).tolist()
+    except gym.error.DependencyNotInstalled as err:
+        raise ValueError(f"recording video needs the environment's renderer: {err}") from None
+    finally:
+        agent.close()
     return returns[:episodes]

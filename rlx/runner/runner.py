@@ -139,7 +139,6 @@ class Runner:
         self.last_eval = c["last_eval"]
         self.window.extend((float(r), int(n)) for r, n in state["window"])
         self._resumed = state
-        log.info("resumed from %s at iteration %d", state["path"], self.iteration)
 
     # ---------------------------------------------------------------- training
     def evaluate(self, episodes: int | None = None) -> float:
@@ -202,6 +201,8 @@ class Runner:
             purge_step=self.agent.total_steps + 1 if resumed else None,
         )
         log.info("training %s on %s; run directory %s", run.algo, run.env, self.run_dir)
+        if resumed:
+            log.info("resumed from %s at iteration %d", self._resumed["path"], self.iteration)
         row: dict[str, Any] = {}
         try:
             while not self._done():
