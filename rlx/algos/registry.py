@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 
 from rlx.algos.base import Algorithm
-from rlx.algos.pg import A2C, PPO, REINFORCE, REINFORCEBaseline
+from rlx.algos.pg import A2C, PPO, REINFORCE, OffPAC, REINFORCEBaseline
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     "rf": REINFORCE,
     "ac": REINFORCEBaseline,
     "a2c": A2C,
     "ppo": PPO,
+    "offpac": OffPAC,
 }
 
 

@@ -87,3 +87,43 @@ def nstep_returns(
         alive[T - k :] = False
         discount *= gamma
     return out
+
+
+def vtrace(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    log_ratios: torch.Tensor,
+    terminations: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    rho_clip: float = 1.0,
+    c_clip: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Off-policy value targets and policy-gradient advantages with truncated importance
+    weights (V-trace, Espeholt et al. 2018, eq. 1; the truncation of Degris et al. 2012).
+
+    ``log_ratios`` are ``log pi(a|s) - log mu(a|s)`` of the target over the behaviour
+    policy. Returns ``(targets, advantages)``: ``targets`` regress the value function;
+    ``advantages = rho_t (r_t + gamma v_{t+1} - V(s_t))`` weight ``log pi(a_t|s_t)``.
+    With equal policies and clips of 1 the targets are the bootstrapped returns of
+    ``gae(lam=1) + values``.
+    """
+    rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
+    ratios = log_ratios.detach().exp()
+    rho = ratios.clamp(max=rho_clip)
+    c = ratios.clamp(max=c_clip)
+    alive = (~terminations).to(rewards.dtype)
+    deltas = rho * (rewards + gamma * alive * next_values - values)
+    keep = gamma * c * (~dones).to(rewards.dtype)
+    corrections = torch.empty_like(deltas)
+    running = torch.zeros_like(deltas[0])
+    for t in range(deltas.shape[0] - 1, -1, -1):
+        running = deltas[t] + keep[t] * running
+        corrections[t] = running
+    targets = values + corrections
+    # v_{t+1}: the next target inside an episode, the bootstrap value where it was cut.
+    following = torch.cat([targets[1:], next_values[-1:]])
+    following = torch.where(dones, next_values, following)
+    advantages = rho * (rewards + gamma * alive * following - values)
+    return targets, advantages

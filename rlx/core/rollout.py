@@ -377,6 +377,32 @@ class Rollout:
         self._returns = self._masked(adv + values.detach())
         return self._advantages
 
+    def vtrace(
+        self,
+        values: torch.Tensor,
+        log_ratios: torch.Tensor,
+        gamma: float = 0.99,
+        rho_clip: float = 1.0,
+        c_clip: float = 1.0,
+        next_values: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Off-policy targets with truncated importance weights (V-trace).
+
+        ``log_ratios`` are log pi(a|s) - log mu(a|s) of the learner over the policy that
+        sampled the rollout. Sets ``returns`` (value targets) and returns and sets
+        ``advantages`` (already weighted by the truncated ratio). ``next_values`` is
+        found as in :meth:`gae`.
+        """
+        nxt = _as_steps(self._next_values_for(values, next_values), self.shape, "next_values")
+        values = _as_steps(values, self.shape, "values")
+        targets, adv = returns_math.vtrace(
+            self.rewards, values, nxt, _as_steps(log_ratios, self.shape, "log_ratios"),
+            self.terminations, self._cuts(), gamma, rho_clip, c_clip,
+        )  # fmt: skip
+        self._returns = self._masked(targets)
+        self._advantages = self._masked(adv)
+        return self._advantages
+
     def nstep_returns(
         self,
         values: torch.Tensor,

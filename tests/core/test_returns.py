@@ -172,3 +172,39 @@ def test_gae_finds_next_values_of_its_own_extra_and_explains_otherwise():
         r.gae(torch.zeros(3), next_values=torch.zeros(1, 1))
     with pytest.raises(ValueError, match="at least 1"):
         r.nstep_returns(torch.zeros(1, 1), n=0, next_values=torch.zeros(1, 1))
+
+
+def test_vtrace_on_policy_equals_bootstrapped_returns():
+    rng = np.random.default_rng(1)
+    r = torch.as_tensor(rng.normal(size=(8, 3)))
+    v = torch.as_tensor(rng.normal(size=(8, 3)))
+    nv = torch.cat([v[1:], torch.as_tensor(rng.normal(size=(1, 3)))])
+    term = torch.zeros(8, 3, dtype=torch.bool)
+    term[3, 0] = True
+    trunc = torch.zeros(8, 3, dtype=torch.bool)
+    trunc[5, 2] = True
+    nv[5, 2] = 7.0  # the final observation's value after the truncation
+    dones = term | trunc
+    targets, adv = R.vtrace(r, v, nv, torch.zeros(8, 3, dtype=torch.float64), term, dones, 0.9)
+    torch.testing.assert_close(targets, R.gae(r, v, nv, term, dones, 0.9, 1.0) + v)
+    torch.testing.assert_close(
+        adv,
+        R.gae(r, v, nv, term, dones, 0.9, 0.0)
+        + 0.9
+        * (
+            torch.where(dones, nv, torch.cat([targets[1:], nv[-1:]]))
+            - torch.where(dones, nv, torch.cat([v[1:], nv[-1:]]))
+        )
+        * (~term),
+    )
+
+
+def test_vtrace_truncates_importance_weights_by_hand():
+    # one step, terminal: target = v + rho * (r - v); rho = min(2, 1) = 1 and 0.5 below 1
+    r, v = torch.tensor([[1.0, 1.0]]), torch.tensor([[0.0, 0.0]])
+    log_ratios = torch.log(torch.tensor([[2.0, 0.5]]))
+    term = torch.ones(1, 2, dtype=torch.bool)
+    targets, adv = R.vtrace(r, v, torch.zeros(1, 2), log_ratios, term, term, 0.9)
+    assert targets.tolist() == [[1.0, 0.5]] and adv.tolist() == [[1.0, 0.5]]
+    targets, _ = R.vtrace(r, v, torch.zeros(1, 2), log_ratios, term, term, 0.9, rho_clip=10.0)
+    assert targets.tolist() == [[2.0, 0.5]]

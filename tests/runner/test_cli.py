@@ -101,7 +101,7 @@ def test_plot_groups_seeds_and_draws_their_mean(tmp_path):
     assert drawn.mean() > 0.02
 
 
-@pytest.mark.parametrize("algo", ["rf", "ac", "a2c", "ppo"])
+@pytest.mark.parametrize("algo", ["rf", "ac", "a2c", "ppo", "offpac"])
 def test_seed_main_runs_each_algorithm(algo, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = ["--algo", algo, "--policytype", "rnn" if algo == "ppo" else "mlp", "--batch_size", "4",

@@ -1,0 +1,97 @@
+"""Off-policy actor-critic (Degris, White and Sutton 2012) from a replay of episodes.
+
+Episodes are sampled by a behaviour policy (any Parametric; by default the learner as it
+was when the episode was sampled) and kept in an :class:`~rlx.replay.EpisodeReplay`.
+Each update re-evaluates replayed episodes under the current policy and corrects for the
+difference with truncated importance weights (V-trace targets and advantages).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from rlx.algos.base import Algorithm, AlgorithmConfig, log
+from rlx.core.agent import Agent
+from rlx.core.parametric import Parametric
+from rlx.core.rollout import Rollout
+from rlx.replay.episodes import EpisodeReplay
+
+
+@dataclass
+class OffPACConfig(AlgorithmConfig):
+    episodes: bool = True
+    """Sample whole episodes from the behaviour policy."""
+    lr: float = 1e-3
+    replay_episodes: int = 100
+    """Episodes kept in the replay."""
+    batch_episodes: int = 16
+    """Replayed episodes per update."""
+    updates: int = 4
+    """Updates per iteration (per batch of new episodes)."""
+    rho_clip: float = 1.0
+    """Truncation of the importance weight in targets and policy gradient."""
+    c_clip: float = 1.0
+    """Truncation of the trace-cutting weight."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    normalize_advantages: bool = False
+    """Standardise advantages within each batch."""
+
+
+class OffPAC(Algorithm):
+    """Off-policy actor-critic; the policy's first extra is its state value."""
+
+    name = "offpac"
+    Config = OffPACConfig
+    config: OffPACConfig
+
+    def __init__(
+        self,
+        agent: Agent,
+        policy: Parametric,
+        config: OffPACConfig,
+        behaviour: Parametric | None = None,
+    ) -> None:
+        super().__init__(agent, policy, config)
+        self.behaviour = behaviour if behaviour is not None else policy
+        self.replay = EpisodeReplay(config.replay_episodes)
+
+    def sample(self, dry: bool = False) -> Rollout:
+        with torch.no_grad():  # behaviour episodes, with the behaviour log-probs they need
+            return self.agent(self.behaviour).episode(self.config.horizon)
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        c = self.config
+        self.replay.add(rollout)
+        names = ("PolicyLoss", "ValueLoss", "Entropy", "GradNorm", "MeanRatio")
+        stats: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(c.updates):
+            batch = self.replay.sample(c.batch_episodes, self.generator)
+            new = self.agent(self.policy).evaluate(batch)
+            (values,) = new.others
+            log_ratios = (new.logprobs - batch.logprobs).detach()
+            advantages = new.vtrace(values, log_ratios, c.gamma, c.rho_clip, c.c_clip)
+            if c.normalize_advantages:
+                advantages = new.standardize(advantages)
+            policy_loss = -new.step_mean(new.logprobs * advantages)
+            value_loss = 0.5 * new.step_mean((new.returns - values).pow(2))
+            entropy = new.step_mean(new.entropy)
+            loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
+            stats["GradNorm"].append(self.optimize(loss))
+            stats["PolicyLoss"].append(policy_loss.item())
+            stats["ValueLoss"].append(value_loss.item())
+            stats["Entropy"].append(entropy.item())
+            stats["MeanRatio"].append(new.step_mean(log_ratios.exp()).item())
+            if log.isEnabledFor(logging.DEBUG):
+                self.log_change("loss", loss.item(), self._loss_now(batch, advantages))
+        info = {k: sum(v) / len(v) for k, v in stats.items()}
+        info["ReplayEpisodes"] = float(len(self.replay))
+        return info
+
+    def _loss_now(self, batch: Rollout, advantages: torch.Tensor) -> float:
+        with torch.no_grad():
+            again = self.agent(self.policy).evaluate(batch)
+            return (-again.step_mean(again.logprobs * advantages)).item()

@@ -1,0 +1,5 @@
+"""Replay buffers."""
+
+from rlx.replay.episodes import EpisodeReplay
+
+__all__ = ["EpisodeReplay"]

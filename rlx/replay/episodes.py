@@ -1,0 +1,40 @@
+"""A replay of whole episodes, for off-policy learning from episodic rollouts."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+
+from rlx.core.rollout import Rollout, cat
+
+
+class EpisodeReplay:
+    """Keeps the newest ``capacity`` episodes (single-environment columns of rollouts).
+
+    ``add`` splits a ``[T, B]`` rollout into its B episodes, trimmed to their valid
+    length; ``sample(n)`` joins ``n`` of them, drawn uniformly with replacement, into one
+    ``[T, n]`` rollout padded with invalid steps. Stored rollouts are detached.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"replay capacity must be at least 1 episode, got {capacity}.")
+        self.capacity = capacity
+        self.episodes: deque[Rollout] = deque(maxlen=capacity)
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def add(self, rollout: Rollout) -> None:
+        rollout = rollout.detach()
+        lengths = rollout.valid.sum(0).tolist()
+        for b, length in enumerate(lengths):
+            if length > 0:
+                self.episodes.append(rollout[: int(length), b])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Rollout:
+        if not self.episodes:
+            raise ValueError("the replay is empty: add episodes before sampling.")
+        picks = torch.randint(len(self.episodes), (n,), generator=generator).tolist()
+        return cat([self.episodes[i] for i in picks], dim=1)
