@@ -35,6 +35,8 @@ class RunConfig:
     """Stop after this many environment steps."""
     total_episodes: int | None = None
     """Also stop after this many finished episodes."""
+    total_iterations: int | None = None
+    """Also stop after this many iterations."""
     target_return: float | None = None
     """Also stop once the online average return reaches this value."""
     seed: int = 0
@@ -79,8 +81,10 @@ class RunConfig:
                 raise ValueError(f"--{flag(name)} must be positive, got {getattr(self, name)}.")
         if self.eval_every < 0:
             raise ValueError(f"--eval-every must be 0 (off) or positive, got {self.eval_every}.")
-        if self.total_episodes is not None and self.total_episodes <= 0:
-            raise ValueError(f"--total-episodes must be positive, got {self.total_episodes}.")
+        for name in ("total_episodes", "total_iterations"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{flag(name)} must be positive, got {value}.")
         if self.keep_checkpoints < 2:
             raise ValueError("--keep-checkpoints must be at least 2 (one to fall back on).")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

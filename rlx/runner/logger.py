@@ -57,7 +57,9 @@ class RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                log.warning("TensorBoard is not installed: pip install 'rlx[tensorboard]'.")
+                log.info(
+                    "TensorBoard is not installed (pip install 'rlx[tensorboard]'): no event files."
+                )
             else:
                 self.writer = SummaryWriter(tbdir or str(run_dir / "tb"), purge_step=purge_step)
         self.wandb = None

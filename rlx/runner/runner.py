@@ -22,6 +22,7 @@ import random
 import statistics
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,8 @@ class Runner:
             return True
         if run.total_episodes is not None and self.episodes >= run.total_episodes:
             return True
+        if run.total_iterations is not None and self.iteration >= run.total_iterations:
+            return True
         if run.target_return is not None and len(self.window) >= min(run.window, 10):
             return statistics.fmean(r for r, _ in self.window) >= run.target_return
         return False
@@ -180,8 +183,13 @@ class Runner:
         row.update(info)
         return row
 
-    def train(self) -> dict[str, Any]:
-        """Run until done; returns the last row of progress.csv as a dict."""
+    def train(
+        self, callbacks: list[Callable[[Runner, dict[str, Any]], None]] = ()
+    ) -> dict[str, Any]:
+        """Run until done; returns the last row of progress.csv as a dict.
+
+        Each of ``callbacks`` is called as ``callback(runner, row)`` after every iteration.
+        """
         run = self.run
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = {"run": to_dict(run), "algo": to_dict(self.algo_config)}
@@ -221,6 +229,8 @@ class Runner:
                 self.elapsed += seconds
                 row = self._row(info, self.agent.total_steps - steps_before, seconds)
                 logger.log(row)
+                for callback in callbacks:
+                    callback(self, row)
                 if self.iteration % run.checkpoint_every == 0:
                     self.save()
             self.save()
