@@ -139,7 +139,7 @@ def collect(
                     state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
                 states_in.append(tree_map(torch.Tensor.detach, state))
                 states_out.append(next_state)
-            obs, r, term, trunc, finals, hole = stepper.step(agent._to_env(action))
+            obs, r, term, trunc, finals, hole, done = stepper.step(agent._to_env(action))
 
             rewards[t] = r
             terminations[t] = term
@@ -167,8 +167,7 @@ def collect(
                     counted &= alive
                 ep_return += np.where(counted, rewards[t], 0.0)
                 ep_length += counted
-            done = terminations[t] | truncations[t]
-            any_done = bool(done.any())
+            any_done = done is not None
             if any_done:
                 ended = done if counted is None else done & counted
                 for i in np.flatnonzero(ended):
@@ -182,7 +181,7 @@ def collect(
                 next_start = hole if hole is not None else no_start
                 any_start = hole is not None
             else:
-                next_start = done
+                next_start = done if any_done else no_start
                 any_start = any_done
             if t + 1 < n and any_start:
                 starts[t + 1] = next_start

@@ -48,12 +48,11 @@ def _sample(d: Distribution) -> torch.Tensor:
     Subclasses fall back to their own ``sample``.
     """
     kind = type(d)
-    with torch.no_grad():
-        if kind is Categorical:
-            probs = d.probs
-            return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
-        if kind is Normal:
-            return torch.normal(d.loc, d.scale)
+    if kind is Categorical:
+        probs = d.probs.detach()
+        return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
+    if kind is Normal:
+        return torch.normal(d.loc.detach(), d.scale.detach())
     return d.sample()
 
 

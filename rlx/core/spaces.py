@@ -65,7 +65,7 @@ def check_supported(space: spaces.Space, what: str) -> None:
 
 
 def _to_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().numpy()
+    return x.numpy(force=True)  # detaches and copies to the CPU only when needed
 
 
 def action_converter(space: spaces.Space, clip: bool) -> Callable[[Any], Any]:

@@ -114,13 +114,14 @@ def make_vector_env(
 class VectorStepper:
     """Steps a vector environment and reports final observations and holes uniformly.
 
-    ``step`` returns ``(obs, rewards, terminated, truncated, finals, hole)``:
+    ``step`` returns ``(obs, rewards, terminated, truncated, finals, hole, done)``:
 
     - ``obs``: observations to act on next (reset observations where an episode ended);
     - ``finals``: ``None``, or ``(env_indices, final_obs)`` for environments whose final
       observation differs from ``obs`` (same-step and reset-mask modes);
     - ``hole``: boolean ``[B]``, True for environments whose step was an autoreset
-      (next-step mode only): not a transition.
+      (next-step mode only): not a transition;
+    - ``done``: ``None`` when no episode ended, else the boolean ``[B]`` of those that did.
     """
 
     def __init__(self, env: gym.vector.VectorEnv) -> None:
@@ -149,7 +150,9 @@ class VectorStepper:
         self._pending_any = False
         return obs
 
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, Any, Any]:
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, Any, Any, Any]:
+        """One step of every environment; the last item is ``done`` (array) or None when no
+        environment's episode ended, so the caller need not test it again."""
         obs, rewards, terminated, truncated, info = self.env.step(actions)
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)
@@ -165,16 +168,25 @@ class VectorStepper:
                 done = terminated | truncated
             self._pending = done
             self._pending_any = bool(done.any())
-            return obs, rewards, terminated, truncated, None, hole
-        if done.any():
-            idx = np.flatnonzero(done)
-            if self.mode == "same_step":
-                final = info["final_obs"]
-                finals = (idx, _stack_rows([final[i] for i in idx]))
-            else:
-                finals = (idx, tree_map(lambda x: np.array(x[idx]), obs))
-                obs, _ = self.env.reset(options={"reset_mask": done})
-        return obs, rewards, terminated, truncated, finals, hole
+            return (
+                obs,
+                rewards,
+                terminated,
+                truncated,
+                None,
+                hole,
+                done if self._pending_any else None,
+            )
+        if not done.any():
+            return obs, rewards, terminated, truncated, None, None, None
+        idx = np.flatnonzero(done)
+        if self.mode == "same_step":
+            final = info["final_obs"]
+            finals = (idx, _stack_rows([final[i] for i in idx]))
+        else:
+            finals = (idx, tree_map(lambda x: np.array(x[idx]), obs))
+            obs, _ = self.env.reset(options={"reset_mask": done})
+        return obs, rewards, terminated, truncated, finals, hole, done
 
     def close(self) -> None:
         self.env.close()
