@@ -59,6 +59,7 @@ class Algorithm:
         if agent.grad_clip is None:
             agent.grad_clip = config.grad_clip
         self.iterations = 0
+        self.checkpoint_replay = True  # algorithms with a replay save it in checkpoints
         self.progress = 0.0  # fraction of the run done, set by the runner (for annealing)
         self.generator = torch.Generator().manual_seed(0)  # minibatch shuffling
 

@@ -239,6 +239,21 @@ class Rollout:
         """The rollout cut from the autograd graph."""
         return self.apply(torch.Tensor.detach)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain tensors and containers (``torch.save``-able, loadable with
+        ``weights_only=True``); :meth:`from_dict` rebuilds the rollout."""
+        fields = {k: v for k, v in self._fields().items() if v is not None}
+        return {"fields": fields, "dry": self.dry, "entropy_error": self._entropy_error}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Rollout:
+        new = cls.__new__(cls)
+        new.__dict__.update(dict.fromkeys(STEP_FIELDS))
+        new.__dict__.update(state["fields"])
+        new.dry = bool(state["dry"])
+        new._entropy_error = state["entropy_error"]
+        return new
+
     def as_dry(self) -> Rollout:
         """The same experience without log-probs, entropy and extras, ready to re-evaluate."""
         fields = self._fields()

@@ -33,6 +33,16 @@ class EpisodeReplay:
             if length > 0:
                 self.episodes.append(rollout[: int(length), b])
 
+    def state_dict(self) -> dict:
+        """The stored episodes as plain tensors, for checkpoints."""
+        return {"capacity": self.capacity, "episodes": [e.to_dict() for e in self.episodes]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.capacity = int(state["capacity"])
+        self.episodes = deque(
+            (Rollout.from_dict(e) for e in state["episodes"]), maxlen=self.capacity
+        )
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Rollout:
         if not self.episodes:
             raise ValueError("the replay is empty: add episodes before sampling.")

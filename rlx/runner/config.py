@@ -53,6 +53,8 @@ class RunConfig:
     """Episodes per evaluation, on separate environments."""
     checkpoint_every: int = 50
     """Iterations between checkpoints (a final one is always written)."""
+    checkpoint_replay: bool = True
+    """Include the algorithm's replay buffer (if any) in checkpoints, for exact resume."""
     keep_checkpoints: int = 2
     """Checkpoints kept on disk (at least 2, so a corrupt one has a fallback)."""
     run_dir: str | None = None

@@ -85,6 +85,7 @@ class Runner:
         ).to(run.device)  # fmt: skip
         self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
         self.algorithm.seed(run.seed)
+        self.algorithm.checkpoint_replay = run.checkpoint_replay
         self.iteration = 0
         self.episodes = 0
         self.elapsed = 0.0

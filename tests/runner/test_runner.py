@@ -185,3 +185,21 @@ def test_runner_refuses_bad_configuration(tmp_path):
         Runner(RunConfig(env="CartPol-v1", run_dir=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="config.json"):
         Runner.resume(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("policy", ["rnn", "mlp"])
+def test_resume_of_recurrent_and_off_policy_runs(tmp_path, policy):
+    from rlx.algos.pg import OffPACConfig
+
+    def config(name, total):
+        run = RunConfig(algo="offpac", env="CartPole-v1", policy=policy, total_steps=total, seed=5,
+                        run_dir=str(tmp_path / name), checkpoint_every=3, progress=False,
+                        plot=False, tensorboard=False)  # fmt: skip
+        return run, OffPACConfig(
+            num_envs=3, horizon=60, replay_episodes=10, batch_episodes=4, updates=2
+        )
+
+    Runner(*config("full", 1500)).train()
+    Runner(*config("cut", 700)).train()
+    Runner.resume(tmp_path / "cut", total_steps=1500).train()
+    assert rows(tmp_path / "cut") == rows(tmp_path / "full")

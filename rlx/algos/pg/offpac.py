@@ -91,6 +91,17 @@ class OffPAC(Algorithm):
         info["ReplayEpisodes"] = float(len(self.replay))
         return info
 
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.checkpoint_replay:
+            state["replay"] = self.replay.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
+
     def _loss_now(self, batch: Rollout, advantages: torch.Tensor) -> float:
         with torch.no_grad():
             again = self.agent(self.policy).evaluate(batch)
