@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from rlx.core import forward as fw
-from rlx.core.rollout import Rollout
+from rlx.core.rollout import DATA_FIELDS, Rollout
 from rlx.core.tree import Tree, tree_index, tree_map, tree_structure
 
 
@@ -35,7 +35,7 @@ def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout) -> Rollout:
     device = fw.policy_device(policy)
     if rollout.device != device:
         rollout = rollout.to(device)
-    data = {k: v for k, v in rollout._fields().items() if k in _DATA}
+    data = {k: v for k, v in rollout._fields().items() if k in DATA_FIELDS}
     T, B = rollout.shape
     with fw.no_validation(not agent.validate_args):
         try:
@@ -46,21 +46,6 @@ def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout) -> Rollout:
             return _finish(policy, rollout, data, *_recurrent(policy, rollout, T, B))
         except RuntimeError as err:
             raise _policy_error(policy, rollout, err) from err
-
-
-_DATA = (
-    "observations",
-    "next_observations",
-    "actions",
-    "rewards",
-    "terminations",
-    "truncations",
-    "valid",
-    "starts",
-    "recurrent_states",
-    "prev_actions",
-    "prev_rewards",
-)
 
 
 def _flat(tree: Tree, T: int, B: int) -> Tree:

@@ -18,16 +18,20 @@ from __future__ import annotations
 import torch
 
 
+def reverse_scan(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``y_t = x_t + keep_t * y_{t+1}`` (with ``y_T = 0``): one loop over T, vectorised over B."""
+    out = torch.empty_like(x)
+    running = torch.zeros_like(x[0])
+    for t in range(x.shape[0] - 1, -1, -1):
+        running = x[t] + keep[t] * running
+        out[t] = running
+    return out
+
+
 def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> torch.Tensor:
     """Monte-Carlo returns ``G_t = r_t + gamma * G_{t+1}`` within each episode, no bootstrap."""
     rewards = rewards.detach()
-    keep = gamma * (~dones).to(rewards.dtype)
-    out = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = rewards[t] + keep[t] * running
-        out[t] = running
-    return out
+    return reverse_scan(rewards, gamma * (~dones).to(rewards.dtype))
 
 
 def gae(
@@ -43,13 +47,7 @@ def gae(
     rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
     alive = (~terminations).to(rewards.dtype)
     deltas = rewards + gamma * alive * next_values - values
-    keep = gamma * lam * (~dones).to(rewards.dtype)
-    out = torch.empty_like(deltas)
-    running = torch.zeros_like(deltas[0])
-    for t in range(deltas.shape[0] - 1, -1, -1):
-        running = deltas[t] + keep[t] * running
-        out[t] = running
-    return out
+    return reverse_scan(deltas, gamma * lam * (~dones).to(rewards.dtype))
 
 
 def nstep_returns(
@@ -115,13 +113,7 @@ def vtrace(
     c = ratios.clamp(max=c_clip)
     alive = (~terminations).to(rewards.dtype)
     deltas = rho * (rewards + gamma * alive * next_values - values)
-    keep = gamma * c * (~dones).to(rewards.dtype)
-    corrections = torch.empty_like(deltas)
-    running = torch.zeros_like(deltas[0])
-    for t in range(deltas.shape[0] - 1, -1, -1):
-        running = deltas[t] + keep[t] * running
-        corrections[t] = running
-    targets = values + corrections
+    targets = values + reverse_scan(deltas, gamma * c * (~dones).to(rewards.dtype))
     # v_{t+1}: the next target inside an episode, the bootstrap value where it was cut.
     following = torch.cat([targets[1:], next_values[-1:]])
     following = torch.where(dones, next_values, following)

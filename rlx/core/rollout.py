@@ -64,6 +64,8 @@ STEP_FIELDS = (
     "_advantages",
 )
 _EVALUATED = ("_logprobs", "_entropy", "_others", "_next_others")
+# What the environment produced (and the states that entered each step): a dry rollout.
+DATA_FIELDS = STEP_FIELDS[:11]
 
 
 def _dry_error(name: str) -> DryRolloutError:

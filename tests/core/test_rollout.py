@@ -157,17 +157,9 @@ def test_incompatible_rollouts_refuse_to_concatenate():
 
 
 def _data(r):
-    keys = (
-        "observations",
-        "next_observations",
-        "actions",
-        "rewards",
-        "terminations",
-        "truncations",
-        "valid",
-        "starts",
-    )
-    return {k: getattr(r, k) for k in keys}
+    from rlx.core.rollout import DATA_FIELDS
+
+    return {k: getattr(r, k) for k in DATA_FIELDS}
 
 
 def test_returns_before_computation_explains():
