@@ -36,12 +36,21 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
 def _capture(value: Any) -> Any:
     if isinstance(value, np.random.Generator):
         return {"__generator__": value.bit_generator.state}
-    if isinstance(value, np.ndarray) and value.dtype != object:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":  # strings, objects: constants such as maps
+            return _SKIP
         return {"__array__": torch.from_numpy(value.copy()), "dtype": str(value.dtype)}
     if isinstance(value, np.generic):
+        if value.dtype.kind not in "biuf":
+            return _SKIP
         return {"__scalar__": value.item(), "dtype": str(value.dtype)}
     if isinstance(value, _PLAIN):
         return value
+    if isinstance(value, (list, tuple)):  # e.g. a hand of cards
+        items = [_capture(v) for v in value]
+        if any(item is _SKIP for item in items):
+            return _SKIP
+        return {"__sequence__": items, "tuple": isinstance(value, tuple)}
     return _SKIP
 
 
@@ -79,6 +88,9 @@ def _release(value: Any, current: Any) -> Any:
         return value["__array__"].numpy().astype(value["dtype"], copy=True)
     if isinstance(value, dict) and "__scalar__" in value:
         return np.dtype(value["dtype"]).type(value["__scalar__"])
+    if isinstance(value, dict) and "__sequence__" in value:
+        items = [_release(v, None) for v in value["__sequence__"]]
+        return tuple(items) if value["tuple"] else items
     return value
 
 

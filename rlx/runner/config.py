@@ -89,6 +89,18 @@ class RunConfig:
                 raise ValueError(f"--{flag(name)} must be positive, got {value}.")
         if self.keep_checkpoints < 2:
             raise ValueError("--keep-checkpoints must be at least 2 (one to fall back on).")
+        import torch
+
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(
+                f"--device {self.device!r} is not a torch device (cpu, cuda, cuda:1...)."
+            ) from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                "--device cuda: CUDA is not available on this machine; use --device cpu."
+            )
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(
                 f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level}."

@@ -242,7 +242,10 @@ class Runner:
         if run.plot:
             from rlx.runner.plot import plot_runs
 
-            plot_runs([self.run_dir], self.run_dir / "curves.png")
+            try:
+                plot_runs([self.run_dir], self.run_dir / "curves.png")
+            except ValueError as err:  # e.g. no episode has finished yet
+                log.warning("no curves.png: %s", err)
         return row
 
     def save(self) -> Path:

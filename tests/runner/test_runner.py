@@ -203,3 +203,21 @@ def test_resume_of_recurrent_and_off_policy_runs(tmp_path, policy):
     Runner(*config("cut", 700)).train()
     Runner.resume(tmp_path / "cut", total_steps=1500).train()
     assert rows(tmp_path / "cut") == rows(tmp_path / "full")
+
+
+def test_a_run_without_finished_episodes_ends_cleanly(tmp_path, caplog):
+    run, algo = small_run(tmp_path, env="MountainCar-v0", total_steps=256, plot=True, eval_every=0)
+    with caplog.at_level(logging.WARNING, logger="rlx"):
+        row = Runner(run, algo).train()
+    assert row["ReturnAverage"] != row["ReturnAverage"]  # NaN: no episode finished yet
+    assert "no curves.png" in caplog.text and not (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_cuda_device_without_cuda_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Runner(RunConfig(device="cuda", run_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="not a torch device"):
+        Runner(RunConfig(device="gpu0", run_dir=str(tmp_path)))
