@@ -220,7 +220,10 @@ def seed_main(argv: list[str] | None = None) -> int:
     if a.render:
         from rlx.runner.evaluation import evaluate_checkpoint
 
-        evaluate_checkpoint(runner.run_dir, 3, video_dir=runner.run_dir / "videos")
+        try:
+            evaluate_checkpoint(runner.run_dir, 3, video_dir=runner.run_dir / "videos")
+        except USAGE_ERRORS as err:
+            return fail(str(err))
         print(f"videos: {runner.run_dir / 'videos'}")
     if row:
         print(f"episodes {runner.episodes}  average return {row['ReturnAverage']:.1f}")

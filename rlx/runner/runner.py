@@ -106,6 +106,13 @@ class Runner:
         if not config_path.exists():
             raise FileNotFoundError(f"{config_path} not found: is {run_dir} an rlx run directory?")
         saved = json.loads(config_path.read_text())
+        unknown = set(overrides) - set(saved["run"])
+        if unknown:
+            names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(unknown))
+            raise ValueError(
+                f"{names} cannot change on --resume: a resumed run keeps its algorithm's "
+                "options; only run options (e.g. --total-steps) may change."
+            )
         run = from_dict(RunConfig, {**saved["run"], **overrides, "run_dir": str(run_dir)})
         algo_cls = algorithm_class(run.algo)
         runner = cls(run, from_dict(algo_cls.Config, saved["algo"]))

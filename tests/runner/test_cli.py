@@ -117,3 +117,13 @@ def test_main_py_is_the_seed_command_line(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--algo", "nope"],
                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2 and "unknown algorithm 'nope'" in result.stderr
+
+
+def test_resume_accepts_run_options_and_refuses_algorithm_options(tmp_path, capsys):
+    run_dir = train(tmp_path, "run", "--total-steps", "300")
+    assert main(["train", "--resume", str(run_dir), "--lr", "0.1"]) == 2
+    assert "--lr cannot change on --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run_dir), "--total-steps", "700"]) == 0
+    from rlx.runner.plot import read_progress
+
+    assert read_progress(run_dir)["CumSteps"][-1] >= 700
