@@ -17,9 +17,9 @@ class PPOConfig(AlgorithmConfig):
     """GAE lambda."""
     clip: float = 0.2
     """Clip range of the probability ratio."""
-    epochs: int = 4
+    epochs: int = 10
     """Passes over each batch."""
-    minibatches: int = 4
+    minibatches: int = 8
     """Minibatches per pass (of transitions; of whole sequences for recurrent policies)."""
     value_coef: float = 0.5
     """Weight of the value loss."""
