@@ -102,7 +102,8 @@ def collect(
     # Fast paths for the common case: one observation tensor, stored on the CPU, where
     # numpy writes straight into the torch storage (about 1 us instead of 5).
     single = isinstance(obs_store, torch.Tensor)
-    obs_np = obs_store.numpy() if single and device.type == "cpu" else None
+    numpy_ok = single and device.type == "cpu" and obs_store.dtype != torch.bfloat16
+    obs_np = obs_store.numpy() if numpy_ok else None
     any_start = bool(first_starts.any())
     next_start = first_starts
     T = n
