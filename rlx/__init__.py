@@ -9,6 +9,9 @@ from rlx.core import (
     Rollout,
     cat,
 )
+from rlx.envs.pomdp import register as _register_environments
+
+_register_environments()
 
 __version__ = "0.1.0"
 
