@@ -11,12 +11,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
+import gymnasium as gym
+
+from rlx.algos.base import validate_config
 from rlx.algos.registry import ALGORITHMS, algorithm_class
 from rlx.runner.checkpoint import CheckpointError
 
-USAGE_ERRORS = (ValueError, TypeError, FileNotFoundError, CheckpointError, KeyError)
+USAGE_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    CheckpointError,
+    KeyError,
+    gym.error.Error,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,10 +65,19 @@ def cmd_train(argv: list[str]) -> int:
     algo = known.algo if known.algo and not known.algo.startswith("-") else None
     try:
         if known.resume:
-            saved = json.loads((Path(known.resume) / "config.json").read_text())
-            algo = saved["run"]["algo"]
+            config = Path(known.resume) / "config.json"
+            if not config.exists():
+                raise FileNotFoundError(
+                    f"{config} not found: is {known.resume} an rlx run directory?"
+                )
+            algo = json.loads(config.read_text())["run"]["algo"]
         args = train_parser(algo).parse_args(argv)
         if args.resume:
+            if args.algo or args.env:
+                raise ValueError(
+                    "with --resume the algorithm and environment come from the run; "
+                    "leave out ALGO and ENV."
+                )
             given = {k: v for k, v in vars(args).items() if k not in ("algo", "env", "resume")}
             runner = Runner.resume(args.resume, **given)
         else:
@@ -71,10 +89,10 @@ def cmd_train(argv: list[str]) -> int:
             algo_cls = algorithm_class(args.algo)
             run = from_arguments(RunConfig, args, algo=args.algo, env=args.env)
             algo_config = from_arguments(algo_cls.Config, args)
-            validate_algo_config(algo_config)
+            validate_config(algo_config)
             runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:
-        return fail(str(err).strip("'\""))
+        return fail(str(err))
     except OSError as err:
         return fail(str(err))
     row = runner.train()
@@ -82,18 +100,6 @@ def cmd_train(argv: list[str]) -> int:
     if row:
         print(f"steps {row['CumSteps']}  average return {row['ReturnAverage']:.1f}")
     return 0
-
-
-def validate_algo_config(config: Any) -> None:
-    """Counts and rates must be positive: a one-line error otherwise."""
-    for name in ("num_envs", "steps", "horizon", "epochs", "minibatches"):
-        value = getattr(config, name, 1)
-        if value is not None and value <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
-    for name in ("lr", "gamma"):
-        value = getattr(config, name)
-        if value <= 0:
-            raise ValueError(f"--{name} must be positive, got {value}.")
 
 
 def cmd_eval(argv: list[str]) -> int:
@@ -210,7 +216,8 @@ def seed_main(argv: list[str] | None = None) -> int:
         fields.update({k: v for k, v in extra.items() if k in known})
         algo_config = cls.Config(**fields)
         run = RunConfig(algo=a.algo, env=a.env, policy=a.policytype, seed=a.seed, device=a.device,
-                        total_steps=10**12, total_episodes=a.max_episode, tbdir=a.tbdir,
+                        total_steps=a.max_episode * a.horizon, total_episodes=a.max_episode,
+                        tbdir=a.tbdir,
                         checkpoint_every=a.interval)  # fmt: skip
         runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:

@@ -40,6 +40,32 @@ class AlgorithmConfig:
     """Weight of the entropy bonus."""
 
 
+def _check(name: str, value: float, ok: bool, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"--{name.replace('_', '-')} must be {rule}, got {value}.")
+
+
+def validate_config(config: AlgorithmConfig) -> None:
+    """Raise ValueError naming the first option out of its range.
+
+    Checks every field it knows by name, so subclasses' options are covered too.
+    """
+    for name, value in vars(config).items():
+        if value is None or isinstance(value, bool):
+            continue
+        if name in ("num_envs", "steps", "horizon", "epochs", "minibatches", "updates",
+                    "replay_episodes", "batch_episodes"):  # fmt: skip
+            _check(name, value, value >= 1, "at least 1")
+        elif name in ("lr", "clip", "grad_clip", "value_clip", "rho_clip", "c_clip"):
+            _check(name, value, value > 0, "positive")
+        elif name == "gamma":
+            _check(name, value, 0 < value <= 1, "in (0, 1]")
+        elif name == "lam":
+            _check(name, value, 0 <= value <= 1, "in [0, 1]")
+        elif name in ("entropy_coef", "value_coef"):
+            _check(name, value, value >= 0, "0 or positive")
+
+
 class Algorithm:
     """Base of the algorithms: owns the optimizer and samples with the agent.
 
@@ -51,6 +77,7 @@ class Algorithm:
     Config: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
 
     def __init__(self, agent: Agent, policy: Parametric, config: AlgorithmConfig) -> None:
+        validate_config(config)
         self.agent = agent
         self.policy = policy
         self.config = config
@@ -104,7 +131,7 @@ class Algorithm:
 
     def log_change(self, name: str, before: float, after: float) -> None:
         """At DEBUG level, the loss on the batch before and after the update (as rlmodels)."""
-        log.debug("iteration %d: %s %.6g -> %.6g", self.iterations, name, before, after)
+        log.debug("iteration %d: %s %.6g -> %.6g", self.iterations + 1, name, before, after)
 
     def update(self, rollout: Rollout) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define update(rollout).")

@@ -204,8 +204,10 @@ class BoundAgent:
         """Every environment from reset until its episode ends or ``horizon`` steps.
 
         Returns a ``[T, B]`` rollout, T the longest episode (at most ``horizon``); steps
-        after an environment's end are invalid and zero. ``deterministic`` acts with the
-        distribution's ``mode()`` instead of sampling (for evaluation).
+        after an environment's end are invalid and zero. An episode cut by the horizon is
+        marked truncated at its last step (and counted by :meth:`Agent.pop_episodes`).
+        ``deterministic`` acts with the distribution's ``mode()`` instead of sampling (for
+        evaluation).
         """
         return collect(self.agent, self.policy, horizon, dry, True, deterministic)
 

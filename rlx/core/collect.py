@@ -199,6 +199,12 @@ def collect(
     agent.total_steps += int(valid[:T].sum())
     # Where the next call continues from.
     if episodic:
+        # Episodes still running at the horizon end there: a time limit, so truncated
+        # (and bootstrapped), and finished for the episode statistics.
+        cut = np.flatnonzero(alive & valid[T - 1])
+        truncations[T - 1, cut] = True
+        for i in cut:
+            completed.append((float(ep_return[i]), int(ep_length[i])))
         agent._next_obs = None
     else:
         agent._next_obs = tree_map(lambda x: x[n].clone(), obs_store)

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ def save(folder: Path, iteration: int, state: dict[str, Any], keep: int = 2) -> 
 
 def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load one checkpoint; CheckpointError saying why it cannot be used."""
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"checkpoint {path} is not a torch checkpoint file (truncated, or something else)."
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - every failure means the same: not usable
@@ -88,7 +93,7 @@ def load_latest(folder: Path, map_location: str | torch.device = "cpu") -> dict[
             continue
         state["path"] = str(path)
         return state
-    raise CheckpointError("no usable checkpoint: " + "; ".join(problems))
+    raise CheckpointError(f"no usable checkpoint in {folder} ({len(problems)} tried; see the log).")
 
 
 def rng_state() -> dict[str, Any]:

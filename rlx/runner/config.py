@@ -101,6 +101,15 @@ class RunConfig:
             raise ValueError(
                 "--device cuda: CUDA is not available on this machine; use --device cpu."
             )
+        if self.wandb:
+            import importlib.util
+
+            try:
+                found = importlib.util.find_spec("wandb") is not None
+            except ValueError:  # already imported without a spec
+                found = True
+            if not found:
+                raise ValueError("--wandb needs Weights & Biases: pip install 'rlx[wandb]'.")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(
                 f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level}."

@@ -1,8 +1,10 @@
 """Learning curves from run directories: mean and band over seeds, one line per group.
 
-Runs are grouped by everything in their ``config.json`` except the seed and the run
-directory, so several seeds of one configuration become one line (their mean, with a
-band of one standard deviation) and different configurations become different lines.
+Runs are grouped by everything in their ``config.json`` that shapes learning (not the
+seed, the run's length, logging or the device), so several seeds of one configuration
+become one line (their mean, with a band of one standard deviation) and different
+configurations become different lines, labelled by the options that differ. Curves of a
+group are compared on the steps all its runs reached.
 """
 
 from __future__ import annotations
@@ -29,13 +31,38 @@ def read_progress(run_dir: Path) -> dict[str, np.ndarray]:
     }
 
 
-def group_label(run_dir: Path) -> str:
+# Options that do not change what is learned: runs differing only in these share a line.
+_NOT_SETTINGS = {
+    "seed", "run_dir", "total_steps", "total_episodes", "total_iterations", "target_return",
+    "eval_every", "eval_episodes", "checkpoint_every", "keep_checkpoints", "checkpoint_replay",
+    "tensorboard", "tbdir", "wandb", "wandb_project", "progress", "plot", "log_level",
+    "device", "torch_threads",
+}  # fmt: skip
+
+
+def settings(run_dir: Path) -> dict[str, object]:
+    """The options of a run that define its learning curve (all but seed, length, logging)."""
     config_path = Path(run_dir) / "config.json"
     if not config_path.exists():
-        return Path(run_dir).name
-    run = json.loads(config_path.read_text())["run"]
-    label = f"{run['algo']} {run['env']}"
-    return label if run.get("policy", "mlp") == "mlp" else f"{label} ({run['policy']})"
+        return {"run": Path(run_dir).name}
+    config = json.loads(config_path.read_text())
+    run = {k: v for k, v in config["run"].items() if k not in _NOT_SETTINGS}
+    return {**run, **{f"algo.{k}": v for k, v in config["algo"].items()}}
+
+
+def group_labels(run_dirs: list[Path]) -> list[str]:
+    """A label per run: runs with equal settings share one. Among runs of the same
+    algorithm and environment, labels name the options that differ."""
+    all_settings = [settings(d) for d in run_dirs]
+    base = [f"{s['algo']} {s['env']}" if "algo" in s else str(s["run"]) for s in all_settings]
+    labels = []
+    for s, name in zip(all_settings, base, strict=True):
+        peers = [p for p, b in zip(all_settings, base, strict=True) if b == name]
+        keys = sorted({k for p in peers for k in p} - {"algo", "env"})
+        varying = [k for k in keys if len({repr(p.get(k)) for p in peers}) > 1]
+        extra = ", ".join(f"{k.removeprefix('algo.')}={s.get(k)}" for k in varying)
+        labels.append(f"{name} ({extra})" if extra else name)
+    return labels
 
 
 def curves(
@@ -43,14 +70,15 @@ def curves(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per group: the common x grid, the mean and std over runs, and the number of runs."""
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for run_dir in run_dirs:
-        data = read_progress(Path(run_dir))
+    run_dirs = [Path(d) for d in run_dirs]
+    for run_dir, label in zip(run_dirs, group_labels(run_dirs), strict=True):
+        data = read_progress(run_dir)
         for column in (x, y):
             if column not in data:
                 raise ValueError(f"{run_dir}/progress.csv has no column {column!r}.")
         keep = ~np.isnan(data[y])
         if keep.any():
-            groups.setdefault(group_label(Path(run_dir)), []).append((data[x][keep], data[y][keep]))
+            groups.setdefault(label, []).append((data[x][keep], data[y][keep]))
     result = {}
     for label, runs in groups.items():
         end = min(xs[-1] for xs, _ in runs)

@@ -42,6 +42,15 @@ from rlx.runner.logger import RunLogger, setup_file_log
 log = logging.getLogger("rlx")
 
 
+# Run options a resumed run may change: how long it goes on, what it records, where.
+RESUMABLE = frozenset({
+    "total_steps", "total_episodes", "total_iterations", "target_return", "eval_every",
+    "eval_episodes", "checkpoint_every", "keep_checkpoints", "checkpoint_replay",
+    "tensorboard", "tbdir", "wandb", "wandb_project", "progress", "plot", "log_level",
+    "device", "torch_threads",
+})  # fmt: skip
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's global generators."""
     random.seed(seed)
@@ -106,12 +115,13 @@ class Runner:
         if not config_path.exists():
             raise FileNotFoundError(f"{config_path} not found: is {run_dir} an rlx run directory?")
         saved = json.loads(config_path.read_text())
-        unknown = set(overrides) - set(saved["run"])
-        if unknown:
-            names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(unknown))
+        fixed = {k for k, v in overrides.items() if k not in RESUMABLE and saved["run"].get(k) != v}
+        if fixed:
+            names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(fixed))
             raise ValueError(
-                f"{names} cannot change on --resume: a resumed run keeps its algorithm's "
-                "options; only run options (e.g. --total-steps) may change."
+                f"{names} cannot change on --resume: a resumed run keeps its algorithm, "
+                "policy, seed and environment; only how long it runs and what it records "
+                "may change (e.g. --total-steps, --eval-every, --log-level)."
             )
         run = from_dict(RunConfig, {**saved["run"], **overrides, "run_dir": str(run_dir)})
         algo_cls = algorithm_class(run.algo)
@@ -158,7 +168,7 @@ class Runner:
         with torch.no_grad():
             rollout = agent(self.policy).episode(episode_horizon(self.run.env), deterministic=True)
         agent.close()
-        return rollout.rewards.sum(0).mean().item()
+        return rollout.rewards.double().sum(0).mean().item()
 
     def _done(self) -> bool:
         run = self.run
@@ -220,6 +230,13 @@ class Runner:
         if resumed:
             log.info("resumed from %s at iteration %d", self._resumed["path"], self.iteration)
         row: dict[str, Any] = {}
+        if resumed and self._done():
+            log.warning(
+                "the run is already complete (%d steps, %d episodes); pass a larger "
+                "--total-steps (or --total-episodes) to go on.",
+                self.agent.total_steps,
+                self.episodes,
+            )
         try:
             while not self._done():
                 start, steps_before = time.perf_counter(), self.agent.total_steps

@@ -68,8 +68,10 @@ def test_episode_marks_the_end_and_zeros_the_rest(mode):
     assert r.terminations.sum().item() == 2
     # the horizon cuts episodes that go on
     r = agent(MLPPolicy(obs_dim=2)).episode(horizon=3)
-    assert r.shape == (3, 2) and r.valid[:, 1].all() and not r.dones[:, 1].any()
-    assert agent.pop_episodes() == [(3.0, 2), (10.0, 4), (3.0, 2)]
+    assert r.shape == (3, 2) and r.valid[:, 1].all()
+    assert r.truncations[:, 1].tolist() == [False, False, True]  # cut by the horizon
+    assert not r.terminations[:, 1].any()
+    assert agent.pop_episodes() == [(3.0, 2), (10.0, 4), (3.0, 2), (6.0, 3)]
 
 
 def test_steps_continue_and_reset_recurrent_state_at_episode_ends():

@@ -28,7 +28,9 @@ def train(tmp_path, name, *extra):
         (["train", "pppo", "CartPole-v1"], "unknown algorithm 'pppo'. Did you mean 'ppo'?"),
         (["train", "ppo", "CartPol-v1"], "unknown environment id 'CartPol-v1'"),
         (["train", "ppo", "CartPole-v1", "--total-steps", "-5"], "--total-steps must be positive"),
-        (["train", "ppo", "CartPole-v1", "--steps", "0"], "--steps must be positive"),
+        (["train", "ppo", "CartPole-v1", "--steps", "0"], "--steps must be at least 1"),
+        (["train", "ppo", "CartPole-v1", "--gamma", "1.5"], "--gamma must be in (0, 1]"),
+        (["train", "a2c", "CartPole-v1", "--resume", "x"], "config.json not found"),
         (["train", "ppo", "CartPole-v1", "--lr", "fast"], "invalid float value: 'fast'"),
         (["train", "ppo", "CartPole-v1", "--no-such-flag"], "unrecognized arguments"),
         (["train", "ppo"], "needs ALGO and ENV"),
@@ -127,3 +129,50 @@ def test_resume_accepts_run_options_and_refuses_algorithm_options(tmp_path, caps
     from rlx.runner.plot import read_progress
 
     assert read_progress(run_dir)["CumSteps"][-1] >= 700
+
+
+def test_plot_labels_name_the_settings_that_differ(tmp_path):
+    from rlx.runner.plot import group_labels
+
+    a = train(tmp_path, "a", "--total-steps", "300", "--lr", "0.001")
+    b = train(tmp_path, "b", "--total-steps", "300", "--lr", "0.001", "--seed", "7")
+    c = train(tmp_path, "c", "--total-steps", "300", "--lr", "0.01")
+    assert group_labels([a, b, c]) == ["ppo CartPole-v1 (lr=0.001)"] * 2 + [
+        "ppo CartPole-v1 (lr=0.01)"
+    ]
+
+
+def test_resume_refuses_options_that_change_the_run(tmp_path, capsys):
+    run_dir = train(tmp_path, "run", "--total-steps", "300")
+    for flag, value in (("--policy", "lstm"), ("--hidden", "32"), ("--seed", "5")):
+        assert main(["train", "--resume", str(run_dir), flag, value]) == 2
+        assert f"{flag} cannot change on --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run_dir), "--seed", "0", "--eval-every", "100"]) == 0
+
+
+def test_missing_extras_and_dependencies_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    import gymnasium as gym
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # not installed
+    assert main(["train", "ppo", "CartPole-v1", "--wandb", "--run-dir", str(tmp_path / "w")]) == 2
+    assert "--wandb needs Weights & Biases" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+    def needs_box2d():
+        raise gym.error.DependencyNotInstalled("Box2D is not installed")
+
+    gym.register("NeedsBox2D-v0", entry_point=needs_box2d)
+    try:
+        assert main(["train", "ppo", "NeedsBox2D-v0", "--run-dir", str(tmp_path / "b")]) == 2
+        assert "Box2D is not installed" in capsys.readouterr().err
+    finally:
+        del gym.registry["NeedsBox2D-v0"]
+
+
+def test_seed_main_stops_when_the_horizon_cuts_every_episode(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--algo", "a2c", "--horizon", "5", "--max_episode", "20", "--batch_size", "4",
+            "--env", "Pendulum-v1"]  # fmt: skip
+    assert seed_main(argv) == 0
+    out = capsys.readouterr().out
+    assert int(out.split("episodes ")[1].split()[0]) == 20

@@ -92,7 +92,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous(tmp_path, caplog):
     assert [f.name for f in files] == ["checkpoint-00000005.pt", "checkpoint-00000004.pt"]
     data = files[0].read_bytes()
     files[0].write_bytes(data[: len(data) // 2])
-    with pytest.raises(ckpt.CheckpointError, match="unreadable, probably truncated"):
+    with pytest.raises(ckpt.CheckpointError, match="not a torch checkpoint file \\(truncated"):
         ckpt.read(files[0])
     with caplog.at_level(logging.WARNING, logger="rlx"):
         runner = Runner.resume(tmp_path)
@@ -115,7 +115,7 @@ def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path, monkeypa
     with pytest.raises(ckpt.CheckpointError, match="refused"):
         ckpt.read(evil)
     evil.write_bytes(pickle.dumps(Exploit()))
-    with pytest.raises(ckpt.CheckpointError, match="refused|unreadable"):
+    with pytest.raises(ckpt.CheckpointError, match="not a torch checkpoint file"):
         ckpt.read(evil)
     runner = Runner.resume(tmp_path)  # falls back to the real checkpoint
     assert runner.iteration == len(rows(tmp_path))

@@ -3,9 +3,12 @@ environments, bootstrapped advantages, one gradient step per segment."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from rlx.algos.base import Algorithm, AlgorithmConfig
+import torch
+
+from rlx.algos.base import Algorithm, AlgorithmConfig, log
 from rlx.core.rollout import Rollout
 
 
@@ -41,9 +44,15 @@ class A2C(Algorithm):
         policy_loss = -rollout.step_mean(rollout.logprobs * advantages)
         value_loss = 0.5 * rollout.step_mean((rollout.returns - values).pow(2))
         entropy = rollout.step_mean(rollout.entropy)
-        grad_norm = self.optimize(
-            policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
-        )
+        loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
+        grad_norm = self.optimize(loss)
+        if log.isEnabledFor(logging.DEBUG):
+            with torch.no_grad():
+                again = self.agent(self.policy).evaluate(rollout)
+                after = -again.step_mean(again.logprobs * advantages) + c.value_coef * 0.5 * (
+                    again.step_mean((rollout.returns - again.others[0]).pow(2))
+                )
+            self.log_change("loss", (policy_loss + c.value_coef * value_loss).item(), after.item())
         return {
             "PolicyLoss": policy_loss.item(),
             "ValueLoss": value_loss.item(),
