@@ -136,11 +136,14 @@ def cmd_plot(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from rlx.runner.plot import plot_runs
 
+    output = Path(args.output)
+    if not output.suffix:
+        output = output.with_suffix(".png")
     try:
-        data = plot_runs(args.runs, args.output, args.x, args.y)
-    except USAGE_ERRORS as err:
+        data = plot_runs(args.runs, output, args.x, args.y)
+    except (*USAGE_ERRORS, OSError) as err:
         return fail(str(err))
-    print(f"wrote {args.output}: {', '.join(data)}")
+    print(f"wrote {output}: {', '.join(data)}")
     return 0
 
 

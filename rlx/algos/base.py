@@ -116,8 +116,15 @@ class Algorithm:
         """zero_grad, backward, clip, step; returns the gradient norm."""
         self.agent.zero_grad()
         loss.backward()
-        norm = self.agent.step()
-        return float(norm) if norm is not None else float("nan")
+        norm = self.agent.step() if self.agent.grad_clip is not None else None
+        if norm is None:  # no clipping: measure the norm anyway, then step
+            grads = [p.grad for g in self.optimizer.param_groups for p in g["params"]
+                     if p.grad is not None]  # fmt: skip
+            norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g) for g in grads])
+            )
+            self.agent.step()
+        return float(norm)
 
     def iteration(self) -> dict[str, float]:
         """Sample one batch and update on it; returns the scalars to log."""

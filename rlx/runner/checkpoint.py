@@ -82,7 +82,7 @@ def load_latest(folder: Path, map_location: str | torch.device = "cpu") -> dict[
     """The newest usable checkpoint in ``folder``, falling back to older ones."""
     files = checkpoint_files(folder)
     if not files:
-        raise CheckpointError(f"no checkpoint in {folder}: nothing to resume.")
+        raise CheckpointError(f"no checkpoint in {folder}: has the run written one yet?")
     problems = []
     for path in files:
         try:
