@@ -300,6 +300,26 @@ class Rollout:
         mask = self.valid
         return self.apply(lambda x: x[mask].unsqueeze(0))
 
+    def chunks(self, length: int) -> Rollout:
+        """Cut time into pieces of ``length`` steps, side by side: ``[T, B]`` becomes
+        ``[length, B * ceil(T / length)]`` (the last piece padded with invalid steps).
+
+        Each piece starts from its own stored recurrent state, so a recurrent policy
+        re-evaluates it exactly while backpropagating through at most ``length`` steps;
+        minibatches of pieces keep recurrent training batched (truncated BPTT).
+        """
+        if length < 1:
+            raise ValueError(f"chunk length must be at least 1, got {length}.")
+        T, B = self.shape
+        pieces = -(-T // length)
+        fields = _pad_time(self._fields(), pieces * length - T)
+
+        def cut(x: torch.Tensor) -> torch.Tensor:
+            x = x.reshape(pieces, length, B, *x.shape[2:]).transpose(0, 1)
+            return x.reshape(length, pieces * B, *x.shape[3:])
+
+        return self._replace({k: tree_map(cut, v) for k, v in fields.items()})
+
     def shuffle(self, generator: torch.Generator | None = None) -> Rollout:
         """Permute the environments (columns) in place and return ``self``.
 

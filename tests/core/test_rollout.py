@@ -166,3 +166,25 @@ def test_returns_before_computation_explains():
     r = tagged(2, 2, dry=True)
     with pytest.raises(AttributeError, match="mc_returns"):
         _ = r.returns
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes, st.integers(1, 5), st.booleans())
+def test_chunks_keep_fields_aligned(shape, length, dry):
+    r = tagged(*shape, dry=dry)
+    c = r.chunks(length)
+    pieces = -(-shape[0] // length)
+    assert c.shape == (length, shape[1] * pieces)
+    assert_aligned(c)
+    assert c.num_steps == r.num_steps
+
+
+def test_recurrent_chunks_reevaluate_exactly():
+    agent = rlx.Agent(counting_vec([5, 7]))
+    policy = GRUPolicy(obs_dim=2)
+    with torch.no_grad():
+        r = agent(policy).steps(12)
+        c = r.chunks(5)
+        e = agent(policy).evaluate(c)
+    torch.testing.assert_close(e.logprobs, c.logprobs, rtol=0, atol=1e-6)
+    assert c.shape == (5, 6)

@@ -27,6 +27,9 @@ class PPOConfig(AlgorithmConfig):
     """Clip value updates to this range around the sampled values (None: off)."""
     normalize_advantages: bool = True
     """Standardise advantages within each minibatch."""
+    sequence_length: int | None = 32
+    """Recurrent policies: train on pieces of this many steps, each from its stored
+    state (truncated backpropagation; None: whole rollouts)."""
 
 
 class PPO(Algorithm):
@@ -40,9 +43,14 @@ class PPO(Algorithm):
         c = self.config
         (values,) = rollout.others
         rollout.gae(values, c.gamma, c.lam)
-        # Feed-forward: shuffle single transitions. Recurrent: keep whole sequences, each
-        # with its stored initial state, and shuffle environments.
-        batch = rollout if rollout.recurrent_states is not None else rollout.vectorize()
+        # Feed-forward: shuffle single transitions. Recurrent: keep sequences (whole, or
+        # pieces of sequence_length steps), each with its stored initial state.
+        if rollout.recurrent_states is None:
+            batch = rollout.vectorize()
+        elif c.sequence_length:
+            batch = rollout.chunks(c.sequence_length)
+        else:
+            batch = rollout
         size = max(1, batch.batch_size // c.minibatches)
         debug = log.isEnabledFor(logging.DEBUG)
         if debug:
