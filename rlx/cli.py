@@ -8,6 +8,7 @@ with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -32,6 +33,13 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports bad input as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments:"):
+            flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], flags, n=1)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
         sys.stderr.write(f"rlx: error: {message}\n")
         raise SystemExit(2)
 

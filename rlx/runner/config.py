@@ -153,7 +153,7 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     return annotation, False
 
 
-def _parse_optional(kind: type):
+def _parse_optional(kind):
     def parse(text: str):
         if text.lower() in ("none", "null", "off"):
             return None
@@ -161,6 +161,20 @@ def _parse_optional(kind: type):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def whole_number(text: str) -> int:
+    """An int from ``100000``, ``100_000`` or ``1e5``."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # raises ValueError for non-numbers, reported by argparse
+        if not value.is_integer():
+            raise ValueError(f"{text} is not a whole number") from None
+        return int(value)
+
+
+whole_number.__name__ = "int"
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
@@ -179,7 +193,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             group.add_argument(name, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=help_text)  # fmt: skip
         else:
-            parse = _parse_optional(kind) if optional else kind
+            base = whole_number if kind is int else kind
+            parse = _parse_optional(base) if optional else base
             group.add_argument(name, type=parse, default=argparse.SUPPRESS, help=help_text,
                                metavar=kind.__name__.upper())  # fmt: skip
 

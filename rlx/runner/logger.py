@@ -77,7 +77,9 @@ class RunLogger:
         if progress:
             from tqdm import tqdm
 
+            # disable=None: a live bar on a terminal, none in logs redirected to a file.
             self.bar = tqdm(total=total_steps, initial=start_steps, unit="step", file=sys.stderr,
+                            disable=None,
                             dynamic_ncols=True, smoothing=0.1, mininterval=0.5)  # fmt: skip
 
     def _truncate(self, keep_rows: int) -> None:

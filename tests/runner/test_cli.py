@@ -176,3 +176,28 @@ def test_seed_main_stops_when_the_horizon_cuts_every_episode(tmp_path, monkeypat
     assert seed_main(argv) == 0
     out = capsys.readouterr().out
     assert int(out.split("episodes ")[1].split()[0]) == 20
+
+
+def test_friendly_numbers_and_flag_suggestions(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    assert (
+        main(
+            [
+                "train",
+                "ppo",
+                "CartPole-v1",
+                *QUICK,
+                "--total-steps",
+                "3e2",
+                "--run-dir",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(SystemExit):
+        main(["train", "ppo", "CartPole-v1", "--totl-steps", "100"])
+    assert "did you mean --total-steps?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "ppo", "CartPole-v1", "--total-steps", "1.5"])
+    assert "invalid int value: '1.5'" in capsys.readouterr().err
