@@ -122,7 +122,7 @@ def collect(
                     prev_reward = torch.zeros(B, device=device)
                     prev_action = allocate(agent.action_space, (B,), device)
                 prev_rewards.append(prev_reward)
-            if wants_prev:
+                prev_actions.append(prev_action)
                 out = policy(state, obs_t, prev_action, prev_reward)
             else:
                 out = policy(state, obs_t)
@@ -133,8 +133,6 @@ def collect(
             if t == 0:
                 check_action(agent.action_space, action, B)
                 check_distribution(agent.action_space, dist)
-            if wants_prev:
-                prev_actions.append(prev_action)
             if next_state is not None:
                 if state is None:  # first step ever: None meant zeros
                     state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
@@ -209,10 +207,9 @@ def collect(
     else:
         agent._next_obs = tree_map(lambda x: x[n].clone(), obs_store)
         agent._starts = np.array(next_start, dtype=bool)
-        detach = lambda x: x.detach()
         agent._carry[policy] = (
-            tree_map(detach, state),
-            tree_map(detach, prev_action) if wants_prev else None,
+            tree_map(torch.Tensor.detach, state),
+            tree_map(torch.Tensor.detach, prev_action) if wants_prev else None,
             prev_reward if wants_prev else None,
             agent._episode_ids.copy(),
         )
@@ -284,15 +281,12 @@ def _build(
 
     mask = (lambda x: x) if all_valid else (lambda x: fw.mask_steps(x, valid_t))
 
-    def logprobs() -> torch.Tensor:
-        with torch.set_grad_enabled(grad):
-            return mask(torch.stack([d.log_prob(a) for d, a in zip(dists, actions, strict=False)]))
-
-    def entropy() -> torch.Tensor:
-        with torch.set_grad_enabled(grad):
-            return mask(torch.stack([d.entropy() for d in dists]))
-
     # Log-probs and entropy are computed when first read, under sampling's grad mode.
+    with torch.set_grad_enabled(grad):
+        logprobs = fw.deferred(
+            lambda: mask(torch.stack([d.log_prob(a) for d, a in zip(dists, actions, strict=True)]))
+        )
+        entropy = fw.deferred(lambda: mask(torch.stack([d.entropy() for d in dists])))
     return Rollout(
         **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
     )

@@ -65,11 +65,9 @@ def _feed_forward(policy, rollout: Rollout, T: int, B: int):
         return None  # recurrent after all: evaluate step by step
     dist = out[1]
     logprobs = dist.log_prob(_flat(rollout.actions, T, B)).view(T, B)
-    grad = torch.is_grad_enabled()
 
     def entropy() -> torch.Tensor:
-        with torch.set_grad_enabled(grad):
-            return dist.entropy().view(T, B)
+        return dist.entropy().view(T, B)
 
     others = tuple(
         tree_map(lambda x: fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2), e) for e in out[2:]
@@ -115,11 +113,9 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int):
         states_after.append(out[0])
         state = out[0]
     after = fw.stack_steps(states_after) if states_after[0] is not None else None
-    grad = torch.is_grad_enabled()
 
     def entropy() -> torch.Tensor:
-        with torch.set_grad_enabled(grad):
-            return torch.stack([d.entropy() for d in dists])
+        return torch.stack([d.entropy() for d in dists])
 
     return torch.stack(logprobs), entropy, fw.stack_extras(extras), after
 
@@ -150,21 +146,10 @@ def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, sta
     return Rollout(
         **data,
         logprobs=masked(logprobs),
-        entropy=_deferred(lambda: masked(entropy())),  # not every distribution has one
+        entropy=fw.deferred(lambda: masked(entropy())),  # not every distribution has one
         others=others,
         next_others=next_others,
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,
     )
-
-
-def _deferred(fn):
-    """``fn`` to run later under the gradient mode in force now."""
-    grad = torch.is_grad_enabled()
-
-    def run() -> torch.Tensor:
-        with torch.set_grad_enabled(grad):
-            return fn()
-
-    return run

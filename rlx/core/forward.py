@@ -8,6 +8,7 @@ the sampled ones.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,6 +40,17 @@ class no_validation:
 
     def __exit__(self, *exc: Any) -> None:
         Distribution._validate_args = self.saved
+
+
+def deferred(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` to run later under the gradient mode in force now (values read lazily)."""
+    grad = torch.is_grad_enabled()
+
+    def run() -> Any:
+        with torch.set_grad_enabled(grad):
+            return fn()
+
+    return run
 
 
 def policy_float_dtype(policy: torch.nn.Module) -> torch.dtype:
@@ -213,8 +225,3 @@ def bootstrap_extras(
 
         result.append(mask_steps(tree_map(put, shift, end), valid))
     return tuple(result)
-
-
-def leading_batch(tree: Tree) -> int | None:
-    leaves = tree_leaves(tree)
-    return leaves[0].shape[0] if leaves else None

@@ -80,15 +80,6 @@ def tree_structure(tree: Tree) -> Any:
     return (tuple(tree.shape[2:]), tree.dtype)
 
 
-def tree_cat(trees: list[Tree], dim: int) -> Tree:
-    """Concatenate trees of equal structure along ``dim``."""
-    return tree_map(lambda *leaves: torch.cat(leaves, dim), trees[0], *trees[1:])
-
-
 def tree_index(tree: Tree, index: Any) -> Tree:
     """``leaf[index]`` for every leaf."""
     return tree_map(lambda x: x[index], tree)
-
-
-def tree_zeros_like(tree: Tree) -> Tree:
-    return tree_map(torch.zeros_like, tree)

@@ -22,7 +22,6 @@ STANDARD_COLUMNS = (
     "Iteration", "CumSteps", "CumTime", "StepsPerSecond", "ReturnAverage", "ReturnStd",
     "ReturnMedian", "ReturnMin", "ReturnMax", "LengthAverage", "EvalReturnAverage",
 )  # fmt: skip
-WALL_CLOCK_COLUMNS = ("CumTime", "StepsPerSecond")
 
 
 def _cell(value: Any) -> str:
