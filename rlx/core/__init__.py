@@ -1,7 +1,7 @@
 """The rlx core: Parametric, ActionDistribution, Agent, Rollout. Knows no algorithm."""
 
 from rlx.core.agent import Agent, BoundAgent
-from rlx.core.distribution import ActionDistribution
+from rlx.core.distribution import ActionDistribution, TanhNormal
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import DryRolloutError, Rollout, cat
 
@@ -12,5 +12,6 @@ __all__ = [
     "DryRolloutError",
     "Parametric",
     "Rollout",
+    "TanhNormal",
     "cat",
 ]

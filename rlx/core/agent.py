@@ -39,8 +39,8 @@ class Agent:
             them (the rollout keeps the sampled, unclipped action, whose log-prob it has).
         validate_args: keep torch.distributions argument validation on while rlx runs the
             policy (off by default: it costs about as much as a small network's forward).
-        vectorization: ``None`` (an id's own vector implementation if it has one, else
-            sync), ``"sync"`` or ``"async"``.
+        vectorization: ``None`` (an id's own vector implementation if it has one and
+            ``num_envs >= 5``, where it is faster; else sync), ``"sync"`` or ``"async"``.
         env_kwargs: passed to the environment constructor.
     """
 

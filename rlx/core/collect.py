@@ -282,7 +282,7 @@ def _build(
     mask = (lambda x: x) if all_valid else (lambda x: fw.mask_steps(x, valid_t))
 
     # Log-probs and entropy are computed when first read, under sampling's grad mode.
-    with torch.set_grad_enabled(grad):
+    with torch.set_grad_enabled(grad), fw.no_validation(not agent.validate_args):
         logprobs = fw.deferred(
             lambda: mask(torch.stack([d.log_prob(a) for d, a in zip(dists, actions, strict=True)]))
         )

@@ -27,7 +27,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.distributions import Categorical, Distribution, Normal, TransformedDistribution
+from torch.distributions import (
+    AffineTransform,
+    Categorical,
+    Distribution,
+    Normal,
+    TanhTransform,
+    TransformedDistribution,
+)
 
 Action = Any  # a tensor, a tuple of tensors or a dict of tensors
 
@@ -56,6 +63,14 @@ def _sample(d: Distribution) -> torch.Tensor:
     return d.sample()
 
 
+def _log_prob(d: Distribution, a: torch.Tensor) -> torch.Tensor:
+    """``d.log_prob(a)``; for a plain ``Categorical`` a gather from its normalised logits
+    (the same numbers without torch's broadcasting and validation, ~4x cheaper)."""
+    if type(d) is Categorical and not d._validate_args and a.shape == d.batch_shape:
+        return d.logits.gather(-1, a.long().unsqueeze(-1)).squeeze(-1)
+    return d.log_prob(a)
+
+
 def _mode(d: Distribution) -> torch.Tensor:
     """The most likely value; for a transformed distribution (e.g. tanh-squashed Normal)
     the transformed mode of its base, the usual deterministic action."""
@@ -74,6 +89,66 @@ def _mode(d: Distribution) -> torch.Tensor:
                 f"{type(d).__name__} has neither a mode nor a mean, so rlx cannot act "
                 "deterministically with it; sample instead."
             ) from None
+
+
+class _ClampedTanh(TanhTransform):
+    """``tanh`` whose inverse clamps to the open interval, so a stored action that
+    rounded to exactly +-1 still has a finite log-prob when re-evaluated."""
+
+    def _inverse(self, y: torch.Tensor) -> torch.Tensor:
+        eps = torch.finfo(y.dtype).eps
+        return torch.atanh(y.clamp(-1 + eps, 1 - eps))
+
+
+class TanhNormal(TransformedDistribution):
+    """A diagonal Gaussian squashed by ``tanh`` and rescaled to ``[low, high]``.
+
+    The log-prob includes the change of variables (``log(1 - tanh(u)^2)`` in its
+    numerically stable form, plus the rescaling), so it is the density of the action
+    the environment sees. There is no closed-form entropy: algorithms use
+    ``rollout.entropy_or_estimate()``, which falls back to ``-logprobs``.
+
+    Args:
+        loc, scale: mean and standard deviation of the Gaussian before squashing.
+        low, high: bounds of the action (default -1 and 1), broadcastable to ``loc``.
+    """
+
+    def __init__(
+        self,
+        loc: torch.Tensor,
+        scale: torch.Tensor,
+        low: torch.Tensor | float = -1.0,
+        high: torch.Tensor | float = 1.0,
+    ) -> None:
+        low = torch.as_tensor(low, dtype=loc.dtype, device=loc.device)
+        high = torch.as_tensor(high, dtype=loc.dtype, device=loc.device)
+        if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
+            raise ValueError(
+                "TanhNormal needs finite bounds; a Box with infinite bounds takes an "
+                "unsquashed Normal (squash=False)."
+            )
+        transforms = [_ClampedTanh(cache_size=1)]
+        if not (bool((low == -1).all()) and bool((high == 1).all())):
+            transforms.append(AffineTransform((high + low) / 2, (high - low) / 2))
+        super().__init__(Normal(loc, scale), transforms, validate_args=False)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+        """An action without gradient. Its log-prob is computed from the action itself
+        (not the cached pre-squash value), exactly as when a stored rollout is
+        re-evaluated, so sampled and re-evaluated log-probs agree to the last bit;
+        ``rsample`` keeps the cache (exact, for reparameterised losses)."""
+        with torch.no_grad():
+            y = self.rsample(torch.Size(sample_shape))
+        self.transforms[0]._cached_x_y = None, None
+        return y
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """The squashed Gaussian mean: the usual deterministic action (not the true mode)."""
+        x = self.base_dist.loc
+        for transform in self.transforms:
+            x = transform(x)
+        return x
 
 
 class ActionDistribution:
@@ -148,9 +223,9 @@ class ActionDistribution:
     def log_prob(self, action: Action) -> torch.Tensor:
         """Joint log-probability of ``action``, shape ``[B]``."""
         parts = self._unpack(action)
-        total = _per_step(self.components[0].log_prob(parts[0]))
+        total = _per_step(_log_prob(self.components[0], parts[0]))
         for d, a in zip(self.components[1:], parts[1:], strict=True):
-            total = total + _per_step(d.log_prob(a))
+            total = total + _per_step(_log_prob(d, a))
         return total
 
     def entropy(self) -> torch.Tensor:

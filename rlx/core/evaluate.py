@@ -35,7 +35,7 @@ def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout) -> Rollout:
     device = fw.policy_device(policy)
     if rollout.device != device:
         rollout = rollout.to(device)
-    data = {k: v for k, v in rollout._fields().items() if k in DATA_FIELDS}
+    data = {k: v for k, v in rollout._raw_fields().items() if k in DATA_FIELDS}
     T, B = rollout.shape
     with fw.no_validation(not agent.validate_args):
         try:
@@ -127,28 +127,32 @@ def _lead(tree: Tree) -> Tree:
 
 def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, states_after):
     valid = rollout.valid
-    all_valid = bool(valid.all())
-    masked = (lambda x: x) if all_valid else (lambda x: fw.mask_steps(x, valid))
+    masked = (lambda x: x) if rollout._all_valid() else (lambda x: fw.mask_steps(x, valid))
     others = tuple(masked(e) for e in others)
-    need = (rollout.terminations | rollout.truncations).clone()
-    need[-1] = True
-    need &= valid
-    next_others = fw.bootstrap_extras(
-        policy,
-        others,
-        need,
-        rollout.next_observations,
-        states_after,
-        rollout.actions,
-        rollout.rewards,
-        valid,
-    )
+
+    def bootstrap() -> tuple:
+        need = rollout.terminations | rollout.truncations
+        need[-1] = True
+        need &= valid
+        return fw.bootstrap_extras(
+            policy,
+            others,
+            need,
+            rollout.next_observations,
+            states_after,
+            rollout.actions,
+            rollout.rewards,
+            valid,
+        )
+
+    # Computed when first read (an update that does not bootstrap never pays for it),
+    # from the parameters as they are now: reading it after they change raises.
     return Rollout(
         **data,
         logprobs=masked(logprobs),
-        entropy=fw.deferred(lambda: masked(entropy())),  # not every distribution has one
+        entropy=fw.Deferred(lambda: masked(entropy())),  # not every distribution has one
         others=others,
-        next_others=next_others,
+        next_others=fw.Deferred(bootstrap, params=tuple(policy.parameters())) if others else (),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from rlx.core import returns as returns_math
+from rlx.core.forward import Deferred
 from rlx.core.tree import Tree, tree_map, tree_structure
 
 
@@ -123,10 +124,16 @@ class Rollout:
 
     # ------------------------------------------------------------------ fields
     def _materialize(self) -> None:
-        """Compute log-probs and entropy given as functions (sampling defers them)."""
-        if callable(self._logprobs) and not isinstance(self._logprobs, torch.Tensor):
+        """Compute log-probs and entropy given as :class:`Deferred` values."""
+        self._resolve_logprobs()
+        self._resolve_entropy()
+
+    def _resolve_logprobs(self) -> None:
+        if isinstance(self._logprobs, Deferred):
             self._logprobs = self._logprobs()
-        if callable(self._entropy) and not isinstance(self._entropy, torch.Tensor):
+
+    def _resolve_entropy(self) -> None:
+        if isinstance(self._entropy, Deferred):
             try:
                 self._entropy = self._entropy()
             except NotImplementedError as err:  # e.g. a tanh-squashed Normal
@@ -137,7 +144,7 @@ class Rollout:
         """Joint log-probability of each action under the policy, ``[T, B]``."""
         if self.dry:
             raise _dry_error("log-probs")
-        self._materialize()
+        self._resolve_logprobs()
         return self._logprobs
 
     @property
@@ -145,9 +152,19 @@ class Rollout:
         """Entropy of the policy's action distribution at each step, ``[T, B]``."""
         if self.dry:
             raise _dry_error("entropy")
-        self._materialize()
+        self._resolve_entropy()
         if self._entropy_error is not None:
             raise NotImplementedError(self._entropy_error)
+        return self._entropy
+
+    def entropy_or_estimate(self) -> torch.Tensor:
+        """``entropy`` where the distribution has it in closed form, else ``-logprobs``:
+        the one-sample estimate (e.g. for a tanh-squashed Gaussian), ``[T, B]``."""
+        if self.dry:
+            raise _dry_error("entropy")
+        self._resolve_entropy()
+        if self._entropy_error is not None:
+            return -self.logprobs
         return self._entropy
 
     @property
@@ -162,6 +179,8 @@ class Rollout:
         """The extras evaluated at ``next_observations``: bootstrap values come from here."""
         if self.dry:
             raise _dry_error("extras (rollout.next_others)")
+        if isinstance(self._next_others, Deferred):
+            self._next_others = self._next_others()
         return self._next_others
 
     @property
@@ -219,7 +238,14 @@ class Rollout:
 
     # ------------------------------------------------------------- structure
     def _fields(self) -> dict[str, Any]:
+        """Every field, deferred ones computed."""
         self._materialize()
+        if isinstance(self._next_others, Deferred):
+            self._next_others = self._next_others()
+        return self._raw_fields()
+
+    def _raw_fields(self) -> dict[str, Any]:
+        """The fields as stored, deferred ones not computed."""
         return {name: getattr(self, name) for name in STEP_FIELDS}
 
     def _replace(self, fields: dict[str, Any]) -> Rollout:
@@ -230,8 +256,15 @@ class Rollout:
         return new
 
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Rollout:
-        """A new rollout with ``fn`` applied to every per-step tensor."""
-        return self._replace({k: tree_map(fn, v) for k, v in self._fields().items()})
+        """A new rollout with ``fn`` applied to every per-step tensor (to deferred fields
+        when they are computed)."""
+
+        def each(value: Any) -> Any:
+            if isinstance(value, Deferred):
+                return value.then(lambda tree: tree_map(fn, tree))
+            return tree_map(fn, value)
+
+        return self._replace({k: each(v) for k, v in self._raw_fields().items()})
 
     def to(self, device: torch.device | str) -> Rollout:
         """The rollout on another device (e.g. CPU sampling, GPU learning)."""
@@ -341,6 +374,15 @@ class Rollout:
             yield self[:, perm[start : start + size]]
 
     # -------------------------------------------------------------- statistics
+    def _all_valid(self) -> bool:
+        """Whether every step is valid (remembered for this ``valid`` tensor; on CPU
+        this check is cheap, on GPU it is one synchronisation per rollout)."""
+        cache = self.__dict__.get("_valid_cache")
+        if cache is None or cache[0] is not self.valid or cache[1] != self.valid._version:
+            cache = (self.valid, self.valid._version, bool(self.valid.all()))
+            self._valid_cache = cache
+        return cache[2]
+
     def step_mean(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of a per-step quantity ``[T, B]`` over the valid steps (keeps gradients)."""
         valid = self.valid
@@ -348,12 +390,14 @@ class Rollout:
             raise ValueError(
                 f"step_mean needs a [T, B] = {list(valid.shape)} tensor, got {list(x.shape)}."
             )
-        return torch.where(
-            valid, x, torch.zeros((), dtype=x.dtype, device=x.device)
-        ).sum() / valid.sum().clamp(min=1)
+        if self._all_valid():
+            return x.mean()
+        return self._masked(x).sum() / valid.sum().clamp(min=1)
 
     def standardize(self, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
         """``x`` shifted and scaled to mean 0, std 1 over the valid steps; 0 elsewhere."""
+        if self._all_valid() and x.numel() >= 2:
+            return (x - x.mean()) / (x.std() + eps)
         values = x[self.valid]
         if values.numel() < 2:
             return self._masked(x - values.mean()) if values.numel() else x
@@ -361,6 +405,8 @@ class Rollout:
 
     # ---------------------------------------------------------------- returns
     def _masked(self, x: torch.Tensor) -> torch.Tensor:
+        if self._all_valid():
+            return x
         return torch.where(self.valid, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
     def _cuts(self) -> torch.Tensor:
@@ -374,7 +420,7 @@ class Rollout:
         if next_values is not None:
             return next_values
         if not self.dry and self._others is not None:
-            for extra, nxt in zip(self._others, self._next_others or (), strict=False):
+            for extra, nxt in zip(self._others, self.next_others or (), strict=False):
                 if extra is values:
                     return nxt
         raise ValueError(

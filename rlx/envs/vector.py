@@ -32,6 +32,7 @@ import numpy as np
 from rlx.core.tree import tree_map
 
 _Mode = getattr(gym.vector, "AutoresetMode", None)
+NATIVE_MIN_ENVS = 5  # below this, stepping B copies of the env in a loop is faster
 
 
 def _mode_name(env: gym.vector.VectorEnv) -> str:
@@ -61,8 +62,11 @@ def make_vector_env(
             environment), a function returning a new ``Env`` (called ``num_envs`` times),
             or a ready ``gymnasium.vector.VectorEnv`` (used as it is).
         num_envs: number of environments B for ids and factories.
-        vectorization: ``None`` uses an id's own fast vector implementation when it has
-            one, else ``"sync"``; ``"sync"`` or ``"async"`` force gymnasium's wrappers.
+        vectorization: ``None`` uses an id's own vector implementation when it has one
+            and ``num_envs >= 5``, else ``"sync"`` (CartPole-v1 measured here: the numpy
+            vector version costs ~78 us a step for any B up to 64; the sync wrapper ~27 us
+            at B=1, ~66 at 4, ~119 at 8); ``"sync"`` or ``"async"`` force gymnasium's
+            wrappers.
         env_kwargs: passed to ``gymnasium.make_vec`` / the environment constructor.
     """
     if num_envs < 1:
@@ -84,7 +88,8 @@ def make_vector_env(
             spec = gym.spec(env)
         except gym.error.Error as err:
             raise unknown_id_error(env, err) from None
-        if vectorization is None and spec.vector_entry_point is not None:
+        native = spec.vector_entry_point is not None and num_envs >= NATIVE_MIN_ENVS
+        if vectorization is None and native:
             return gym.make_vec(env, num_envs=num_envs, **env_kwargs)
         mode = vectorization or "sync"
         return gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)

@@ -233,3 +233,12 @@ def test_box_actions_are_clipped_for_the_env_only():
     r = rlx.Agent(Recorder(gym.make("Pendulum-v1")))(policy).episode(5)
     assert (r.actions > 2).any()  # the rollout keeps the sampled action
     assert max(abs(a).max() for a in seen) <= 2.0  # the environment sees the clipped one
+
+
+@pytest.mark.parametrize("num_envs, native", [(1, False), (4, False), (5, True), (8, True)])
+def test_cartpole_uses_its_numpy_vector_env_only_where_it_is_faster(num_envs, native):
+    agent = rlx.Agent("CartPole-v1", num_envs=num_envs)
+    is_sync = isinstance(agent.env.unwrapped, gym.vector.SyncVectorEnv)
+    assert is_sync is not native
+    forced = rlx.Agent("CartPole-v1", num_envs=num_envs, vectorization="sync")
+    assert isinstance(forced.env.unwrapped, gym.vector.SyncVectorEnv)

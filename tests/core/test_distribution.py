@@ -85,3 +85,30 @@ def test_bad_components_are_named():
     )
     with pytest.raises(TypeError, match="one action per component"):
         dist.log_prob(torch.zeros(1, dtype=torch.long))
+
+
+def test_tanh_normal_log_prob_is_the_squashed_and_rescaled_density():
+    loc, scale = torch.tensor([[0.3, -1.0]]), torch.tensor([[0.5, 2.0]])
+    low, high = torch.tensor([-2.0, 0.0]), torch.tensor([2.0, 1.0])
+    d = rlx.TanhNormal(loc, scale, low, high)
+    u = torch.tensor([[0.7, -0.2]])
+    action = (high + low) / 2 + (high - low) / 2 * torch.tanh(u)
+    base = torch.distributions.Normal(loc, scale).log_prob(u)
+    expected = base - torch.log1p(-torch.tanh(u) ** 2) - torch.log((high - low) / 2)
+    torch.testing.assert_close(d.log_prob(action), expected)
+    assert d.mode.shape == (1, 2) and bool(((d.mode >= low) & (d.mode <= high)).all())
+    # actions that rounded onto the bound keep a finite log-prob
+    assert torch.isfinite(d.log_prob(high.expand(1, 2))).all()
+    with pytest.raises(ValueError, match="finite bounds"):
+        rlx.TanhNormal(loc, scale, -float("inf"), 1.0)
+
+
+def test_tanh_normal_sample_and_rsample():
+    d = rlx.TanhNormal(torch.zeros(4, 3, requires_grad=True), torch.ones(4, 3))
+    a = d.sample()
+    assert a.shape == (4, 3) and not a.requires_grad and a.abs().max() < 1
+    r = d.rsample()
+    assert r.requires_grad
+    joint = rlx.ActionDistribution(d)
+    with pytest.raises(NotImplementedError, match="no closed-form entropy"):
+        joint.entropy()

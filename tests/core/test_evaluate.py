@@ -23,11 +23,30 @@ def test_feed_forward_evaluate_is_one_batched_forward_and_reproduces_sampling():
     dry = sampled.detach()
     CountingMLP.calls = 0
     evaluated = agent(policy).evaluate(dry)
-    assert CountingMLP.calls == 2  # all T*B steps at once, plus the bootstrap rows
+    assert CountingMLP.calls == 1  # all T*B steps at once
     torch.testing.assert_close(evaluated.logprobs, sampled.logprobs)
     torch.testing.assert_close(evaluated.entropy, sampled.entropy)
     torch.testing.assert_close(evaluated.others[0], sampled.others[0])
+    assert CountingMLP.calls == 1
     torch.testing.assert_close(evaluated.next_others[0], sampled.next_others[0])
+    assert CountingMLP.calls == 2  # the bootstrap rows, in one batch, when first read
+
+
+def test_next_others_read_after_an_optimizer_step_raises():
+    agent = rlx.Agent("CartPole-v1", num_envs=2, seed=0)
+    policy = MLPPolicy()
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
+    with torch.no_grad():
+        dry = agent(policy).steps(8, dry=True)
+    read_first = agent(policy).evaluate(dry)
+    values_before = read_first.next_others[0].detach().clone()
+    late = agent(policy).evaluate(dry)
+    late.others[0].sum().backward()
+    optimizer.step()
+    with pytest.raises(RuntimeError, match="before stepping"):
+        late.next_others
+    # read before the step, the values stay those of the evaluated policy
+    torch.testing.assert_close(read_first.next_others[0], values_before)
 
 
 def test_gradients_flow_through_evaluate():

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rlx
+from rlx.core.forward import Deferred
 
 
 def tagged(T: int, B: int, offset: int = 0, dry: bool = False) -> rlx.Rollout:
@@ -188,3 +189,36 @@ def test_recurrent_chunks_reevaluate_exactly():
         e = agent(policy).evaluate(c)
     torch.testing.assert_close(e.logprobs, c.logprobs, rtol=0, atol=1e-6)
     assert c.shape == (5, 6)
+
+
+def test_indexing_an_evaluated_rollout_leaves_entropy_and_bootstrap_uncomputed():
+    agent = rlx.Agent("CartPole-v1", num_envs=4, seed=0)
+    policy = MLPPolicy()
+    with torch.no_grad():
+        rollout = agent(policy).steps(16)
+    evaluated = agent(policy).evaluate(rollout)
+    part = evaluated.vectorize()[:, torch.tensor([3, 0, 7])]
+    assert isinstance(evaluated._entropy, Deferred) and isinstance(part._entropy, Deferred)
+    assert isinstance(evaluated._next_others, Deferred)
+    flat = evaluated.vectorize()
+    torch.testing.assert_close(part.entropy, flat.entropy[:, [3, 0, 7]])
+    torch.testing.assert_close(part.next_others[0], flat.next_others[0][:, [3, 0, 7]])
+    torch.testing.assert_close(part.logprobs, flat.logprobs[:, [3, 0, 7]])
+
+
+def test_step_mean_and_standardize_agree_with_and_without_invalid_steps():
+    agent = rlx.Agent(counting_vec([2, 5]), seed=0)
+    with torch.no_grad():
+        r = agent(MLPPolicy(obs_dim=2)).episode(5)  # env 0: 2 valid steps, then 3 padded
+    x = torch.arange(10.0).view(5, 2)
+    assert not bool(r.valid.all())
+    torch.testing.assert_close(r.step_mean(x), x[r.valid].mean())
+    full = r[:2]
+    assert bool(full.valid.all())
+    torch.testing.assert_close(full.step_mean(x[:2]), x[:2].mean())
+    s = r.standardize(x)
+    torch.testing.assert_close(s[r.valid], (x[r.valid] - x[r.valid].mean()) / x[r.valid].std())
+    assert (s[~r.valid] == 0).all()
+    # the all-valid flag follows in-place edits of valid
+    full.valid[0, 0] = False
+    torch.testing.assert_close(full.step_mean(x[:2]), x[:2][full.valid].mean())
