@@ -7,6 +7,7 @@ from rlx.core import (
     DryRolloutError,
     Parametric,
     Rollout,
+    TanhNormal,
     cat,
 )
 from rlx.envs.pomdp import register as _register_environments
@@ -22,5 +23,6 @@ __all__ = [
     "DryRolloutError",
     "Parametric",
     "Rollout",
+    "TanhNormal",
     "cat",
 ]

@@ -31,6 +31,8 @@ class RunConfig:
     """Ready policy: mlp, rnn (GRU), gru or lstm."""
     hidden: int = 64
     """Width of the policy's hidden layers."""
+    squash: bool = False
+    """Box actions: a tanh-squashed Gaussian scaled to the bounds instead of a clipped one."""
     total_steps: int = 100_000
     """Stop after this many environment steps."""
     total_episodes: int | None = None

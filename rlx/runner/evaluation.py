@@ -10,10 +10,9 @@ import torch
 
 from rlx.algos.registry import algorithm_class
 from rlx.core.agent import Agent
-from rlx.policies import make_policy
 from rlx.runner import checkpoint
 from rlx.runner.config import RunConfig, from_dict
-from rlx.runner.runner import episode_horizon
+from rlx.runner.runner import build_policy, episode_horizon
 
 
 def locate(path: str | Path) -> tuple[Path, dict]:
@@ -55,8 +54,7 @@ def evaluate_checkpoint(
         agent = Agent(env, seed=seed)
     else:
         agent = Agent(run.env, num_envs=episodes, seed=seed)
-    hidden = run.hidden if run.policy != "mlp" else (run.hidden, run.hidden)
-    policy = make_policy(agent.observation_space, agent.action_space, run.policy, hidden=hidden)
+    policy = build_policy(run, agent)
     policy.load_state_dict(state["algorithm"]["policy"])
     returns: list[float] = []
     try:

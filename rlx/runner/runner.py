@@ -33,6 +33,7 @@ import torch
 from rlx.algos.base import Algorithm, AlgorithmConfig
 from rlx.algos.registry import algorithm_class
 from rlx.core.agent import Agent
+from rlx.core.parametric import Parametric
 from rlx.envs.vector import unknown_id_error
 from rlx.policies import make_policy
 from rlx.runner import checkpoint
@@ -68,6 +69,18 @@ def episode_horizon(env_id: str) -> int:
     return spec.max_episode_steps or 10_000
 
 
+def build_policy(run: RunConfig, agent: Agent) -> Parametric:
+    """The ready policy a run's options describe, for the agent's spaces."""
+    hidden = run.hidden if run.policy != "mlp" else (run.hidden, run.hidden)
+    return make_policy(
+        agent.observation_space,
+        agent.action_space,
+        run.policy,
+        hidden=hidden,
+        squash=run.squash,
+    )
+
+
 class Runner:
     """Trains one algorithm on one environment as configured; see the module docstring."""
 
@@ -88,10 +101,7 @@ class Runner:
         seed_everything(run.seed)
         torch.set_num_threads(run.torch_threads)
         self.agent = Agent(run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
-        self.policy = make_policy(
-            self.agent.observation_space, self.agent.action_space, run.policy,
-            hidden=run.hidden if run.policy != "mlp" else (run.hidden, run.hidden),
-        ).to(run.device)  # fmt: skip
+        self.policy = build_policy(run, self.agent).to(run.device)
         self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
         self.algorithm.seed(run.seed)
         self.algorithm.checkpoint_replay = run.checkpoint_replay

@@ -32,30 +32,40 @@ class A2C(Algorithm):
     Config = A2CConfig
     config: A2CConfig
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
+    def losses(self, rollout: Rollout) -> dict[str, torch.Tensor]:
+        """Policy loss, value loss and entropy on one sampled segment (with graph)."""
         c = self.config
         # Sample without a graph, then one batched forward with it (cheaper than keeping
         # a graph per sampled step).
         rollout = self.agent(self.policy).evaluate(rollout)
         (values,) = rollout.others
+        # Bootstraps from next_others where an episode was cut (truncation, segment end),
+        # never after a termination.
         advantages = rollout.gae(values, c.gamma, c.lam)
         if c.normalize_advantages:
             advantages = rollout.standardize(advantages)
-        policy_loss = -rollout.step_mean(rollout.logprobs * advantages)
-        value_loss = 0.5 * rollout.step_mean((rollout.returns - values).pow(2))
-        entropy = rollout.step_mean(rollout.entropy)
-        loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
-        grad_norm = self.optimize(loss)
+        return {
+            "PolicyLoss": -rollout.step_mean(rollout.logprobs * advantages.detach()),
+            "ValueLoss": 0.5 * rollout.step_mean((rollout.returns - values).pow(2)),
+            "Entropy": rollout.step_mean(rollout.entropy_or_estimate()),
+        }
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        c = self.config
+        losses = self.losses(rollout)
+        loss = (
+            losses["PolicyLoss"]
+            + c.value_coef * losses["ValueLoss"]
+            - c.entropy_coef * losses["Entropy"]
+        )
+        info = {k: v.item() for k, v in losses.items()}
+        info["GradNorm"] = self.optimize(loss)
         if log.isEnabledFor(logging.DEBUG):
             with torch.no_grad():
-                again = self.agent(self.policy).evaluate(rollout)
-                after = -again.step_mean(again.logprobs * advantages) + c.value_coef * 0.5 * (
-                    again.step_mean((rollout.returns - again.others[0]).pow(2))
-                )
-            self.log_change("loss", (policy_loss + c.value_coef * value_loss).item(), after.item())
-        return {
-            "PolicyLoss": policy_loss.item(),
-            "ValueLoss": value_loss.item(),
-            "Entropy": entropy.item(),
-            "GradNorm": grad_norm,
-        }
+                after = self.losses(rollout)
+            self.log_change(
+                "loss",
+                info["PolicyLoss"] + c.value_coef * info["ValueLoss"],
+                (after["PolicyLoss"] + c.value_coef * after["ValueLoss"]).item(),
+            )
+        return info

@@ -56,7 +56,7 @@ class PPO(Algorithm):
         if debug:
             before = self.objective(batch)
         names = ("PolicyLoss", "ValueLoss", "Entropy", "GradNorm", "ClipFraction", "ApproxKL")
-        stats: dict[str, list[float]] = {name: [] for name in names}
+        stats: dict[str, list] = {name: [] for name in names}
         for _ in range(c.epochs):
             for mb in batch.minibatches(size, generator=self.generator):
                 new = self.agent(self.policy).evaluate(mb)
@@ -74,21 +74,24 @@ class PPO(Algorithm):
                     )
                     value_error = torch.max(value_error, (moved - mb.returns).pow(2))
                 value_loss = 0.5 * mb.step_mean(value_error)
-                entropy = mb.step_mean(new.entropy)
-                loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
-                grad_norm = self.optimize(loss)
+                loss = policy_loss + c.value_coef * value_loss
+                if c.entropy_coef:
+                    entropy = mb.step_mean(new.entropy_or_estimate())
+                    loss = loss - c.entropy_coef * entropy
+                stats["GradNorm"].append(self.optimize(loss))
                 with torch.no_grad():
-                    stats["PolicyLoss"].append(policy_loss.item())
-                    stats["ValueLoss"].append(value_loss.item())
-                    stats["Entropy"].append(entropy.item())
-                    stats["GradNorm"].append(grad_norm)
-                    stats["ClipFraction"].append(
-                        mb.step_mean(((ratio - 1).abs() > c.clip).float()).item()
-                    )
-                    stats["ApproxKL"].append(mb.step_mean((ratio - 1) - log_ratio).item())
+                    if not c.entropy_coef:  # logged, but kept out of the graph
+                        entropy = mb.step_mean(new.entropy_or_estimate())
+                    stats["PolicyLoss"].append(policy_loss.detach())
+                    stats["ValueLoss"].append(value_loss.detach())
+                    stats["Entropy"].append(entropy.detach())
+                    stats["ClipFraction"].append(mb.step_mean(((ratio - 1).abs() > c.clip).float()))
+                    stats["ApproxKL"].append(mb.step_mean((ratio - 1) - log_ratio))
         if debug:
             self.log_change("loss", before, self.objective(batch))
-        return {k: sum(v) / len(v) for k, v in stats.items()}
+        return {
+            k: float(torch.stack([torch.as_tensor(x) for x in v]).mean()) for k, v in stats.items()
+        }
 
     def objective(self, batch: Rollout) -> float:
         """The clipped loss on a whole batch under the current policy (for DEBUG logs)."""

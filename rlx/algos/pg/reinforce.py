@@ -43,7 +43,7 @@ class REINFORCE(Algorithm):
         if c.standardize_return:
             weight = rollout.standardize(weight)
         losses["PolicyLoss"] = -rollout.step_mean(rollout.logprobs * weight)
-        losses["Entropy"] = rollout.step_mean(rollout.entropy)
+        losses["Entropy"] = rollout.step_mean(rollout.entropy_or_estimate())
         return losses
 
     def update(self, rollout: Rollout) -> dict[str, float]:
