@@ -5,6 +5,11 @@ recurrent policy is run step by step over ``T``, batched over ``B``, its state t
 from the rollout's stored first state and reset where episodes start, exactly as during
 sampling; evaluating a rollout under the policy that sampled it therefore reproduces
 the sampled log-probabilities.
+
+``next_others`` (the extras at each next observation, for bootstrapping) are computed
+when first read, so updates that never bootstrap (PPO's minibatches) skip that forward.
+Read them, or compute returns, before an optimizer step changes the policy: reading
+them later raises instead of mixing two policies.
 """
 
 from __future__ import annotations

@@ -72,9 +72,11 @@ class Deferred:
         if not self.done:
             if any(p._version != v for p, v in zip(self.params, self.versions, strict=True)):
                 raise RuntimeError(
-                    "rollout.next_others was first read after the policy's parameters "
-                    "changed (an optimizer step), so it would not match the rest of the "
-                    "evaluation; read it before stepping, or evaluate the rollout again."
+                    "an evaluated rollout computes next_others (the bootstrap extras) when "
+                    "they are first needed, and here that is after the policy's parameters "
+                    "changed (an optimizer step): they would not match the rest of the "
+                    "evaluation. Read rollout.next_others (or call gae/vtrace/"
+                    "nstep_returns) before stepping, or evaluate the rollout again."
                 )
             saved = Distribution._validate_args
             Distribution._validate_args = self.validate

@@ -125,12 +125,13 @@ def changed(before: dict, policy: torch.nn.Module) -> bool:
         ("CartPole-v1", "mlp", {}),
         ("CartPole-v1", "gru", {}),
         ("CartPole-v1", "lstm", {}),
+        ("CartPole-v1", "gru", {"shared": True}),
         ("Pendulum-v1", "mlp", {}),
         ("Pendulum-v1", "mlp", {"squash": True}),
         ("Pendulum-v1", "gru", {"squash": True, "state_dependent_std": True}),
         ("tuple", "mlp", {}),
     ],
-    ids=["discrete", "gru", "lstm", "gaussian", "tanh-gaussian", "gru-tanh", "tuple"],
+    ids=["discrete", "gru", "lstm", "shared-gru", "gaussian", "tanh-gaussian", "gru-tanh", "tuple"],
 )
 def test_every_algorithm_updates_every_policy_kind(cls, env, kind, options):
     torch.manual_seed(0)

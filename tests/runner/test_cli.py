@@ -103,10 +103,11 @@ def test_plot_groups_seeds_and_draws_their_mean(tmp_path):
     assert drawn.mean() > 0.02
 
 
+@pytest.mark.parametrize("policytype", ["mlp", "rnn"])
 @pytest.mark.parametrize("algo", ["rf", "ac", "a2c", "ppo", "offpac"])
-def test_seed_main_runs_each_algorithm(algo, tmp_path, monkeypatch, capsys):
+def test_seed_main_runs_each_algorithm(algo, policytype, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["--algo", algo, "--policytype", "rnn" if algo == "ppo" else "mlp", "--batch_size", "4",
+    argv = ["--algo", algo, "--policytype", policytype, "--batch_size", "4",
             "--max_episode", "12", "--horizon", "50", "--env", "CartPole-v0",
             "--standardize_return"]  # fmt: skip
     assert seed_main(argv) == 0

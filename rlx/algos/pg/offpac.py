@@ -27,7 +27,7 @@ class OffPACConfig(AlgorithmConfig):
     lr: float = 1e-3
     replay_episodes: int = 100
     """Episodes kept in the replay."""
-    batch_episodes: int = 16
+    batch_episodes: int = 8
     """Replayed episodes per update."""
     updates: int = 4
     """Updates per iteration (per batch of new episodes)."""
@@ -38,7 +38,8 @@ class OffPACConfig(AlgorithmConfig):
     value_coef: float = 0.5
     """Weight of the value loss."""
     normalize_advantages: bool = False
-    """Standardise advantages within each batch."""
+    """Divide advantages by their standard deviation within each batch (no mean shift:
+    a shift would give steps whose importance weight is ~0 a push of their own)."""
 
 
 class OffPAC(Algorithm):
@@ -75,7 +76,7 @@ class OffPAC(Algorithm):
             log_ratios = (new.logprobs - batch.logprobs).detach()
             advantages = new.vtrace(values, log_ratios, c.gamma, c.rho_clip, c.c_clip)
             if c.normalize_advantages:
-                advantages = new.standardize(advantages)
+                advantages = advantages / (advantages[new.valid].std() + 1e-8)
             policy_loss = -new.step_mean(new.logprobs * advantages)
             value_loss = 0.5 * new.step_mean((new.returns - values).pow(2))
             entropy = new.step_mean(new.entropy_or_estimate())

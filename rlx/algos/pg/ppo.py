@@ -20,7 +20,7 @@ class PPOConfig(AlgorithmConfig):
     epochs: int = 10
     """Passes over each batch."""
     minibatches: int = 8
-    """Minibatches per pass (of transitions; of whole sequences for recurrent policies)."""
+    """Minibatches per pass (of transitions; of sequence pieces for recurrent policies)."""
     value_coef: float = 0.5
     """Weight of the value loss."""
     value_clip: float | None = None
