@@ -94,7 +94,7 @@ def test_tanh_normal_log_prob_is_the_squashed_and_rescaled_density():
     u = torch.tensor([[0.7, -0.2]])
     action = (high + low) / 2 + (high - low) / 2 * torch.tanh(u)
     base = torch.distributions.Normal(loc, scale).log_prob(u)
-    expected = base - torch.log1p(-torch.tanh(u) ** 2) - torch.log((high - low) / 2)
+    expected = base - torch.log1p(-(torch.tanh(u) ** 2)) - torch.log((high - low) / 2)
     torch.testing.assert_close(d.log_prob(action), expected)
     assert d.mode.shape == (1, 2) and bool(((d.mode >= low) & (d.mode <= high)).all())
     # actions that rounded onto the bound keep a finite log-prob
