@@ -93,7 +93,7 @@ CASES = [
         300_000,
         450.0,
         policy="gru",
-        options=dict(num_envs=16, steps=128, epochs=8, minibatches=4, lr=5e-4, anneal_lr=True),
+        options=dict(num_envs=16, steps=128, epochs=10, minibatches=8, lr=3e-4, anneal_lr=True),
     ),
     Case(
         "ppo-mlp-incomplete-cartpole",
@@ -101,7 +101,7 @@ CASES = [
         "IncompleteCartPole-v1",
         300_000,
         None,
-        options=dict(num_envs=16, steps=128, epochs=8, minibatches=4, lr=5e-4, anneal_lr=True),
+        options=dict(num_envs=16, steps=128, epochs=10, minibatches=8, lr=3e-4, anneal_lr=True),
     ),
     Case(
         "ppo-pendulum",

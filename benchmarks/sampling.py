@@ -31,6 +31,8 @@ import rlx
 
 TARGET_RATIO = 0.9
 NUM_ENVS, HORIZON = 8, 128
+PARALLEL_TARGET = 1.7  # parallel sampler, 2 workers, over serial, on the slow environment
+STEP_COST, SLOW_HORIZON, SLOW_WORKERS = 1e-3, 32, 2
 
 
 def mlp() -> nn.Sequential:
@@ -78,6 +80,44 @@ def rlx_loop(policy: Policy, batches: int, dry: bool) -> float:
         elapsed = time.perf_counter() - start
     agent.close()
     return batches * HORIZON * NUM_ENVS / elapsed
+
+
+class SlowCartPole(gym.Wrapper):
+    """CartPole whose step also computes for ``STEP_COST`` seconds: a busy loop, not a
+    sleep, so that parallel workers need real cores, as a physics simulator would."""
+
+    def step(self, action):
+        end = time.perf_counter() + STEP_COST
+        while time.perf_counter() < end:
+            pass
+        return self.env.step(action)
+
+
+def slow_cartpole() -> gym.Env:
+    return SlowCartPole(gym.make("CartPole-v1"))
+
+
+def slow_env_rates(policy: Policy, rounds: int, batches: int) -> tuple[list[float], list[float]]:
+    """Steps/s of the serial and the parallel sampler on the slow environment, per round."""
+    serial = rlx.Agent(slow_cartpole, num_envs=NUM_ENVS, seed=0, vectorization="sync")
+    parallel = rlx.Agent(
+        slow_cartpole, num_envs=NUM_ENVS, seed=0, sampler="parallel", workers=SLOW_WORKERS
+    )
+    rates: tuple[list[float], list[float]] = ([], [])
+    try:
+        with torch.no_grad():
+            for agent in (serial, parallel):
+                agent(policy).steps(SLOW_HORIZON)  # warm-up
+            for _ in range(rounds):
+                for agent, out in zip((serial, parallel), rates, strict=True):
+                    start = time.perf_counter()
+                    for _ in range(batches):
+                        agent(policy).steps(SLOW_HORIZON)
+                    out.append(batches * SLOW_HORIZON * NUM_ENVS / (time.perf_counter() - start))
+    finally:
+        serial.close()
+        parallel.close()
+    return rates
 
 
 def sample_costs() -> dict[str, float]:
@@ -166,13 +206,30 @@ def main() -> int:
     for name, seconds in sample_costs().items():
         print(f"{name:52s} {seconds * 1e6:8.1f}")
 
-    passed = int(ratio >= TARGET_RATIO)
+    serial, parallel = slow_env_rates(policy, max(3, args.rounds // 3), 2)
+    speedups = [p / s for s, p in zip(serial, parallel, strict=True)]
+    speedup = statistics.median(speedups)
     print(
-        f"\ntarget: rlx steps(128) >= {TARGET_RATIO} x hand loop: "
-        f"{'passed' if passed else 'MISSED'} ({ratio:.3f})"
+        f"\nslow environment: {NUM_ENVS} x CartPole-v1 + {STEP_COST * 1e3:.0f} ms of computation "
+        f"per step, steps({SLOW_HORIZON})"
     )
-    print(f"{passed} passed, {1 - passed} failed")
-    return 0 if passed else 1
+    print(f"{'serial sampler':32s} {statistics.median(serial):15,.0f} steps/s")
+    print(f"{f'parallel sampler, {SLOW_WORKERS} workers':32s} {statistics.median(parallel):15,.0f}"
+          " steps/s")  # fmt: skip
+    print(f"speed-up parallel / serial (median of rounds): {speedup:.2f} "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in speedups)})")  # fmt: skip
+
+    checks = [
+        (f"rlx steps(128) >= {TARGET_RATIO} x hand loop", ratio, ratio >= TARGET_RATIO),
+        (f"parallel >= {PARALLEL_TARGET} x serial, slow environment", speedup,
+         speedup >= PARALLEL_TARGET),
+    ]  # fmt: skip
+    print()
+    for name, value, ok in checks:
+        print(f"target: {name}: {'passed' if ok else 'MISSED'} ({value:.3f})")
+    passed = sum(ok for _, _, ok in checks)
+    print(f"{passed} passed, {len(checks) - passed} failed")
+    return 0 if passed == len(checks) else 1
 
 
 if __name__ == "__main__":

@@ -41,6 +41,11 @@ class Agent:
             policy (off by default: it costs about as much as a small network's forward).
         vectorization: ``None`` (an id's own vector implementation if it has one and
             ``num_envs >= 5``, where it is faster; else sync), ``"sync"`` or ``"async"``.
+        sampler: ``"serial"`` steps the environments in this process; ``"parallel"``
+            steps them in ``workers`` processes (shared memory, see
+            :class:`rlx.envs.ParallelVectorEnv`) while the policy acts for all of them in
+            one batched forward here. Rollouts are the same either way.
+        workers: worker processes of the parallel sampler.
         env_kwargs: passed to the environment constructor.
     """
 
@@ -55,11 +60,22 @@ class Agent:
         clip_actions: bool = True,
         validate_args: bool = False,
         vectorization: str | None = None,
+        sampler: str = "serial",
+        workers: int = 2,
         **env_kwargs: Any,
     ) -> None:
         if grad_clip is not None and grad_clip <= 0:
             raise ValueError(f"grad_clip must be positive, got {grad_clip}.")
-        self.env = make_vector_env(env, num_envs, vectorization, **env_kwargs)
+        if sampler not in ("serial", "parallel"):
+            raise ValueError(f"sampler must be 'serial' or 'parallel', got {sampler!r}.")
+        if sampler == "parallel":
+            if vectorization is not None:
+                raise ValueError(
+                    "sampler='parallel' makes its own worker processes; leave vectorization out."
+                )
+            vectorization = "parallel"
+        self.sampler = sampler
+        self.env = make_vector_env(env, num_envs, vectorization, workers=workers, **env_kwargs)
         self.num_envs = self.env.num_envs
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space

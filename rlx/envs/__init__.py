@@ -1,5 +1,6 @@
-"""Environments: making vector environments and stepping them uniformly."""
+"""Environments: making vector environments, stepping them uniformly, worker processes."""
 
+from rlx.envs.parallel import ParallelVectorEnv, WorkerError
 from rlx.envs.vector import VectorStepper, make_vector_env
 
-__all__ = ["VectorStepper", "make_vector_env"]
+__all__ = ["ParallelVectorEnv", "VectorStepper", "WorkerError", "make_vector_env"]
