@@ -70,8 +70,8 @@ def hand_loop(net: nn.Module, batches: int, validate: bool) -> float:
     return batches * HORIZON * NUM_ENVS / elapsed
 
 
-def rlx_loop(policy: Policy, batches: int, dry: bool) -> float:
-    agent = rlx.Agent("CartPole-v1", num_envs=NUM_ENVS, seed=0)
+def rlx_loop(policy: Policy, batches: int, dry: bool, vectorization: str | None = None) -> float:
+    agent = rlx.Agent("CartPole-v1", num_envs=NUM_ENVS, seed=0, vectorization=vectorization)
     with torch.no_grad():
         agent(policy).steps(HORIZON, dry=dry)  # warm-up: first reset
         start = time.perf_counter()
@@ -205,6 +205,21 @@ def main() -> int:
     print(f"\n{'one call at batch 8':52s} {'us':>8s}")
     for name, seconds in sample_costs().items():
         print(f"{name:52s} {seconds * 1e6:8.1f}")
+
+    try:
+        import envpool  # noqa: F401
+
+        pool_ratios = []
+        for _ in range(max(3, args.rounds // 3)):
+            gym_rate = rlx_loop(policy, args.batches, dry=False)
+            pool_ratios.append(rlx_loop(policy, args.batches, False, "envpool") / gym_rate)
+        print(
+            f"\nEnvPool / gymnasium vector env, rlx steps(128), {NUM_ENVS} x CartPole-v1 "
+            f"(median of rounds): {statistics.median(pool_ratios):.2f} "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in pool_ratios)})"
+        )
+    except ImportError:
+        print("\nEnvPool: not installed (pip install 'rlx[envpool]'); ratio not measured")
 
     serial, parallel = slow_env_rates(policy, max(3, args.rounds // 3), 2)
     speedups = [p / s for s, p in zip(serial, parallel, strict=True)]

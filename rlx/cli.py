@@ -103,7 +103,10 @@ def cmd_train(argv: list[str]) -> int:
         return fail(str(err))
     except OSError as err:
         return fail(str(err))
-    row = runner.train()
+    try:
+        row = runner.train()
+    finally:
+        runner.close()
     print(f"run directory: {runner.run_dir}")
     if row:
         print(f"steps {row['CumSteps']}  average return {row['ReturnAverage']:.1f}")
@@ -233,7 +236,10 @@ def seed_main(argv: list[str] | None = None) -> int:
         runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:
         return fail(str(err))
-    row = runner.train()
+    try:
+        row = runner.train()
+    finally:
+        runner.close()
     print(f"run directory: {runner.run_dir}")
     if a.render:
         from rlx.runner.evaluation import evaluate_checkpoint

@@ -40,7 +40,8 @@ class Agent:
         validate_args: keep torch.distributions argument validation on while rlx runs the
             policy (off by default: it costs about as much as a small network's forward).
         vectorization: ``None`` (an id's own vector implementation if it has one and
-            ``num_envs >= 5``, where it is faster; else sync), ``"sync"`` or ``"async"``.
+            ``num_envs >= 5``, where it is faster; else sync), ``"sync"``, ``"async"`` or
+            ``"envpool"`` (EnvPool's C++ environments, when installed).
         sampler: ``"serial"`` steps the environments in this process; ``"parallel"``
             steps them in ``workers`` processes (shared memory, see
             :class:`rlx.envs.ParallelVectorEnv`) while the policy acts for all of them in

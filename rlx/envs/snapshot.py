@@ -8,8 +8,8 @@ numbers, dicts) that ``torch.load(weights_only=True)`` accepts; :func:`restore` 
 them back into a freshly made environment of the same kind.
 
 Environments whose state lives elsewhere (MuJoCo's C structures, Atari emulators,
-subprocesses of ``AsyncVectorEnv``) are not captured: :func:`snapshot` returns ``None``
-for them and a resumed run starts new episodes there.
+subprocesses of ``AsyncVectorEnv`` and ``ParallelVectorEnv``) are not captured:
+:func:`snapshot` returns ``None`` for them and a resumed run starts new episodes there.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ _SKIP = object()
 
 def snapshot(env: gym.vector.VectorEnv) -> dict[str, Any] | None:
     """Plain-data copy of the state of ``env`` and everything it wraps, or None."""
-    if isinstance(getattr(env, "unwrapped", env), gym.vector.AsyncVectorEnv):
-        return None
+    from rlx.envs.parallel import ParallelVectorEnv
+
+    if isinstance(getattr(env, "unwrapped", env), (gym.vector.AsyncVectorEnv, ParallelVectorEnv)):
+        return None  # the environments live in other processes
     state: dict[str, Any] = {}
 
     def walk(obj: Any, path: str) -> None:

@@ -70,15 +70,17 @@ def make_vector_env(
             vector version costs ~78 us a step for any B up to 64; the sync wrapper ~27 us
             at B=1, ~66 at 4, ~119 at 8); ``"sync"`` or ``"async"`` force gymnasium's
             wrappers; ``"parallel"`` makes a :class:`~rlx.envs.parallel.ParallelVectorEnv`
-            with ``workers`` processes.
+            with ``workers`` processes; ``"envpool"`` uses EnvPool's C++ environments
+            (:class:`~rlx.envs.envpool.EnvPoolVectorEnv`, ids only).
         workers: worker processes for ``"parallel"``.
         env_kwargs: passed to ``gymnasium.make_vec`` / the environment constructor.
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be at least 1, got {num_envs}.")
-    if vectorization not in (None, "sync", "async", "parallel"):
+    if vectorization not in (None, "sync", "async", "parallel", "envpool"):
         raise ValueError(
-            f"vectorization must be None, 'sync', 'async' or 'parallel', got {vectorization!r}."
+            "vectorization must be None, 'sync', 'async', 'parallel' or 'envpool', got "
+            f"{vectorization!r}."
         )
     if isinstance(env, gym.vector.VectorEnv):
         if num_envs not in (1, env.num_envs):
@@ -92,6 +94,12 @@ def make_vector_env(
                 "not to a ready VectorEnv; configure it where you create it."
             )
         return env
+    if vectorization == "envpool":
+        if not isinstance(env, str):
+            raise ValueError("vectorization='envpool' needs an environment id, e.g. 'CartPole-v1'.")
+        from rlx.envs.envpool import EnvPoolVectorEnv
+
+        return EnvPoolVectorEnv(env, num_envs, **env_kwargs)
     if isinstance(env, str):
         try:
             spec = gym.spec(env)

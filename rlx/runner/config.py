@@ -43,6 +43,10 @@ class RunConfig:
     """Also stop once the online average return reaches this value."""
     seed: int = 0
     """Seeds torch, numpy, Python and the environments."""
+    sampler: str = "serial"
+    """serial (environments in this process) or parallel (in worker processes)."""
+    workers: int = 2
+    """Worker processes of the parallel sampler."""
     device: str = "cpu"
     """Torch device of the policy (cpu, cuda, cuda:1...)."""
     torch_threads: int = 1
@@ -79,10 +83,12 @@ class RunConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
         positive = ("total_steps", "hidden", "torch_threads", "window", "eval_episodes",
-                    "checkpoint_every")  # fmt: skip
+                    "checkpoint_every", "workers")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{flag(name)} must be positive, got {getattr(self, name)}.")
+        if self.sampler not in ("serial", "parallel"):
+            raise ValueError(f"--sampler must be serial or parallel, got {self.sampler!r}.")
         if self.eval_every < 0:
             raise ValueError(f"--eval-every must be 0 (off) or positive, got {self.eval_every}.")
         for name in ("total_episodes", "total_iterations"):

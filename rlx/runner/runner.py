@@ -48,7 +48,7 @@ RESUMABLE = frozenset({
     "total_steps", "total_episodes", "total_iterations", "target_return", "eval_every",
     "eval_episodes", "checkpoint_every", "keep_checkpoints", "checkpoint_replay",
     "tensorboard", "tbdir", "wandb", "wandb_project", "progress", "plot", "log_level",
-    "device", "torch_threads",
+    "device", "torch_threads", "sampler", "workers",
 })  # fmt: skip
 
 
@@ -100,7 +100,13 @@ class Runner:
         self.run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run)
         seed_everything(run.seed)
         torch.set_num_threads(run.torch_threads)
-        self.agent = Agent(run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
+        self.agent = Agent(
+            run.env,
+            num_envs=self.algo_config.num_envs,
+            seed=run.seed,
+            sampler=run.sampler,
+            workers=run.workers,
+        )
         self.policy = build_policy(run, self.agent).to(run.device)
         self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
         self.algorithm.seed(run.seed)
@@ -281,6 +287,10 @@ class Runner:
             except ValueError as err:  # e.g. no episode has finished yet
                 log.warning("no curves.png: %s", err)
         return row
+
+    def close(self) -> None:
+        """Close the environments (and stop the parallel sampler's workers)."""
+        self.agent.close()
 
     def save(self) -> Path:
         """Write a checkpoint of everything the run needs to continue."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -163,3 +164,15 @@ def test_bad_sampler_options_are_refused():
         rlx.Agent("CartPole-v1", sampler="threads")
     with pytest.raises(ValueError, match="leave vectorization out"):
         rlx.Agent("CartPole-v1", sampler="parallel", vectorization="sync")
+
+
+def test_rlx_train_runs_with_the_parallel_sampler(tmp_path):
+    from rlx.cli import main
+
+    argv = ["train", "a2c", "CartPole-v1", "--sampler", "parallel", "--workers", "2",
+            "--num-envs", "4", "--total-steps", "2000", "--no-progress", "--no-tensorboard",
+            "--no-plot", "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    assert len(rows) > 10
+    assert not multiprocessing.active_children()  # the workers were stopped and joined
