@@ -8,7 +8,7 @@ numbers, dicts) that ``torch.load(weights_only=True)`` accepts; :func:`restore` 
 them back into a freshly made environment of the same kind.
 
 Environments whose state lives elsewhere (MuJoCo's C structures, Atari emulators,
-subprocesses of ``AsyncVectorEnv`` and ``ParallelVectorEnv``) are not captured:
+subprocesses of ``AsyncVectorEnv`` and ``ParallelVectorEnv``, EnvPool) are not captured:
 :func:`snapshot` returns ``None`` for them and a resumed run starts new episodes there.
 """
 
@@ -59,10 +59,12 @@ _SKIP = object()
 
 def snapshot(env: gym.vector.VectorEnv) -> dict[str, Any] | None:
     """Plain-data copy of the state of ``env`` and everything it wraps, or None."""
+    from rlx.envs.envpool import EnvPoolVectorEnv
     from rlx.envs.parallel import ParallelVectorEnv
 
-    if isinstance(getattr(env, "unwrapped", env), (gym.vector.AsyncVectorEnv, ParallelVectorEnv)):
-        return None  # the environments live in other processes
+    elsewhere = (gym.vector.AsyncVectorEnv, ParallelVectorEnv, EnvPoolVectorEnv)
+    if isinstance(getattr(env, "unwrapped", env), elsewhere):
+        return None  # the environments live in other processes or in C++
     state: dict[str, Any] = {}
 
     def walk(obj: Any, path: str) -> None:
