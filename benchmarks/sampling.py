@@ -120,6 +120,35 @@ def slow_env_rates(policy: Policy, rounds: int, batches: int) -> tuple[list[floa
     return rates
 
 
+def slow_agent() -> rlx.Agent:
+    return rlx.Agent(slow_cartpole, num_envs=NUM_ENVS, seed=0, vectorization="sync")
+
+
+def ppo_throughput(asynchronous: bool, iterations: int) -> float:
+    """Training steps/s of PPO on the slow environment, sampling in or out of process."""
+    from rlx.algos.pg import PPO
+    from rlx.policies import make_policy
+    from rlx.sampling import AsyncSampler
+
+    torch.manual_seed(0)
+    agent = slow_agent()
+    policy = make_policy(agent.observation_space, agent.action_space)
+    config = PPO.Config(num_envs=NUM_ENVS, steps=SLOW_HORIZON * 2, epochs=4, minibatches=4)
+    ppo = PPO(agent, policy, config)
+    if asynchronous:
+        ppo.sampler = AsyncSampler(slow_agent, policy, config.steps)
+    try:
+        ppo.iteration()  # warm-up (the sampling process starts)
+        start = time.perf_counter()
+        for _ in range(iterations):
+            ppo.iteration()
+        return iterations * config.steps * NUM_ENVS / (time.perf_counter() - start)
+    finally:
+        if ppo.sampler is not None:
+            ppo.sampler.close()
+        agent.close()
+
+
 def sample_costs() -> dict[str, float]:
     logits = torch.randn(NUM_ENVS, 2)
     costs = {}
@@ -233,6 +262,13 @@ def main() -> int:
           " steps/s")  # fmt: skip
     print(f"speed-up parallel / serial (median of rounds): {speedup:.2f} "
           f"(rounds: {', '.join(f'{r:.2f}' for r in speedups)})")  # fmt: skip
+
+    sync_rate, async_rate = ppo_throughput(False, 6), ppo_throughput(True, 6)
+    print(
+        f"PPO on the slow environment ({NUM_ENVS} envs x {SLOW_HORIZON * 2} steps, 4 epochs): "
+        f"sync {sync_rate:,.0f} steps/s, async {async_rate:,.0f} steps/s, "
+        f"ratio {async_rate / sync_rate:.2f}"
+    )
 
     checks = [
         (f"rlx steps(128) >= {TARGET_RATIO} x hand loop", ratio, ratio >= TARGET_RATIO),

@@ -99,13 +99,20 @@ class Algorithm:
         self.checkpoint_replay = True  # algorithms with a replay save it in checkpoints
         self.progress = 0.0  # fraction of the run done, set by the runner (for annealing)
         self.generator = torch.Generator().manual_seed(0)  # minibatch shuffling
+        self.sampler: Any = None  # an rlx.sampling.AsyncSampler, to sample asynchronously
+        self.policy_lag = 0  # updates between the sampling policy and this one
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
         return self.agent.optimizer
 
     def sample(self, dry: bool = False) -> Rollout:
-        """One batch of experience from the current policy (no gradient)."""
+        """One batch of experience from the current policy (no gradient); from the
+        asynchronous sampler's queue when ``self.sampler`` is set."""
+        if self.sampler is not None:
+            rollout, version = self.sampler.get()
+            self.policy_lag = self.sampler.version - version
+            return rollout
         with torch.no_grad():
             if self.config.episodes:
                 return self.agent(self.policy).episode(self.config.horizon, dry=dry)
@@ -142,6 +149,9 @@ class Algorithm:
             group["lr"] = self.learning_rate()
         rollout = self.sample()
         info = self.update(rollout)
+        if self.sampler is not None:
+            self.sampler.publish()
+            info["PolicyLag"] = float(self.policy_lag)
         self.iterations += 1
         info["LearningRate"] = self.optimizer.param_groups[0]["lr"]
         return info

@@ -1,0 +1,182 @@
+"""Asynchronous sampling: a process samples while the caller trains.
+
+:class:`AsyncSampler` runs its own :class:`~rlx.Agent` and a copy of the policy in a
+separate process. It keeps a queue of ``[T, B]`` rollouts, each tagged with the version
+of the policy that sampled it; the learner takes the oldest with :meth:`get`, updates,
+and calls :meth:`publish` to hand the new weights over (through shared memory; the
+sampler picks them up before its next batch). On-policy algorithms thus train on data
+at most ``max_queue`` versions old, which PPO's ratio to the sampled log-probs corrects
+for; the lag is reported with each batch.
+
+::
+
+    sampler = AsyncSampler(lambda: rlx.Agent("CartPole-v1", num_envs=8, seed=0), policy, 128)
+    ppo.sampler = sampler           # PPO now samples from the queue and publishes updates
+    for _ in range(100):
+        ppo.iteration()
+    sampler.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import queue
+import signal
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+import torch
+import torch.multiprocessing as tmp
+
+from rlx.core.agent import Agent
+from rlx.core.rollout import Rollout
+
+
+class SamplerError(RuntimeError):
+    """The sampling process raised or died."""
+
+
+def _sample_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: Any,
+                 out: Any, stop: Any) -> None:  # fmt: skip
+    """The sampling process: sample, send, pick up new weights, repeat until stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    agent = None
+    try:
+        make_agent, policy, steps, seed = cloudpickle.loads(payload)
+        if seed is not None:
+            torch.manual_seed(seed)
+        agent = make_agent()
+        seen = -1
+        while not stop.is_set():
+            if version.value != seen:
+                with lock:
+                    policy.load_state_dict(shared.state_dict())
+                    seen = version.value
+            with torch.no_grad():
+                rollout = agent(policy).steps(steps)
+                data = rollout.to_dict()  # plain tensors: deferred values computed here
+            item = ("batch", data, seen, agent.pop_episodes())
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+    except Exception:
+        out.put(("error", traceback.format_exc(), None, None))
+    finally:
+        if agent is not None:
+            agent.close()
+
+
+class AsyncSampler:
+    """Samples ``steps``-step rollouts in a separate process; see the module docstring.
+
+    Args:
+        make_agent: returns the :class:`rlx.Agent` to sample with (called in the sampling
+            process, so its environments live there).
+        policy: the learner; the sampler acts with a copy, refreshed by :meth:`publish`.
+        steps: T of each rollout (``agent(policy).steps(steps)``).
+        max_queue: batches sampled ahead at most; the sampler waits when the queue is full.
+        seed: seeds torch in the sampling process (action sampling).
+    """
+
+    def __init__(
+        self,
+        make_agent: Callable[[], Agent],
+        policy: torch.nn.Module,
+        steps: int,
+        max_queue: int = 2,
+        seed: int | None = 0,
+    ) -> None:
+        if steps < 1 or max_queue < 1:
+            raise ValueError("steps and max_queue must be at least 1.")
+        self.policy = policy
+        ctx = tmp.get_context("spawn")  # torch in a forked child can deadlock
+        self._shared = copy.deepcopy(policy).cpu().share_memory()
+        self._lock = ctx.Lock()
+        self._version = ctx.Value("l", 0)
+        self._queue = ctx.Queue(maxsize=max_queue)
+        self._stop = ctx.Event()
+        payload = cloudpickle.dumps((make_agent, copy.deepcopy(policy).cpu(), steps, seed))
+        self._process = ctx.Process(
+            target=_sample_loop,
+            args=(payload, self._shared, self._lock, self._version, self._queue, self._stop),
+            daemon=True,
+            name="rlx-async-sampler",
+        )
+        self._process.start()
+        self.version = 0
+        self.total_steps = 0
+        self._episodes: list[tuple[float, int]] = []
+        self.closed = False
+
+    def get(self, timeout: float = 120.0) -> tuple[Rollout, int]:
+        """The oldest waiting rollout and the policy version that sampled it."""
+        if self.closed:
+            raise SamplerError("this AsyncSampler is closed.")
+        waited = 0.0
+        while True:
+            try:
+                kind, data, version, episodes = self._queue.get(timeout=0.5)
+                break
+            except queue.Empty:
+                waited += 0.5
+                if not self._process.is_alive():
+                    code = self._process.exitcode
+                    self.close()
+                    raise SamplerError(f"the sampling process died (exit {code}).") from None
+                if waited >= timeout:
+                    self.close()
+                    raise SamplerError(f"no rollout arrived within {timeout:.0f} s.") from None
+        if kind == "error":
+            self.close()
+            raise SamplerError(f"the sampling process raised:\n{data}")
+        rollout = Rollout.from_dict(data)
+        device = next(iter(self.policy.parameters()), torch.empty(0)).device
+        if rollout.device != device:
+            rollout = rollout.to(device)
+        self.total_steps += rollout.num_steps
+        self._episodes.extend(episodes)
+        return rollout, version
+
+    def publish(self) -> None:
+        """Hand the policy's current weights to the sampler (call after each update)."""
+        with self._lock, torch.no_grad():
+            for mine, theirs in zip(
+                self.policy.state_dict().values(), self._shared.state_dict().values(), strict=True
+            ):
+                theirs.copy_(mine)
+            self._version.value += 1
+        self.version += 1
+
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        """(return, length) of the episodes finished in the batches taken so far."""
+        done, self._episodes = self._episodes, []
+        return done
+
+    def close(self) -> None:
+        """Stop the sampling process and wait for it."""
+        if self.closed:
+            return
+        self.closed = True
+        self._stop.set()
+        try:
+            while True:  # unblock a put() waiting on a full queue
+                self._queue.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            pass
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
+        self._queue.close()
+        self._queue.cancel_join_thread()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()

@@ -1,0 +1,77 @@
+"""Asynchronous sampling: batches tagged with versions, new weights reach the sampler,
+faults surface, nothing is left running."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import torch
+
+import rlx
+from rlx.algos.pg import PPO
+from rlx.policies import make_policy
+from rlx.sampling import AsyncSampler, SamplerError
+
+
+def make_agent() -> rlx.Agent:
+    return rlx.Agent("CartPole-v1", num_envs=2, seed=0)
+
+
+def broken_agent() -> rlx.Agent:
+    raise RuntimeError("no such environment here")
+
+
+def always(policy: torch.nn.Module, action: int) -> None:
+    """Make the ready MLP policy pick ``action`` with probability ~1."""
+    with torch.no_grad():
+        policy.head.linear.weight.zero_()
+        policy.head.linear.bias.copy_(torch.tensor([50.0, -50.0][:: 1 if action == 0 else -1]))
+
+
+def test_batches_carry_versions_and_published_weights_reach_the_sampler():
+    agent = make_agent()
+    policy = make_policy(agent.observation_space, agent.action_space)
+    always(policy, 0)
+    sampler = AsyncSampler(make_agent, policy, steps=16, max_queue=1)
+    try:
+        rollout, version = sampler.get()
+        assert version == 0 and rollout.shape == (16, 2)
+        assert (rollout.actions[rollout.valid] == 0).all()
+        always(policy, 1)
+        sampler.publish()
+        # at most max_queue + 1 batches were sampled before the new weights arrived
+        for _ in range(4):
+            rollout, version = sampler.get()
+            if version == 1:
+                break
+        assert version == 1
+        assert (rollout.actions[rollout.valid] == 1).all()
+        assert torch.isfinite(rollout.logprobs).all() and sampler.total_steps > 0
+    finally:
+        sampler.close()
+    assert not multiprocessing.active_children()
+
+
+def test_ppo_trains_from_the_asynchronous_sampler():
+    agent = make_agent()
+    policy = make_policy(agent.observation_space, agent.action_space)
+    ppo = PPO(agent, policy, PPO.Config(num_envs=2, steps=32, epochs=2, minibatches=2))
+    ppo.sampler = AsyncSampler(make_agent, policy, steps=32)
+    try:
+        before = [p.clone() for p in policy.parameters()]
+        for _ in range(3):
+            info = ppo.iteration()
+        assert 0 <= info["PolicyLag"] <= 3
+        assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
+    finally:
+        ppo.sampler.close()
+
+
+def test_a_failing_sampler_raises_in_the_learner():
+    agent = make_agent()
+    policy = make_policy(agent.observation_space, agent.action_space)
+    sampler = AsyncSampler(broken_agent, policy, steps=8)
+    with pytest.raises(SamplerError, match="no such environment here"):
+        sampler.get(timeout=60)
+    assert sampler.closed
