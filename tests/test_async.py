@@ -75,3 +75,29 @@ def test_a_failing_sampler_raises_in_the_learner():
     with pytest.raises(SamplerError, match="no such environment here"):
         sampler.get(timeout=60)
     assert sampler.closed
+
+
+def make_group(index: int) -> rlx.Agent:
+    return rlx.Agent("CartPole-v1", num_envs=2, seed=100 * index)
+
+
+def test_workers_that_act_return_one_joined_rollout_from_the_latest_weights():
+    from rlx.sampling import WorkerSampler
+
+    agent = make_agent()
+    policy = make_policy(agent.observation_space, agent.action_space)
+    always(policy, 1)
+    sampler = WorkerSampler(make_group, policy, steps=12, workers=2)
+    try:
+        rollout, version = sampler.get()
+        assert rollout.shape == (12, 4) and version == 0
+        assert (rollout.actions[rollout.valid] == 1).all()
+        always(policy, 0)
+        sampler.publish()
+        rollout, version = sampler.get()  # synchronous: the new weights at once
+        assert version == 1 and (rollout.actions[rollout.valid] == 0).all()
+        # the two groups were seeded apart, so their first observations differ
+        assert not torch.equal(rollout.observations[0, :2], rollout.observations[0, 2:])
+    finally:
+        sampler.close()
+    assert not multiprocessing.active_children()

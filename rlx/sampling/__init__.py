@@ -1,5 +1,5 @@
-"""Sampling arrangements beyond the Agent's own loop: asynchronous sampling."""
+"""Sampling in other processes: asynchronously, or in workers that run the policy."""
 
-from rlx.sampling.asynchronous import AsyncSampler, SamplerError
+from rlx.sampling.asynchronous import AsyncSampler, SamplerError, WorkerSampler
 
-__all__ = ["AsyncSampler", "SamplerError"]
+__all__ = ["AsyncSampler", "SamplerError", "WorkerSampler"]

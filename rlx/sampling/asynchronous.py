@@ -25,6 +25,7 @@ import queue
 import signal
 import traceback
 from collections.abc import Callable
+from multiprocessing.connection import wait
 from typing import Any
 
 import cloudpickle
@@ -32,7 +33,7 @@ import torch
 import torch.multiprocessing as tmp
 
 from rlx.core.agent import Agent
-from rlx.core.rollout import Rollout
+from rlx.core.rollout import Rollout, cat
 
 
 class SamplerError(RuntimeError):
@@ -176,6 +177,144 @@ class AsyncSampler:
             self._process.join(timeout=5)
         self._queue.close()
         self._queue.cancel_join_thread()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _worker_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: Any,
+                 pipe: Any) -> None:  # fmt: skip
+    """A sampling worker: on each command, sample with the latest weights and reply."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    agent = None
+    try:
+        make_agent, index, policy, steps, seed = cloudpickle.loads(payload)
+        if seed is not None:
+            torch.manual_seed(seed + index)
+        agent = make_agent(index)
+        seen = -1
+        while pipe.recv() == "sample":
+            if version.value != seen:
+                with lock:
+                    policy.load_state_dict(shared.state_dict())
+                    seen = version.value
+            with torch.no_grad():
+                data = agent(policy).steps(steps).to_dict()
+            pipe.send(("batch", data, seen, agent.pop_episodes()))
+    except EOFError:
+        pass
+    except Exception:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            pipe.send(("error", traceback.format_exc(), None, None))
+    finally:
+        if agent is not None:
+            agent.close()
+
+
+class WorkerSampler:
+    """Worker processes that each run their own copy of the policy on their own group of
+    environments (rlpyt's CPU sampler); ``get()`` samples ``steps`` steps in all of them
+    at once and joins the pieces along the environment dimension.
+
+    Same interface as :class:`AsyncSampler` (``algo.sampler = WorkerSampler(...)``), but
+    synchronous: every batch comes from the latest published weights. Worth it when the
+    policy's forward, not only the environment, is costly, and there are cores to spare.
+
+    Args:
+        make_agent: ``make_agent(worker_index)`` returns the worker's :class:`rlx.Agent`
+            (give each worker its own seed, e.g. ``seed=1000 * worker_index``).
+        policy, steps, seed: as for :class:`AsyncSampler`; worker ``i`` seeds torch with
+            ``seed + i``.
+        workers: number of worker processes.
+    """
+
+    def __init__(
+        self,
+        make_agent: Callable[[int], Agent],
+        policy: torch.nn.Module,
+        steps: int,
+        workers: int = 2,
+        seed: int | None = 0,
+    ) -> None:
+        if steps < 1 or workers < 1:
+            raise ValueError("steps and workers must be at least 1.")
+        self.policy = policy
+        ctx = tmp.get_context("spawn")
+        self._shared = copy.deepcopy(policy).cpu().share_memory()
+        self._lock = ctx.Lock()
+        self._version = ctx.Value("l", 0)
+        self._pipes, self._processes = [], []
+        for index in range(workers):
+            parent, child = ctx.Pipe()
+            payload = cloudpickle.dumps(
+                (make_agent, index, copy.deepcopy(policy).cpu(), steps, seed)
+            )
+            process = ctx.Process(
+                target=_worker_loop,
+                args=(payload, self._shared, self._lock, self._version, child),
+                daemon=True,
+                name=f"rlx-sampler-worker-{index}",
+            )
+            process.start()
+            child.close()
+            self._pipes.append(parent)
+            self._processes.append(process)
+        self.version = 0
+        self.total_steps = 0
+        self._episodes: list[tuple[float, int]] = []
+        self.closed = False
+
+    def get(self, timeout: float = 120.0) -> tuple[Rollout, int]:
+        """One batch from every worker, joined along environments, and its version."""
+        if self.closed:
+            raise SamplerError("this WorkerSampler is closed.")
+        for pipe in self._pipes:
+            pipe.send("sample")
+        pieces, versions = [], []
+        for w, (pipe, process) in enumerate(zip(self._pipes, self._processes, strict=True)):
+            ready = wait([pipe, process.sentinel], timeout=timeout)
+            if pipe not in ready:
+                code = process.exitcode
+                self.close()
+                raise SamplerError(f"sampling worker {w} died or hung (exit {code}).")
+            try:
+                kind, data, version, episodes = pipe.recv()
+            except (EOFError, OSError):
+                self.close()
+                raise SamplerError(f"sampling worker {w} died.") from None
+            if kind == "error":
+                self.close()
+                raise SamplerError(f"sampling worker {w} raised:\n{data}")
+            pieces.append(Rollout.from_dict(data))
+            versions.append(version)
+            self._episodes.extend(episodes)
+        rollout = cat(pieces, dim=1)
+        device = next(iter(self.policy.parameters()), torch.empty(0)).device
+        if rollout.device != device:
+            rollout = rollout.to(device)
+        self.total_steps += rollout.num_steps
+        return rollout, min(versions)
+
+    publish = AsyncSampler.publish
+    pop_episodes = AsyncSampler.pop_episodes
+
+    def close(self) -> None:
+        """Stop the workers and wait for them."""
+        if self.closed:
+            return
+        self.closed = True
+        for pipe in self._pipes:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                pipe.send("close")
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+        for pipe in self._pipes:
+            pipe.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
