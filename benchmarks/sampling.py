@@ -32,7 +32,7 @@ import rlx
 TARGET_RATIO = 0.9
 NUM_ENVS, HORIZON = 8, 128
 PARALLEL_TARGET = 1.7  # parallel sampler, 2 workers, over serial, on the slow environment
-STEP_COST, SLOW_HORIZON, SLOW_WORKERS = 1e-3, 32, 2
+STEP_COST, SLOW_HORIZON, SLOW_WORKERS = 1e-3, 128, 2
 
 
 def mlp() -> nn.Sequential:
@@ -133,7 +133,7 @@ def ppo_throughput(asynchronous: bool, iterations: int) -> float:
     torch.manual_seed(0)
     agent = slow_agent()
     policy = make_policy(agent.observation_space, agent.action_space)
-    config = PPO.Config(num_envs=NUM_ENVS, steps=SLOW_HORIZON * 2, epochs=4, minibatches=4)
+    config = PPO.Config(num_envs=NUM_ENVS, steps=SLOW_HORIZON, epochs=4, minibatches=4)
     ppo = PPO(agent, policy, config)
     if asynchronous:
         ppo.sampler = AsyncSampler(slow_agent, policy, config.steps)
@@ -250,7 +250,7 @@ def main() -> int:
     except ImportError:
         print("\nEnvPool: not installed (pip install 'rlx[envpool]'); ratio not measured")
 
-    serial, parallel = slow_env_rates(policy, max(3, args.rounds // 3), 2)
+    serial, parallel = slow_env_rates(policy, max(3, args.rounds // 3), 1)
     speedups = [p / s for s, p in zip(serial, parallel, strict=True)]
     speedup = statistics.median(speedups)
     print(
@@ -265,7 +265,7 @@ def main() -> int:
 
     sync_rate, async_rate = ppo_throughput(False, 6), ppo_throughput(True, 6)
     print(
-        f"PPO on the slow environment ({NUM_ENVS} envs x {SLOW_HORIZON * 2} steps, 4 epochs): "
+        f"PPO on the slow environment ({NUM_ENVS} envs x {SLOW_HORIZON} steps, 4 epochs): "
         f"sync {sync_rate:,.0f} steps/s, async {async_rate:,.0f} steps/s, "
         f"ratio {async_rate / sync_rate:.2f}"
     )

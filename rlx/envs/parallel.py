@@ -148,6 +148,54 @@ def _copy(tree: Any) -> Any:
 
 
 # ------------------------------------------------------------------------ worker
+class _Fault(Exception):
+    """An environment of a group raised: its index and the formatted traceback."""
+
+    def __init__(self, index: int, trace: str) -> None:
+        super().__init__(index, trace)
+        self.index, self.trace = index, trace
+
+
+class _Group:
+    """A contiguous group of environments reading actions from, and writing results to,
+    the shared arrays (in a worker process, or inline in the main process)."""
+
+    def __init__(self, envs: list[gym.Env], first: int, arrays: tuple[Any, ...]) -> None:
+        self.envs, self.first = envs, first
+        self.obs, self.finals, self.actions, (self.rewards, self.terms, self.truncs) = arrays
+
+    def step(self) -> list[int]:
+        """Step every environment; the indices whose episode ended (reset at once)."""
+        ended = []
+        for k, env in enumerate(self.envs):
+            i = self.first + k
+            try:
+                o, r, term, trunc, _ = env.step(_row(self.actions, i))
+                if term or trunc:
+                    _put(self.finals, i, o)
+                    o, _ = env.reset()
+                    ended.append(i)
+            except Exception:
+                raise _Fault(i, traceback.format_exc()) from None
+            _put(self.obs, i, o)
+            self.rewards[i], self.terms[i], self.truncs[i] = r, term, trunc
+        return ended
+
+    def reset(self, seed: int | None) -> None:
+        for k, env in enumerate(self.envs):
+            i = self.first + k
+            try:
+                o, _ = env.reset(seed=None if seed is None else seed + i)
+            except Exception:
+                raise _Fault(i, traceback.format_exc()) from None
+            _put(self.obs, i, o)
+
+    def close(self) -> None:
+        for env in self.envs:
+            with contextlib.suppress(Exception):
+                env.close()
+
+
 def _work(
     pipe: Any,
     env_fns: bytes,
@@ -158,43 +206,19 @@ def _work(
     """A worker's loop: step, reset or close its group of environments on command."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     obs_specs, act_specs, step_specs = specs
-    obs = _Block(obs_specs, names[0])
-    finals = _Block(obs_specs, names[1])
-    actions = _Block(act_specs, names[2])
-    result = _Block(step_specs, names[3])
-    rewards, terminated, truncated = result.arrays
-    envs: list[gym.Env] = []
+    blocks = [_Block(spec, n) for spec, n in zip((obs_specs, obs_specs, act_specs, step_specs),
+                                                  names, strict=True)]  # fmt: skip
+    group = None
     try:
         envs = [fn() for fn in cloudpickle.loads(env_fns)]
+        group = _Group(envs, first, tuple(b.arrays for b in blocks))
         pipe.send(("ready", None))
         while True:
             command, data = pipe.recv()
             if command == "step":
-                ended = []
-                for k, env in enumerate(envs):
-                    i = first + k
-                    try:
-                        o, r, term, trunc, _ = env.step(_row(actions.arrays, i))
-                        if term or trunc:
-                            _put(finals.arrays, i, o)
-                            o, _ = env.reset()
-                            ended.append(i)
-                    except Exception:
-                        pipe.send(("error", (i, traceback.format_exc())))
-                        return
-                    _put(obs.arrays, i, o)
-                    rewards[i], terminated[i], truncated[i] = r, term, trunc
-                pipe.send(("ok", ended))
+                pipe.send(("ok", group.step()))
             elif command == "reset":
-                for k, env in enumerate(envs):
-                    i = first + k
-                    try:
-                        seed = None if data is None else data + i
-                        o, _ = env.reset(seed=seed)
-                    except Exception:
-                        pipe.send(("error", (i, traceback.format_exc())))
-                        return
-                    _put(obs.arrays, i, o)
+                group.reset(data)
                 pipe.send(("ok", None))
             elif command == "call":
                 name, args = data
@@ -203,16 +227,18 @@ def _work(
                 pipe.send(("ok", [getattr(env, data) for env in envs]))
             else:  # "close"
                 break
+    except _Fault as fault:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            pipe.send(("error", (fault.index, fault.trace)))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         pass
     except Exception:
         with contextlib.suppress(BrokenPipeError, OSError):
             pipe.send(("error", (first, traceback.format_exc())))
     finally:
-        for env in envs:
-            with contextlib.suppress(Exception):
-                env.close()
-        for block in (obs, finals, actions, result):
+        if group is not None:
+            group.close()
+        for block in blocks:
             block.release()
         pipe.close()
 
@@ -223,8 +249,12 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
 
     Args:
         env_fns: one function per environment, each returning a new ``gymnasium.Env``.
-        workers: number of worker processes (at most ``len(env_fns)``); environments are
-            split into contiguous groups of (nearly) equal size.
+        workers: number of groups the environments are split into (contiguous, of nearly
+            equal size; at most ``len(env_fns)``), each stepped by its own process.
+        inline: the main process steps the first group itself while the worker processes
+            step theirs, instead of waiting idle (``workers - 1`` processes are started;
+            on 2 cores with 8 environments of 1 ms, a step took 4.9 ms with 2 worker
+            processes and noticeably less this way).
         context: multiprocessing start method (``None``: the platform's default).
     """
 
@@ -234,6 +264,7 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self,
         env_fns: Sequence[Callable[[], gym.Env]],
         workers: int = 2,
+        inline: bool = True,
         context: str | None = None,
     ) -> None:
         n = len(env_fns)
@@ -267,22 +298,34 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         ctx = mp.get_context(context)
         bounds = np.linspace(0, n, workers + 1).round().astype(int)
         self.groups = [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        self._pipes, self._processes = [], []
-        for group in self.groups:
+        self._pipes: dict[int, Any] = {}
+        self._processes: dict[int, Any] = {}
+        self._local: _Group | None = None
+        if inline:
+            envs = [env_fns[i]() for i in self.groups[0]]
+            self._local = _Group(envs, 0, tuple(b.arrays for b in self._blocks))
+        for w, group in enumerate(self.groups):
+            if w == 0 and inline:
+                continue
             parent, child = ctx.Pipe()
             fns = cloudpickle.dumps([env_fns[i] for i in group])
             process = ctx.Process(
                 target=_work,
                 args=(child, fns, group.start, (obs_specs, act_specs, step_specs), names),
                 daemon=True,
-                name=f"rlx-env-worker-{len(self._processes)}",
+                name=f"rlx-env-worker-{w}",
             )
             process.start()
             child.close()
-            self._pipes.append(parent)
-            self._processes.append(process)
+            self._pipes[w] = parent
+            self._processes[w] = process
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._pipes, self._processes, self._blocks
+            self,
+            _shutdown,
+            list(self._pipes.values()),
+            list(self._processes.values()),
+            self._blocks,
+            self._local,
         )
         self._gather("start")
 
@@ -290,8 +333,8 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
     def _gather(self, what: str) -> list[Any]:
         """Every worker's reply to the last command; WorkerError on a fault."""
         replies: dict[int, Any] = {}
-        pending = dict(enumerate(self._pipes))
-        sentinels = {p.sentinel: w for w, p in enumerate(self._processes)}
+        pending = dict(self._pipes)
+        sentinels = {p.sentinel: w for w, p in self._processes.items()}
         while pending:
             ready = wait([*pending.values(), *sentinels], timeout=STEP_TIMEOUT)
             if not ready:
@@ -316,7 +359,7 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
                     )
                 replies[w] = data
                 del pending[w]
-        return [replies[w] for w in range(len(self._pipes))]
+        return [replies[w] for w in sorted(replies)]
 
     def _died(self, w: int, what: str) -> None:
         process = self._processes[w]
@@ -342,7 +385,7 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
 
     def _send(self, command: str, data: Any = None) -> None:
         self._check_open()
-        for w, pipe in enumerate(self._pipes):
+        for w, pipe in self._pipes.items():
             try:
                 pipe.send((command, data))
             except (BrokenPipeError, OSError):
@@ -356,14 +399,26 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
                 "reset() takes only a seed."
             )
         self._send("reset", seed)
+        if self._local is not None:
+            self._run_local(lambda g: g.reset(seed), "reset")
         self._gather("reset")
         return _copy(self._obs), {}
+
+    def _run_local(self, fn: Callable[[_Group], Any], what: str) -> Any:
+        try:
+            return fn(self._local)
+        except _Fault as fault:
+            self._fail(
+                f"environment {fault.index} raised during {what} (in the main process):\n"
+                f"{fault.trace}"
+            )
 
     def step(self, actions: Any):
         self._check_open()
         self._write_actions(actions)
         self._send("step")
-        ended = [i for reply in self._gather("step") for i in reply]
+        ended = self._run_local(_Group.step, "step") if self._local is not None else []
+        ended += [i for reply in self._gather("step") for i in reply]
         info: dict[str, Any] = {}
         if ended:
             mask = np.zeros(self.num_envs, dtype=bool)
@@ -389,11 +444,13 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:
         self._send("call", (name, args))
-        return tuple(x for reply in self._gather(f"call {name}") for x in reply)
+        local = [getattr(e, name)(*args) for e in self._local.envs] if self._local else []
+        return tuple(local + [x for reply in self._gather(f"call {name}") for x in reply])
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         self._send("get", name)
-        return tuple(x for reply in self._gather(f"get {name}") for x in reply)
+        local = [getattr(e, name) for e in self._local.envs] if self._local else []
+        return tuple(local + [x for reply in self._gather(f"get {name}") for x in reply])
 
     def close(self, **kwargs: Any) -> None:
         if not self.closed:
@@ -404,16 +461,20 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
             self._finalizer()
 
     @property
-    def worker_pids(self) -> list[int | None]:
-        return [p.pid for p in self._processes]
+    def worker_pids(self) -> dict[int, int | None]:
+        """Process id of each group stepped by a worker process, by group index."""
+        return {w: p.pid for w, p in self._processes.items()}
 
     @property
     def shared_memory_names(self) -> list[str]:
         return [name for b in self._blocks for name in b.names]
 
 
-def _shutdown(pipes: list, processes: list, blocks: list[_Block]) -> None:
-    """Stop every worker (politely, then by force) and release the shared memory."""
+def _shutdown(pipes: list, processes: list, blocks: list[_Block], local: _Group | None) -> None:
+    """Stop every worker (politely, then by force), close the inline group's
+    environments and release the shared memory."""
+    if local is not None:
+        local.close()
     for pipe in pipes:
         with contextlib.suppress(BrokenPipeError, OSError):
             pipe.send(("close", None))

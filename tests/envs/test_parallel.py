@@ -89,7 +89,7 @@ def test_parallel_and_serial_samplers_give_identical_rollouts(env):
     assert serial.pop_episodes() == parallel.pop_episodes()
     names, pids = parallel.env.shared_memory_names, parallel.env.worker_pids
     parallel.close()
-    assert released(names) and all(gone(pid) for pid in pids)
+    assert released(names) and all(gone(pid) for pid in pids.values())
 
 
 def test_an_environment_error_names_the_environment_and_keeps_its_traceback():
@@ -105,7 +105,7 @@ def test_an_environment_error_names_the_environment_and_keeps_its_traceback():
     message = str(info.value)
     assert "environment 3 raised during step" in message
     assert "ValueError: boom from the environment" in message and "Traceback" in message
-    assert released(names) and all(gone(pid) for pid in pids)
+    assert released(names) and all(gone(pid) for pid in pids.values())
     with pytest.raises(WorkerError, match="closed"):
         env.step(np.zeros(4, dtype=np.int64))
 
@@ -121,7 +121,7 @@ def test_a_killed_worker_is_detected_at_once():
         with pytest.raises(WorkerError, match=r"worker 1 \(environments 2-3\) died .*signal 9"):
             agent(policy).steps(5)
     assert time.monotonic() - start < 5
-    assert released(names) and all(gone(pid) for pid in pids)
+    assert released(names) and all(gone(pid) for pid in pids.values())
 
 
 def test_interrupting_training_leaves_no_process_or_shared_memory(tmp_path):
@@ -155,7 +155,7 @@ def test_interrupting_training_leaves_no_process_or_shared_memory(tmp_path):
 
     pids, names = json.loads(record.read_text())
     time.sleep(0.5)
-    assert all(gone(pid) for pid in pids)
+    assert pids and all(gone(pid) for pid in pids.values())
     assert released(names)
 
 
@@ -176,3 +176,14 @@ def test_rlx_train_runs_with_the_parallel_sampler(tmp_path):
     rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()
     assert len(rows) > 10
     assert not multiprocessing.active_children()  # the workers were stopped and joined
+
+
+def test_an_error_in_the_inline_group_is_reported_the_same_way():
+    fns = [lambda: Raising(at=3)] + [lambda: gym.make("CartPole-v1")] * 3
+    env = ParallelVectorEnv(fns, workers=2)
+    names, pids = env.shared_memory_names, env.worker_pids
+    env.reset(seed=0)
+    with pytest.raises(WorkerError, match=r"environment 0 raised during step \(in the main"):
+        for _ in range(5):
+            env.step(np.zeros(4, dtype=np.int64))
+    assert released(names) and all(gone(pid) for pid in pids.values())
