@@ -74,7 +74,57 @@ def _sample_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: An
             agent.close()
 
 
-class AsyncSampler:
+class _ProcessSampler:
+    """What both samplers share: the learner, a shared-memory copy of its weights with a
+    version counter, and the bookkeeping of arrived batches."""
+
+    def __init__(self, policy: torch.nn.Module) -> None:
+        self.policy = policy
+        self._ctx = tmp.get_context("spawn")  # torch in a forked child can deadlock
+        self._shared = copy.deepcopy(policy).cpu().share_memory()
+        self._lock = self._ctx.Lock()
+        self._version = self._ctx.Value("l", 0)
+        self.version = 0
+        self.total_steps = 0
+        self._episodes: list[tuple[float, int]] = []
+        self.closed = False
+
+    def _arrived(self, data: dict, episodes: list[tuple[float, int]]) -> Rollout:
+        rollout = Rollout.from_dict(data)
+        self._episodes.extend(episodes)
+        return rollout
+
+    def _to_learner(self, rollout: Rollout) -> Rollout:
+        device = next(iter(self.policy.parameters()), torch.empty(0)).device
+        if rollout.device != device:
+            rollout = rollout.to(device)
+        self.total_steps += rollout.num_steps
+        return rollout
+
+    def publish(self) -> None:
+        """Hand the policy's current weights to the sampler (call after each update)."""
+        with self._lock, torch.no_grad():
+            for mine, theirs in zip(
+                self.policy.state_dict().values(), self._shared.state_dict().values(), strict=True
+            ):
+                theirs.copy_(mine)
+            self._version.value += 1
+        self.version += 1
+
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        """(return, length) of the episodes finished in the batches taken so far."""
+        done, self._episodes = self._episodes, []
+        return done
+
+    def close(self) -> None:  # pragma: no cover - defined by each sampler
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class AsyncSampler(_ProcessSampler):
     """Samples ``steps``-step rollouts in a separate process; see the module docstring.
 
     Args:
@@ -96,11 +146,8 @@ class AsyncSampler:
     ) -> None:
         if steps < 1 or max_queue < 1:
             raise ValueError("steps and max_queue must be at least 1.")
-        self.policy = policy
-        ctx = tmp.get_context("spawn")  # torch in a forked child can deadlock
-        self._shared = copy.deepcopy(policy).cpu().share_memory()
-        self._lock = ctx.Lock()
-        self._version = ctx.Value("l", 0)
+        super().__init__(policy)
+        ctx = self._ctx
         self._queue = ctx.Queue(maxsize=max_queue)
         self._stop = ctx.Event()
         payload = cloudpickle.dumps((make_agent, copy.deepcopy(policy).cpu(), steps, seed))
@@ -111,10 +158,6 @@ class AsyncSampler:
             name="rlx-async-sampler",
         )
         self._process.start()
-        self.version = 0
-        self.total_steps = 0
-        self._episodes: list[tuple[float, int]] = []
-        self.closed = False
 
     def get(self, timeout: float = 120.0) -> tuple[Rollout, int]:
         """The oldest waiting rollout and the policy version that sampled it."""
@@ -137,28 +180,7 @@ class AsyncSampler:
         if kind == "error":
             self.close()
             raise SamplerError(f"the sampling process raised:\n{data}")
-        rollout = Rollout.from_dict(data)
-        device = next(iter(self.policy.parameters()), torch.empty(0)).device
-        if rollout.device != device:
-            rollout = rollout.to(device)
-        self.total_steps += rollout.num_steps
-        self._episodes.extend(episodes)
-        return rollout, version
-
-    def publish(self) -> None:
-        """Hand the policy's current weights to the sampler (call after each update)."""
-        with self._lock, torch.no_grad():
-            for mine, theirs in zip(
-                self.policy.state_dict().values(), self._shared.state_dict().values(), strict=True
-            ):
-                theirs.copy_(mine)
-            self._version.value += 1
-        self.version += 1
-
-    def pop_episodes(self) -> list[tuple[float, int]]:
-        """(return, length) of the episodes finished in the batches taken so far."""
-        done, self._episodes = self._episodes, []
-        return done
+        return self._to_learner(self._arrived(data, episodes)), version
 
     def close(self) -> None:
         """Stop the sampling process and wait for it."""
@@ -177,10 +199,6 @@ class AsyncSampler:
             self._process.join(timeout=5)
         self._queue.close()
         self._queue.cancel_join_thread()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 def _worker_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: Any,
@@ -213,7 +231,7 @@ def _worker_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: An
             agent.close()
 
 
-class WorkerSampler:
+class WorkerSampler(_ProcessSampler):
     """Worker processes that each run their own copy of the policy on their own group of
     environments (rlpyt's CPU sampler); ``get()`` samples ``steps`` steps in all of them
     at once and joins the pieces along the environment dimension.
@@ -240,11 +258,8 @@ class WorkerSampler:
     ) -> None:
         if steps < 1 or workers < 1:
             raise ValueError("steps and workers must be at least 1.")
-        self.policy = policy
-        ctx = tmp.get_context("spawn")
-        self._shared = copy.deepcopy(policy).cpu().share_memory()
-        self._lock = ctx.Lock()
-        self._version = ctx.Value("l", 0)
+        super().__init__(policy)
+        ctx = self._ctx
         self._pipes, self._processes = [], []
         for index in range(workers):
             parent, child = ctx.Pipe()
@@ -261,10 +276,6 @@ class WorkerSampler:
             child.close()
             self._pipes.append(parent)
             self._processes.append(process)
-        self.version = 0
-        self.total_steps = 0
-        self._episodes: list[tuple[float, int]] = []
-        self.closed = False
 
     def get(self, timeout: float = 120.0) -> tuple[Rollout, int]:
         """One batch from every worker, joined along environments, and its version."""
@@ -287,18 +298,9 @@ class WorkerSampler:
             if kind == "error":
                 self.close()
                 raise SamplerError(f"sampling worker {w} raised:\n{data}")
-            pieces.append(Rollout.from_dict(data))
+            pieces.append(self._arrived(data, episodes))
             versions.append(version)
-            self._episodes.extend(episodes)
-        rollout = cat(pieces, dim=1)
-        device = next(iter(self.policy.parameters()), torch.empty(0)).device
-        if rollout.device != device:
-            rollout = rollout.to(device)
-        self.total_steps += rollout.num_steps
-        return rollout, min(versions)
-
-    publish = AsyncSampler.publish
-    pop_episodes = AsyncSampler.pop_episodes
+        return self._to_learner(cat(pieces, dim=1)), min(versions)
 
     def close(self) -> None:
         """Stop the workers and wait for them."""
@@ -315,7 +317,3 @@ class WorkerSampler:
                 process.join(timeout=5)
         for pipe in self._pipes:
             pipe.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
