@@ -129,6 +129,8 @@ def test_interrupting_training_leaves_no_process_or_shared_memory(tmp_path):
     record = tmp_path / "record.txt"
     script.write_text(
         textwrap.dedent(f"""
+        import faulthandler, signal
+        faulthandler.register(signal.SIGUSR1)  # the test asks for a stack dump if it hangs
         import json, torch, rlx
         from rlx.algos.pg import PPO
         from rlx.policies import make_policy
@@ -142,15 +144,23 @@ def test_interrupting_training_leaves_no_process_or_shared_memory(tmp_path):
             ppo.iteration()
     """)
     )
-    process = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, str(script)], stderr=stderr)
     deadline = time.monotonic() + 60
     while not record.exists() or not record.read_text():
-        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline and process.poll() is None, log.read_text()
         time.sleep(0.1)
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=20)
-    assert "KeyboardInterrupt" in err
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        process.kill()
+        pytest.fail(f"no exit 30 s after Ctrl-C; its stacks:\n{log.read_text()}")
+    assert "KeyboardInterrupt" in log.read_text()
     import json
 
     pids, names = json.loads(record.read_text())
