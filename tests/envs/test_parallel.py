@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
 import os
 import signal
@@ -131,6 +133,9 @@ def test_interrupting_training_leaves_no_process_or_shared_memory(tmp_path):
         textwrap.dedent(f"""
         import faulthandler, signal
         faulthandler.register(signal.SIGUSR1)  # the test asks for a stack dump if it hangs
+        # Ctrl-C as in a terminal, even where this test runs with SIGINT ignored (a
+        # background job inherits that, and Python then installs no handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import json, torch, rlx
         from rlx.algos.pg import PPO
         from rlx.policies import make_policy
@@ -159,10 +164,12 @@ def test_interrupting_training_leaves_no_process_or_shared_memory(tmp_path):
         process.send_signal(signal.SIGUSR1)
         time.sleep(1)
         process.kill()
+        pids, _ = json.loads(record.read_text())
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         pytest.fail(f"no exit 30 s after Ctrl-C; its stacks:\n{log.read_text()}")
     assert "KeyboardInterrupt" in log.read_text()
-    import json
-
     pids, names = json.loads(record.read_text())
     time.sleep(0.5)
     assert pids and all(gone(pid) for pid in pids.values())
