@@ -10,6 +10,7 @@ for; the lag is reported with each batch.
 
 ::
 
+    # processes are spawned: keep a script's top-level work under `if __name__ == "__main__":`
     sampler = AsyncSampler(lambda: rlx.Agent("CartPole-v1", num_envs=8, seed=0), policy, 128)
     ppo.sampler = sampler           # PPO now samples from the queue and publishes updates
     for _ in range(100):
