@@ -101,3 +101,21 @@ def test_workers_that_act_return_one_joined_rollout_from_the_latest_weights():
     finally:
         sampler.close()
     assert not multiprocessing.active_children()
+
+
+def test_rlx_train_with_the_asynchronous_sampler(tmp_path, capsys):
+    from rlx.cli import main
+
+    base = ["--num-envs", "2", "--steps", "32", "--no-progress", "--no-tensorboard",
+            "--no-plot"]  # fmt: skip
+    run_dir = tmp_path / "async"
+    argv = ["train", "ppo", "CartPole-v1", "--sampler", "async", "--total-steps", "640",
+            "--epochs", "2", "--run-dir", str(run_dir), *base]  # fmt: skip
+    assert main(argv) == 0
+    header, *rows = (run_dir / "progress.csv").read_text().splitlines()
+    steps = [int(r.split(",")[header.split(",").index("CumSteps")]) for r in rows]
+    assert steps[-1] >= 640 and steps == sorted(steps)
+    assert "PolicyLag" in header
+    assert not multiprocessing.active_children()
+    assert main(["train", "offpac", "CartPole-v1", "--sampler", "async", *base]) == 2
+    assert "--sampler async samples fixed-length segments" in capsys.readouterr().err

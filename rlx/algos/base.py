@@ -110,8 +110,14 @@ class Algorithm:
         """One batch of experience from the current policy (no gradient); from the
         asynchronous sampler's queue when ``self.sampler`` is set."""
         if self.sampler is not None:
+            if self.config.episodes:
+                raise ValueError(
+                    f"{self.name} samples whole episodes; the asynchronous samplers sample "
+                    "fixed-length segments. Use them with a2c or ppo (or episodes=False)."
+                )
             rollout, version = self.sampler.get()
             self.policy_lag = self.sampler.version - version
+            self.agent.record(rollout.num_steps, self.sampler.pop_episodes())
             return rollout
         with torch.no_grad():
             if self.config.episodes:

@@ -199,6 +199,12 @@ class Agent:
         done, self._completed = self._completed, []
         return done
 
+    def record(self, steps: int, episodes: list[tuple[float, int]]) -> None:
+        """Count experience sampled elsewhere (by an asynchronous sampler for this agent's
+        learner) in ``total_steps`` and ``pop_episodes()``."""
+        self.total_steps += int(steps)
+        self._completed.extend(episodes)
+
     def close(self) -> None:
         self._stepper.close()
 

@@ -44,7 +44,8 @@ class RunConfig:
     seed: int = 0
     """Seeds torch, numpy, Python and the environments."""
     sampler: str = "serial"
-    """serial (environments in this process) or parallel (in worker processes)."""
+    """serial (environments in this process), parallel (in worker processes) or async
+    (a sampling process while training runs; a2c and ppo)."""
     workers: int = 2
     """Worker processes of the parallel sampler."""
     device: str = "cpu"
@@ -87,8 +88,8 @@ class RunConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{flag(name)} must be positive, got {getattr(self, name)}.")
-        if self.sampler not in ("serial", "parallel"):
-            raise ValueError(f"--sampler must be serial or parallel, got {self.sampler!r}.")
+        if self.sampler not in ("serial", "parallel", "async"):
+            raise ValueError(f"--sampler must be serial, parallel or async, got {self.sampler!r}.")
         if self.eval_every < 0:
             raise ValueError(f"--eval-every must be 0 (off) or positive, got {self.eval_every}.")
         for name in ("total_episodes", "total_iterations"):

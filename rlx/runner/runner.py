@@ -23,6 +23,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +101,22 @@ class Runner:
         self.run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run)
         seed_everything(run.seed)
         torch.set_num_threads(run.torch_threads)
-        self.agent = Agent(
-            run.env,
-            num_envs=self.algo_config.num_envs,
-            seed=run.seed,
-            sampler=run.sampler,
-            workers=run.workers,
-        )
+        if run.sampler == "async" and (self.algo_config.episodes or cls.name == "offpac"):
+            raise ValueError(
+                f"--sampler async samples fixed-length segments; {run.algo} samples whole "
+                "episodes. Use it with a2c or ppo."
+            )
+        in_process = "serial" if run.sampler == "async" else run.sampler
+        make_agent = partial(Agent, run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
+        self.agent = make_agent(sampler=in_process, workers=run.workers)
         self.policy = build_policy(run, self.agent).to(run.device)
         self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
+        if run.sampler == "async":
+            from rlx.sampling import AsyncSampler
+
+            self.algorithm.sampler = AsyncSampler(
+                make_agent, self.policy, self.algo_config.steps, seed=run.seed
+            )
         self.algorithm.seed(run.seed)
         self.algorithm.checkpoint_replay = run.checkpoint_replay
         self.iteration = 0
@@ -165,7 +173,9 @@ class Runner:
     def _restore(self, state: dict[str, Any]) -> None:
         self.algorithm.load_state_dict(state["algorithm"])
         exact = self.agent.load_state_dict(state["agent"], self.policy)
-        if not exact:
+        if self.algorithm.sampler is not None:
+            log.warning("an asynchronous run resumes its sampling with new episodes.")
+        elif not exact:
             log.warning("the environments' state could not be restored: new episodes start.")
         checkpoint.set_rng_state(state["rng"])
         c = state["counters"]
@@ -289,7 +299,9 @@ class Runner:
         return row
 
     def close(self) -> None:
-        """Close the environments (and stop the parallel sampler's workers)."""
+        """Close the environments and stop any sampling processes."""
+        if self.algorithm.sampler is not None:
+            self.algorithm.sampler.close()
         self.agent.close()
 
     def save(self) -> Path:

@@ -61,6 +61,11 @@ class OffPAC(Algorithm):
         self.replay = EpisodeReplay(config.replay_episodes)
 
     def sample(self, dry: bool = False) -> Rollout:
+        if self.sampler is not None:
+            raise ValueError(
+                "offpac samples whole episodes from its behaviour policy; the asynchronous "
+                "samplers sample fixed-length segments of the learner. Use them with a2c or ppo."
+            )
         with torch.no_grad():  # behaviour episodes, with the behaviour log-probs they need
             return self.agent(self.behaviour).episode(self.config.horizon)
 
