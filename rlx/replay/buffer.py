@@ -1,0 +1,248 @@
+"""Transition replay: uniform or prioritized, with n-step returns formed when sampling.
+
+Rollouts are stored as they come, ``[T, B]``, in a preallocated ring of ``capacity // B``
+steps per environment (rlpyt's layout): each environment's steps stay in time order, so an
+n-step return is a walk forward along one column. ``sample(n)`` returns a dry
+:class:`~rlx.Rollout` of shape ``[1, n]`` with the usual field names — ``observations``,
+``actions``, ``rewards`` (the n-step discounted sum), ``next_observations`` (n steps on,
+or where the episode ended), ``terminations``, ``truncations`` — plus three attributes:
+``discounts`` (``gamma ** k`` for the k steps summed: the bootstrap weight, to be zeroed
+where ``terminations``), ``weights`` (importance weights; ones for uniform replay) and
+``indices`` (for :meth:`PrioritizedReplay.update_priorities`). A window stops at an
+episode's end — bootstrapping after a truncation, never after a termination —, before an
+episode's start (rollouts added from separate ``episode()`` calls) and at the newest
+stored step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlx.core.rollout import Rollout
+from rlx.core.tree import tree_map
+from rlx.replay.sumtree import SumTree
+
+_STORED = ("observations", "next_observations", "actions", "rewards", "terminations",
+           "truncations", "valid", "starts")  # fmt: skip
+
+
+class ReplayBuffer:
+    """Uniform transition replay; see the module docstring.
+
+    Args:
+        capacity: transitions kept (rounded down to a multiple of the number of
+            environments of the first rollout added).
+        n_step: steps summed into each sampled return.
+        gamma: discount of the n-step return.
+        device: where the storage lives (and samples are returned).
+        seed: seeds the buffer's own random generator (sampling never touches torch's or
+            numpy's global ones).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: str | torch.device = "cpu",
+        seed: int | None = 0,
+    ) -> None:
+        if capacity < 1 or n_step < 1:
+            raise ValueError("capacity and n_step must be at least 1.")
+        if not 0 < gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}.")
+        self.capacity, self.n_step, self.gamma = capacity, n_step, gamma
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        self.storage: dict[str, Any] | None = None
+        self.T = self.B = 0
+        self.cursor = 0  # next time row to write
+        self.filled = 0  # time rows holding data
+
+    def __len__(self) -> int:
+        """Stored transitions (valid steps included or not)."""
+        return self.filled * self.B
+
+    # ------------------------------------------------------------------ adding
+    def _allocate(self, rollout: Rollout) -> None:
+        B = rollout.batch_size
+        self.B, self.T = B, self.capacity // B
+        if self.n_step + 1 > self.T:
+            raise ValueError(
+                f"capacity {self.capacity} holds {self.T} steps of each of {B} environments; "
+                f"n-step returns with n_step={self.n_step} need at least {self.n_step + 1}."
+            )
+        self.storage = {
+            name: tree_map(
+                lambda x: torch.zeros((self.T, B, *x.shape[2:]), dtype=x.dtype, device=self.device),
+                getattr(rollout, name),
+            )
+            for name in _STORED
+        }
+
+    def add(self, rollout: Rollout) -> None:
+        """Store every step of a ``[T, B]`` rollout (its B must stay the same)."""
+        if self.storage is None:
+            self._allocate(rollout)
+        if rollout.batch_size != self.B:
+            raise ValueError(
+                f"this buffer stores {self.B} environments per step; the rollout has "
+                f"{rollout.batch_size}. Use one buffer per environment count."
+            )
+        steps = len(rollout)
+        rows = (self.cursor + np.arange(steps)) % self.T
+        index = torch.as_tensor(rows, device=self.device)
+        for name in _STORED:
+            value = getattr(rollout, name)
+
+            def put(store: torch.Tensor, x: torch.Tensor) -> None:
+                store.index_copy_(0, index, x.detach().to(store.device, store.dtype))
+
+            tree_map(put, self.storage[name], value)
+        self._added(rows, rollout.valid.cpu().numpy())
+        self.cursor = (self.cursor + steps) % self.T
+        self.filled = min(self.T, self.filled + steps)
+
+    def _added(self, rows: np.ndarray, valid: np.ndarray) -> None:
+        """Hook for prioritized replay."""
+
+    # ---------------------------------------------------------------- sampling
+    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat slots ``t * B + b`` of valid transitions, and their importance weights."""
+        valid = self.storage["valid"][: self.filled].reshape(-1).cpu().numpy()
+        count = int(valid.sum())
+        if count == 0:
+            raise ValueError("the buffer holds no transition yet: add a rollout first.")
+        slots = np.flatnonzero(valid)[self.rng.integers(0, count, n)]
+        return slots, np.ones(n)
+
+    def sample(self, n: int) -> Rollout:
+        """``n`` transitions with n-step returns, as a dry ``[1, n]`` Rollout."""
+        if self.storage is None:
+            raise ValueError("the buffer holds no transition yet: add a rollout first.")
+        slots, weights = self._draw(n)
+        t, b = slots // self.B, slots % self.B
+        s = self.storage
+        newest = (self.cursor - 1) % self.T
+        room = (newest - t) % self.T  # steps stored after t in its column
+        returns = np.zeros(n)
+        discount = np.ones(n)
+        last = t.copy()
+        open_ = np.ones(n, dtype=bool)  # the window may still grow
+        rewards = s["rewards"].cpu().numpy()
+        ends = (s["terminations"] | s["truncations"]).cpu().numpy()
+        starts = s["starts"].cpu().numpy()
+        for k in range(self.n_step):
+            row = (t + k) % self.T
+            open_ &= k <= room  # past the newest step lies the oldest data
+            if k > 0:  # an episode starting there (e.g. rollouts from separate calls)
+                open_ &= ~starts[row, b]
+            returns = np.where(open_, returns + discount * rewards[row, b], returns)
+            last = np.where(open_, row, last)
+            discount = np.where(open_, discount * self.gamma, discount)
+            open_ &= ~ends[row, b]
+        rows_t, rows_last, cols = (torch.as_tensor(a, device=self.device) for a in (t, last, b))
+
+        def pick(x: torch.Tensor) -> torch.Tensor:
+            return x[rows_t, cols].unsqueeze(0)
+
+        def pick_last(x: torch.Tensor) -> torch.Tensor:
+            return x[rows_last, cols].unsqueeze(0)
+
+        def one(x: torch.Tensor) -> torch.Tensor:
+            return x.unsqueeze(0)
+
+        batch = Rollout(
+            observations=tree_map(pick, s["observations"]),
+            next_observations=tree_map(pick_last, s["next_observations"]),
+            actions=tree_map(pick, s["actions"]),
+            rewards=one(torch.as_tensor(returns, dtype=s["rewards"].dtype, device=self.device)),
+            terminations=pick_last(s["terminations"]),
+            truncations=pick_last(s["truncations"]),
+            valid=torch.ones(1, n, dtype=torch.bool, device=self.device),
+            starts=torch.ones(1, n, dtype=torch.bool, device=self.device),
+        )
+        batch.discounts = one(torch.as_tensor(discount, dtype=torch.float32, device=self.device))
+        batch.weights = one(torch.as_tensor(weights, dtype=torch.float32, device=self.device))
+        batch.indices = slots
+        return batch
+
+    # ------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything stored, as tensors (``torch.save``-able, ``weights_only`` loadable)."""
+        return {
+            "storage": None if self.storage is None else tree_map(lambda x: x.cpu(), self.storage),
+            "shape": (self.T, self.B),
+            "cursor": self.cursor,
+            "filled": self.filled,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        storage = state["storage"]
+        self.storage = None if storage is None else tree_map(lambda x: x.to(self.device), storage)
+        self.T, self.B = state["shape"]
+        self.cursor, self.filled = state["cursor"], state["filled"]
+        self.rng.bit_generator.state = state["rng"]
+
+
+class PrioritizedReplay(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al. 2016) on a :class:`SumTree`.
+
+    New transitions get the largest priority seen so far; ``sample`` draws in proportion
+    to ``priority ** alpha`` and returns importance weights ``(N P(i)) ** -beta``
+    normalised by their batch maximum; ``update_priorities(batch.indices, td_errors)``
+    sets ``|error| + eps`` after each learning step. ``alpha`` and ``beta`` may be changed
+    between samples (e.g. beta annealed to 1).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(capacity, **kwargs)
+        self.alpha, self.beta, self.eps = alpha, beta, eps
+        self.tree: SumTree | None = None
+        self.max_priority = 1.0
+
+    def _added(self, rows: np.ndarray, valid: np.ndarray) -> None:
+        if self.tree is None:
+            self.tree = SumTree(self.T * self.B)
+        slots = (rows[:, None] * self.B + np.arange(self.B)[None, :]).reshape(-1)
+        priorities = np.where(valid.reshape(-1), self.max_priority**self.alpha, 0.0)
+        self.tree.update(slots, priorities)
+
+    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.tree is None or self.tree.total <= 0:
+            raise ValueError("the buffer holds no transition yet: add a rollout first.")
+        slots = self.tree.sample(n, self.rng)
+        probabilities = self.tree[slots] / self.tree.total
+        weights = (len(self) * probabilities) ** -self.beta
+        return slots, weights / weights.max()
+
+    def update_priorities(self, indices: np.ndarray, errors: torch.Tensor | np.ndarray) -> None:
+        """New priorities ``|error| + eps`` for the sampled transitions ``indices``."""
+        errors = torch.as_tensor(errors).detach().reshape(-1).abs().cpu().double().numpy()
+        priorities = errors + self.eps
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.tree.update(np.asarray(indices), priorities**self.alpha)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["priorities"] = None if self.tree is None else torch.as_tensor(self.tree.tree)
+        state["max_priority"] = self.max_priority
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.max_priority = state["max_priority"]
+        if state["priorities"] is not None:
+            self.tree = SumTree(self.T * self.B)
+            self.tree.tree[:] = state["priorities"].numpy()
