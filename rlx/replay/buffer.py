@@ -113,11 +113,16 @@ class ReplayBuffer:
     def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Flat slots ``t * B + b`` of valid transitions, and their importance weights."""
         valid = self.storage["valid"][: self.filled].reshape(-1).cpu().numpy()
-        count = int(valid.sum())
-        if count == 0:
-            raise ValueError("the buffer holds no transition yet: add a rollout first.")
-        slots = np.flatnonzero(valid)[self.rng.integers(0, count, n)]
-        return slots, np.ones(n)
+        slots = self.rng.integers(0, valid.size, n)
+        for _ in range(100):  # redraw the few invalid rows (next-step resets)
+            bad = ~valid[slots]
+            if not bad.any():
+                return slots, np.ones(n)
+            slots[bad] = self.rng.integers(0, valid.size, int(bad.sum()))
+        choices = np.flatnonzero(valid)  # mostly invalid: draw among the valid directly
+        if choices.size == 0:
+            raise ValueError("the buffer holds no valid transition yet: add a rollout first.")
+        return choices[self.rng.integers(0, choices.size, n)], np.ones(n)
 
     def sample(self, n: int) -> Rollout:
         """``n`` transitions with n-step returns, as a dry ``[1, n]`` Rollout."""
@@ -126,25 +131,24 @@ class ReplayBuffer:
         slots, weights = self._draw(n)
         t, b = slots // self.B, slots % self.B
         s = self.storage
-        newest = (self.cursor - 1) % self.T
-        room = (newest - t) % self.T  # steps stored after t in its column
-        returns = np.zeros(n)
-        discount = np.ones(n)
-        last = t.copy()
-        open_ = np.ones(n, dtype=bool)  # the window may still grow
-        rewards = s["rewards"].cpu().numpy()
-        ends = (s["terminations"] | s["truncations"]).cpu().numpy()
-        starts = s["starts"].cpu().numpy()
+        # The n-step window, on the storage's device, touching only the sampled columns.
+        dev = self.device
+        t_, b_ = torch.as_tensor(t, device=dev), torch.as_tensor(b, device=dev)
+        room = (self.cursor - 1 - t_) % self.T  # steps stored after t in its column
+        returns = torch.zeros(n, dtype=torch.float64, device=dev)
+        discount = torch.ones(n, dtype=torch.float64, device=dev)
+        last = t_.clone()
+        open_ = torch.ones(n, dtype=torch.bool, device=dev)  # the window may still grow
         for k in range(self.n_step):
-            row = (t + k) % self.T
+            row = (t_ + k) % self.T
             open_ &= k <= room  # past the newest step lies the oldest data
             if k > 0:  # an episode starting there (e.g. rollouts from separate calls)
-                open_ &= ~starts[row, b]
-            returns = np.where(open_, returns + discount * rewards[row, b], returns)
-            last = np.where(open_, row, last)
-            discount = np.where(open_, discount * self.gamma, discount)
-            open_ &= ~ends[row, b]
-        rows_t, rows_last, cols = (torch.as_tensor(a, device=self.device) for a in (t, last, b))
+                open_ &= ~s["starts"][row, b_]
+            returns = torch.where(open_, returns + discount * s["rewards"][row, b_], returns)
+            last = torch.where(open_, row, last)
+            discount = torch.where(open_, discount * self.gamma, discount)
+            open_ &= ~(s["terminations"][row, b_] | s["truncations"][row, b_])
+        rows_t, rows_last, cols = t_, last, b_
 
         def pick(x: torch.Tensor) -> torch.Tensor:
             return x[rows_t, cols].unsqueeze(0)
@@ -159,13 +163,13 @@ class ReplayBuffer:
             observations=tree_map(pick, s["observations"]),
             next_observations=tree_map(pick_last, s["next_observations"]),
             actions=tree_map(pick, s["actions"]),
-            rewards=one(torch.as_tensor(returns, dtype=s["rewards"].dtype, device=self.device)),
+            rewards=one(returns.to(s["rewards"].dtype)),
             terminations=pick_last(s["terminations"]),
             truncations=pick_last(s["truncations"]),
             valid=torch.ones(1, n, dtype=torch.bool, device=self.device),
             starts=torch.ones(1, n, dtype=torch.bool, device=self.device),
         )
-        batch.discounts = one(torch.as_tensor(discount, dtype=torch.float32, device=self.device))
+        batch.discounts = one(discount.float())
         batch.weights = one(torch.as_tensor(weights, dtype=torch.float32, device=self.device))
         batch.indices = slots
         return batch
