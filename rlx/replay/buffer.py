@@ -129,32 +129,43 @@ class ReplayBuffer:
         if self.storage is None:
             raise ValueError("the buffer holds no transition yet: add a rollout first.")
         slots, weights = self._draw(n)
-        t, b = slots // self.B, slots % self.B
         s = self.storage
-        # The n-step window, on the storage's device, touching only the sampled columns.
-        dev = self.device
-        t_, b_ = torch.as_tensor(t, device=dev), torch.as_tensor(b, device=dev)
-        room = (self.cursor - 1 - t_) % self.T  # steps stored after t in its column
-        returns = torch.zeros(n, dtype=torch.float64, device=dev)
-        discount = torch.ones(n, dtype=torch.float64, device=dev)
-        last = t_.clone()
-        open_ = torch.ones(n, dtype=torch.bool, device=dev)  # the window may still grow
-        for k in range(self.n_step):
-            row = (t_ + k) % self.T
-            open_ &= k <= room  # past the newest step lies the oldest data
-            if k > 0:  # an episode starting there (e.g. rollouts from separate calls)
-                open_ &= ~s["starts"][row, b_]
-            returns = torch.where(open_, returns + discount * s["rewards"][row, b_], returns)
-            last = torch.where(open_, row, last)
-            discount = torch.where(open_, discount * self.gamma, discount)
-            open_ &= ~(s["terminations"][row, b_] | s["truncations"][row, b_])
-        rows_t, rows_last, cols = t_, last, b_
+        dev, T, B = self.device, self.T, self.B
+
+        def flat(x: torch.Tensor) -> torch.Tensor:  # [T, B, ...] viewed as [T * B, ...]
+            return x.reshape(T * B, *x.shape[2:])
+
+        first = torch.as_tensor(slots, device=dev)
+        if self.n_step == 1:  # the common case without a window
+            last = first
+            returns = flat(s["rewards"]).index_select(0, first).double()
+            discount = torch.full((n,), self.gamma, dtype=torch.float64, device=dev)
+        else:  # the n-step window, on the storage's device, over the sampled columns only
+            t, b = first // B, first % B
+            room = (self.cursor - 1 - t) % T  # steps stored after t in its column
+            returns = torch.zeros(n, dtype=torch.float64, device=dev)
+            discount = torch.ones(n, dtype=torch.float64, device=dev)
+            last = first.clone()
+            open_ = torch.ones(n, dtype=torch.bool, device=dev)  # the window may still grow
+            for k in range(self.n_step):
+                at = (t + k) % T * B + b
+                open_ &= k <= room  # past the newest step lies the oldest data
+                if k > 0:  # an episode starting there (e.g. rollouts from separate calls)
+                    open_ &= ~flat(s["starts"]).index_select(0, at)
+                reward = flat(s["rewards"]).index_select(0, at)
+                returns = torch.where(open_, returns + discount * reward, returns)
+                last = torch.where(open_, at, last)
+                discount = torch.where(open_, discount * self.gamma, discount)
+                open_ &= ~(
+                    flat(s["terminations"]).index_select(0, at)
+                    | flat(s["truncations"]).index_select(0, at)
+                )
 
         def pick(x: torch.Tensor) -> torch.Tensor:
-            return x[rows_t, cols].unsqueeze(0)
+            return flat(x).index_select(0, first).unsqueeze(0)
 
         def pick_last(x: torch.Tensor) -> torch.Tensor:
-            return x[rows_last, cols].unsqueeze(0)
+            return flat(x).index_select(0, last).unsqueeze(0)
 
         def one(x: torch.Tensor) -> torch.Tensor:
             return x.unsqueeze(0)
@@ -166,8 +177,8 @@ class ReplayBuffer:
             rewards=one(returns.to(s["rewards"].dtype)),
             terminations=pick_last(s["terminations"]),
             truncations=pick_last(s["truncations"]),
-            valid=torch.ones(1, n, dtype=torch.bool, device=self.device),
-            starts=torch.ones(1, n, dtype=torch.bool, device=self.device),
+            valid=torch.ones(1, n, dtype=torch.bool, device=dev),
+            starts=torch.ones(1, n, dtype=torch.bool, device=dev),
         )
         batch.discounts = one(discount.float())
         batch.weights = one(torch.as_tensor(weights, dtype=torch.float32, device=self.device))

@@ -120,3 +120,15 @@ def test_clear_errors():
         buffer.add(counting_rollout([5], steps=2))
     with pytest.raises(ValueError, match="need at least 4"):
         ReplayBuffer(6, n_step=3).add(counting_rollout([5, 7], steps=2))
+
+
+def test_one_step_samples_are_the_stored_transitions():
+    buffer = ReplayBuffer(64, gamma=0.9)
+    buffer.add(counting_rollout([5, 7], steps=10))
+    batch = buffer.sample(64)
+    step = batch.observations[0, :, 0]
+    torch.testing.assert_close(batch.rewards[0], step + 1)  # CountingEnv: reward = step + 1
+    torch.testing.assert_close(batch.next_observations[0, :, 0], step + 1)
+    assert torch.allclose(batch.discounts, torch.tensor(0.9))
+    ended = batch.terminations[0]
+    assert bool((ended == (step + 1 == torch.where(batch.observations[0, :, 1] == 0, 5, 7))).all())
