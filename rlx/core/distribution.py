@@ -151,6 +151,28 @@ class TanhNormal(TransformedDistribution):
         return x
 
 
+class EpsilonGreedy(Categorical):
+    """The greedy action of ``values`` (e.g. Q-values ``[B, n]``) with probability
+    ``1 - epsilon``, a uniform one otherwise: ε-greedy exploration as an action component,
+    so a Q-network samples through ``agent(policy).steps(n)`` like any policy.
+
+    ``mode`` is the greedy action; ``log_prob`` and ``entropy`` are those of the mixture.
+    ``epsilon`` may be a float or a tensor broadcastable to ``[B, 1]``.
+    """
+
+    def __init__(self, values: torch.Tensor, epsilon: float | torch.Tensor) -> None:
+        n = values.shape[-1]
+        values = values.detach()
+        greedy = torch.nn.functional.one_hot(values.argmax(-1), n).to(values.dtype)
+        probs = epsilon / n + (1 - epsilon) * greedy
+        super().__init__(probs=probs, validate_args=False)
+        self.values = values
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.values.argmax(-1)
+
+
 class ActionDistribution:
     """A joint distribution over one action made of independent components.
 

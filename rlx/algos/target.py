@@ -1,0 +1,44 @@
+"""Target networks: a frozen copy of a network that follows it by copies or averaging."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class TargetNetwork(nn.Module):
+    """A copy of ``source`` without gradients, for bootstrap targets.
+
+    ``update()`` copies the source's parameters and buffers (a hard update, as DQN every
+    C steps); ``update(tau)`` moves each parameter a fraction ``tau`` of the way
+    (Polyak averaging, as DDPG, TD3 and SAC after every step). Calling the target network
+    runs the copy.
+    """
+
+    def __init__(self, source: nn.Module) -> None:
+        super().__init__()
+        self.target = copy.deepcopy(source).requires_grad_(False)
+        self._source = [source]  # not a submodule: its parameters are not this module's
+
+    @property
+    def source(self) -> nn.Module:
+        return self._source[0]
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.target(*args, **kwargs)
+
+    @torch.no_grad()
+    def update(self, tau: float = 1.0) -> None:
+        if not 0 < tau <= 1:
+            raise ValueError(f"tau must be in (0, 1], got {tau}.")
+        pairs = zip(self.target.parameters(), self.source.parameters(), strict=True)
+        for mine, theirs in pairs:
+            if tau == 1.0:
+                mine.copy_(theirs)
+            else:
+                mine.lerp_(theirs, tau)
+        for mine, theirs in zip(self.target.buffers(), self.source.buffers(), strict=True):
+            mine.copy_(theirs)
