@@ -10,6 +10,7 @@ from rlx.core import (
     Rollout,
     TanhNormal,
     cat,
+    extras_wanted,
 )
 from rlx.envs.pomdp import register as _register_environments
 
@@ -27,4 +28,5 @@ __all__ = [
     "Rollout",
     "TanhNormal",
     "cat",
+    "extras_wanted",
 ]

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from gymnasium import spaces
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Normal
+from torch.distributions import Bernoulli, Normal
 
-from rlx.core.distribution import ActionDistribution, TanhNormal
-from rlx.core.parametric import Parametric
+from rlx.core.distribution import ActionDistribution, TanhNormal, categorical
+from rlx.core.parametric import Parametric, extras_wanted
 
 
 def flat_size(space: spaces.Space) -> int:
@@ -139,11 +139,11 @@ class ActionHead(nn.Module):
         space = self.space
         if isinstance(space, (spaces.Tuple, spaces.Dict)):
             return [c for part in self.parts for c in part.components(x)]
-        y = self.linear(x)
+        y = nn.functional.linear(x, self.linear.weight, self.linear.bias)
         if isinstance(space, spaces.Discrete):
-            return [Categorical(logits=y)]
+            return [categorical(y)]
         if isinstance(space, spaces.MultiDiscrete):
-            return [Categorical(logits=p) for p in y.split([int(n) for n in space.nvec], -1)]
+            return [categorical(p) for p in y.split([int(n) for n in space.nvec], -1)]
         if isinstance(space, spaces.MultiBinary):
             return [Bernoulli(logits=y.view(-1, *space.shape))]
         shape = (-1, *space.shape)
@@ -196,7 +196,12 @@ class MLPPolicy(Parametric):
     def forward(self, *states: Any):
         _, obs = states
         x = flatten(self.observation_space, obs)
-        return None, self.head(self.actor(x)), self.critic(x)
+        # Submodules' forward called directly: a module call costs about as much as a
+        # layer at acting batch sizes (their hooks are not run, as for MLP's layers).
+        dist = self.head.forward(self.actor.forward(x))
+        if not extras_wanted():  # sampling dry: the value would be discarded
+            return None, dist
+        return None, dist, self.critic.forward(x)
 
 
 class RecurrentCore(nn.Module):

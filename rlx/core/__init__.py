@@ -2,7 +2,7 @@
 
 from rlx.core.agent import Agent, BoundAgent
 from rlx.core.distribution import ActionDistribution, EpsilonGreedy, TanhNormal
-from rlx.core.parametric import Parametric
+from rlx.core.parametric import Parametric, extras_wanted
 from rlx.core.rollout import DryRolloutError, Rollout, cat
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "Rollout",
     "TanhNormal",
     "cat",
+    "extras_wanted",
 ]

@@ -12,6 +12,7 @@ import torch
 
 from rlx.core.collect import collect
 from rlx.core.evaluate import evaluate
+from rlx.core.optim import clip_grad_norm
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import action_converter, check_supported
 from rlx.envs.snapshot import restore as restore_env
@@ -123,7 +124,7 @@ class Agent:
         norm = None
         if self.grad_clip is not None:
             params = [p for group in opt.param_groups for p in group["params"]]
-            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            norm = clip_grad_norm(params, self.grad_clip)
         opt.step()
         return norm
 

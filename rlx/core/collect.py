@@ -9,6 +9,7 @@ the gradient mode of sampling; extras are stacked once at the end.
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from rlx.core import forward as fw
+from rlx.core.parametric import extras_dropped
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate, as_space_structure, check_action, check_distribution
 from rlx.core.tree import Tree, tree_index, tree_map
@@ -107,7 +109,8 @@ def collect(
     any_start = bool(first_starts.any())
     next_start = first_starts
     T = n
-    with fw.no_validation(not agent.validate_args):
+    dropping = extras_dropped() if dry else contextlib.nullcontext()
+    with fw.no_validation(not agent.validate_args), dropping:
         for t in range(n):
             obs_t = obs_store[t] if single else tree_index(obs_store, t)
             if any_start:
@@ -283,10 +286,9 @@ def _build(
 
     # Log-probs and entropy are computed when first read, under sampling's grad mode.
     with torch.set_grad_enabled(grad), fw.no_validation(not agent.validate_args):
-        logprobs = fw.deferred(
-            lambda: mask(torch.stack([d.log_prob(a) for d, a in zip(dists, actions, strict=True)]))
-        )
-        entropy = fw.deferred(lambda: mask(torch.stack([d.entropy() for d in dists])))
+        logprobs_fn, entropy_fn = fw.step_logprobs_entropy(dists, actions_t, T, len(valid[0]))
+        logprobs = fw.deferred(lambda: mask(logprobs_fn()))
+        entropy = fw.deferred(lambda: mask(entropy_fn()))
     return Rollout(
         **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
     )

@@ -46,6 +46,24 @@ def _per_step(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).sum(1)
 
 
+def categorical(logits: torch.Tensor, validate_args: bool | None = None) -> Categorical:
+    """``torch.distributions.Categorical(logits=logits)``, built faster.
+
+    torch normalises the logits with ``logsumexp`` and a subtraction, about 10 us on one
+    CPU thread whatever the batch; ``log_softmax`` gives the same normalised logits in one
+    kernel of about 1 us. The result is an ordinary ``Categorical`` (the ready policies
+    build theirs this way; a user policy may too).
+    """
+    if logits.dim() < 1:
+        raise ValueError("categorical needs logits with at least one dimension.")
+    d = Categorical.__new__(Categorical)
+    d.logits = torch.log_softmax(logits, -1)
+    d._param = d.logits
+    d._num_events = logits.shape[-1]
+    Distribution.__init__(d, logits.shape[:-1], validate_args=validate_args)
+    return d
+
+
 def _sample(d: Distribution) -> torch.Tensor:
     """``d.sample()``, with faster exact samplers for the most common components.
 
@@ -56,7 +74,10 @@ def _sample(d: Distribution) -> torch.Tensor:
     """
     kind = type(d)
     if kind is Categorical:
-        probs = d.probs.detach()
+        # Normalised logits exponentiate to the probabilities in one kernel; torch's lazy
+        # ``probs`` (a softmax inside a grad-mode switch) costs several times more.
+        probs = d.__dict__.get("probs")
+        probs = d.logits.detach().exp() if probs is None else probs.detach()
         return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
     if kind is Normal:
         return torch.normal(d.loc.detach(), d.scale.detach())
@@ -276,3 +297,49 @@ class ActionDistribution:
             f"{n}={d}" if n else repr(d) for n, d in zip(names, self.components, strict=True)
         )
         return f"ActionDistribution({inner})"
+
+
+def _normalized_categorical(logits: torch.Tensor) -> Categorical:
+    """A Categorical over logits that are already normalised (no renormalisation, so
+    log-probs gathered from it equal those of the distributions they were stacked from)."""
+    d = Categorical.__new__(Categorical)
+    d.logits = logits
+    d._param = logits
+    d._num_events = logits.shape[-1]
+    Distribution.__init__(d, logits.shape[:-1], validate_args=False)
+    return d
+
+
+def stack_steps(dists: list[ActionDistribution]) -> ActionDistribution | None:
+    """The per-step distributions of a rollout as one distribution over ``T * B`` rows.
+
+    Sampling keeps one ``ActionDistribution`` per step; computing log-probs step by step
+    costs a call per step (2,048 gathers for a PPO batch of one environment). When every
+    step has the same components and each is a plain ``Categorical`` or ``Normal``, their
+    parameters are stacked once into a ``[T * B, ...]`` distribution whose log-probs are
+    the same numbers in one call. Returns None for anything else (the caller then goes
+    step by step).
+    """
+    first = dists[0]
+    kinds = [type(c) for c in first.components]
+    if any(k is not Categorical and k is not Normal for k in kinds):
+        return None
+    n = len(kinds)
+    for d in dists:
+        if len(d.components) != n or d.names != first.names:
+            return None
+        if any(type(c) is not k for c, k in zip(d.components, kinds, strict=True)):
+            return None
+    stacked = []
+    for i, kind in enumerate(kinds):
+        parts = [d.components[i] for d in dists]
+        if kind is Categorical:
+            logits = torch.cat([p.logits for p in parts])
+            stacked.append(_normalized_categorical(logits))
+        else:
+            loc = torch.cat([p.loc for p in parts])
+            scale = torch.cat([p.scale for p in parts])
+            stacked.append(Normal(loc, scale, validate_args=False))
+    if first.names is not None:
+        return ActionDistribution(**dict(zip(first.names, stacked, strict=True)))
+    return ActionDistribution(*stacked)

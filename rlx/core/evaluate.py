@@ -84,7 +84,7 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int):
     state = rollout.recurrent_states
     init = fw.initial_state(policy, B)
     state = tree_index(state, 0) if state is not None else init
-    logprobs, dists, extras, states_after = [], [], [], []
+    dists, extras, states_after = [], [], []
     for t in range(T):
         # At t = 0 the stored state is already reset where an episode starts; resetting
         # again connects a learned initial state to the graph.
@@ -111,18 +111,13 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int):
                     f"{type(policy).__name__} returns; evaluate it with a policy of the "
                     "same recurrent architecture."
                 )
-        dist = out[1]
-        logprobs.append(dist.log_prob(tree_index(rollout.actions, t)))
-        dists.append(dist)
+        dists.append(out[1])
         extras.append(tuple(out[2:]))
         states_after.append(out[0])
         state = out[0]
     after = fw.stack_steps(states_after) if states_after[0] is not None else None
-
-    def entropy() -> torch.Tensor:
-        return torch.stack([d.entropy() for d in dists])
-
-    return torch.stack(logprobs), entropy, fw.stack_extras(extras), after
+    logprobs, entropy = fw.step_logprobs_entropy(dists, rollout.actions, T, B)
+    return logprobs(), entropy, fw.stack_extras(extras), after
 
 
 def _lead(tree: Tree) -> Tree:
@@ -157,7 +152,7 @@ def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, sta
         logprobs=masked(logprobs),
         entropy=fw.Deferred(lambda: masked(entropy())),  # not every distribution has one
         others=others,
-        next_others=fw.Deferred(bootstrap, params=tuple(policy.parameters())) if others else (),
+        next_others=fw.Deferred(bootstrap, params=fw.watched_parameters(policy)) if others else (),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,

@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import torch
+
+_EXTRAS_WANTED: ContextVar[bool] = ContextVar("rlx_extras_wanted", default=True)
+
+
+def extras_wanted() -> bool:
+    """False while rlx samples a dry rollout, whose extras are discarded: a policy may
+    then skip computing them (e.g. a critic) and return ``(state, distribution)`` only.
+
+    Acting costs a forward per step, so a critic left out while sampling dry saves its
+    whole per-step cost; the values come later from one batched
+    ``agent(policy).evaluate(rollout)``, which is how the algorithms sample feed-forward
+    policies. The ready policies do this.
+    """
+    return _EXTRAS_WANTED.get()
+
+
+@contextlib.contextmanager
+def extras_dropped() -> Iterator[None]:
+    """Within this block, :func:`extras_wanted` is False (used by dry sampling)."""
+    token = _EXTRAS_WANTED.set(False)
+    try:
+        yield
+    finally:
+        _EXTRAS_WANTED.reset(token)
 
 
 class Parametric(torch.nn.Module):
@@ -24,6 +51,9 @@ class Parametric(torch.nn.Module):
     - ``extras`` are any tensors (values, Q-values...): rlx stacks them to ``[T, B, ...]``
       in ``rollout.others``. An extra of shape ``[B, 1]`` is stored as ``[T, B]`` so that a
       value head's output lines up with ``rollout.rewards``.
+
+    While rlx samples a dry rollout, :func:`rlx.extras_wanted` is False and a policy may
+    return no extras (they would be discarded).
 
     Set the class attribute ``previous_action_reward = True`` to also receive the
     previous action and reward (rlpyt's agent inputs): ``forward`` is then called with

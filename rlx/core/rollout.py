@@ -260,6 +260,10 @@ class Rollout:
         when they are computed)."""
 
         def each(value: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is torch.Tensor:  # the common leaf, without tree_map's dispatch
+                return fn(value)
             if isinstance(value, Deferred):
                 return value.then(lambda tree: tree_map(fn, tree))
             return tree_map(fn, value)
@@ -370,8 +374,11 @@ class Rollout:
         if size < 1:
             raise ValueError(f"minibatch size must be at least 1, got {size}.")
         perm = _permutation(self.batch_size, generator).to(self.device)
+        # One gather for the whole pass, then each minibatch is a view (a slice):
+        # cheaper than a gather per minibatch over every field.
+        shuffled = self[:, perm]
         for start in range(0, self.batch_size, size):
-            yield self[:, perm[start : start + size]]
+            yield shuffled[:, start : start + size]
 
     # -------------------------------------------------------------- statistics
     def _all_valid(self) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 
 from rlx.core.tree import tree_map
 from rlx.envs.parallel import ParallelVectorEnv
+from rlx.envs.serial import SerialVectorEnv
 
 _Mode = getattr(gym.vector, "AutoresetMode", None)
 NATIVE_MIN_ENVS = 5  # below this, stepping B copies of the env in a loop is faster
@@ -67,10 +68,13 @@ def make_vector_env(
         num_envs: number of environments B for ids and factories.
         vectorization: ``None`` uses an id's own vector implementation when it has one
             and ``num_envs >= 5``, else ``"sync"`` (CartPole-v1 measured here: the numpy
-            vector version costs ~78 us a step for any B up to 64; the sync wrapper ~27 us
-            at B=1, ~66 at 4, ~119 at 8); ``"sync"`` or ``"async"`` force gymnasium's
-            wrappers; ``"parallel"`` makes a :class:`~rlx.envs.parallel.ParallelVectorEnv`
-            with ``workers`` processes; ``"envpool"`` uses EnvPool's C++ environments
+            vector version costs ~42 us a step at B=1 to 5 and ~63 at 8; the serial
+            environment ~10 us at B=1, ~32 at 4, ~42 at 5, ~74 at 8); ``"sync"`` steps
+            the environments one after another in this process
+            (:class:`~rlx.envs.serial.SerialVectorEnv`), ``"async"`` in gymnasium's
+            ``AsyncVectorEnv`` subprocesses; ``"parallel"`` makes a
+            :class:`~rlx.envs.parallel.ParallelVectorEnv` with ``workers`` processes;
+            ``"envpool"`` uses EnvPool's C++ environments
             (:class:`~rlx.envs.envpool.EnvPoolVectorEnv`, ids only).
         workers: worker processes for ``"parallel"``.
         env_kwargs: passed to ``gymnasium.make_vec`` / the environment constructor.
@@ -110,8 +114,9 @@ def make_vector_env(
             return gym.make_vec(env, num_envs=num_envs, **env_kwargs)
         if vectorization == "parallel":
             return ParallelVectorEnv([partial(gym.make, env, **env_kwargs)] * num_envs, workers)
-        mode = vectorization or "sync"
-        return gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
+        if vectorization == "async":
+            return gym.make_vec(env, num_envs=num_envs, vectorization_mode="async", **env_kwargs)
+        return SerialVectorEnv([partial(gym.make, env, **env_kwargs)] * num_envs, copy=False)
     if isinstance(env, gym.Env):
         if vectorization is not None or env_kwargs:
             raise ValueError(
@@ -123,14 +128,14 @@ def make_vector_env(
                 f"an Env instance is one environment, but num_envs={num_envs}. Pass a "
                 "function that creates the environment (lambda: MyEnv()) for several."
             )
-        return gym.vector.SyncVectorEnv([lambda: env], copy=False)
+        return SerialVectorEnv([lambda: env], copy=False)
     if callable(env):
         fns = [env] * num_envs
         if vectorization == "parallel":
             return ParallelVectorEnv(fns, workers)
         if vectorization == "async":
             return gym.vector.AsyncVectorEnv(fns)
-        return gym.vector.SyncVectorEnv(fns, copy=False)
+        return SerialVectorEnv(fns, copy=False)
     raise TypeError(
         f"cannot make an environment from {type(env).__name__}: pass a gymnasium id, an "
         "Env, a function returning an Env, or a gymnasium.vector.VectorEnv."

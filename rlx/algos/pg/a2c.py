@@ -29,6 +29,7 @@ class A2C(Algorithm):
     """A2C on any policy whose first extra is its state value."""
 
     name = "a2c"
+    reevaluates = True
     Config = A2CConfig
     config: A2CConfig
 

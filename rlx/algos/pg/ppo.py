@@ -55,8 +55,8 @@ class PPO(Algorithm):
         debug = log.isEnabledFor(logging.DEBUG)
         if debug:
             before = self.objective(batch)
-        names = ("PolicyLoss", "ValueLoss", "Entropy", "GradNorm", "ClipFraction", "ApproxKL")
-        stats: dict[str, list] = {name: [] for name in names}
+        stats: dict[str, list[torch.Tensor]] = {"PolicyLoss": [], "ValueLoss": [], "GradNorm": []}
+        entropies, log_ratios = [], []
         for _ in range(c.epochs):
             for mb in batch.minibatches(size, generator=self.generator):
                 new = self.agent(self.policy).evaluate(mb)
@@ -78,19 +78,33 @@ class PPO(Algorithm):
                 if c.entropy_coef:
                     entropy = mb.step_mean(new.entropy_or_estimate())
                     loss = loss - c.entropy_coef * entropy
-                stats["GradNorm"].append(self.optimize(loss))
-                with torch.no_grad():
-                    if not c.entropy_coef:  # logged, but kept out of the graph
-                        entropy = mb.step_mean(new.entropy_or_estimate())
-                    stats["PolicyLoss"].append(policy_loss.detach())
-                    stats["ValueLoss"].append(value_loss.detach())
-                    stats["Entropy"].append(entropy.detach())
-                    stats["ClipFraction"].append(mb.step_mean(((ratio - 1).abs() > c.clip).float()))
-                    stats["ApproxKL"].append(mb.step_mean((ratio - 1) - log_ratio))
+                    entropies.append(entropy.detach())
+                stats["GradNorm"].append(self.optimize(loss, as_tensor=True))
+                stats["PolicyLoss"].append(policy_loss.detach())
+                stats["ValueLoss"].append(value_loss.detach())
+                log_ratios.append((log_ratio.detach(), mb.valid))
+        info = {k: torch.stack(v).mean().item() for k, v in stats.items()}
+        info.update(self.ratio_statistics(log_ratios))
+        with torch.no_grad():  # entropy kept out of the graph: once, after the update
+            info["Entropy"] = (
+                torch.stack(entropies).mean().item()
+                if entropies
+                else batch.step_mean(
+                    self.agent(self.policy).evaluate(batch).entropy_or_estimate()
+                ).item()
+            )
         if debug:
             self.log_change("loss", before, self.objective(batch))
+        return info
+
+    def ratio_statistics(self, log_ratios: list[tuple[torch.Tensor, torch.Tensor]]):
+        """ClipFraction and ApproxKL (the ``(r - 1) - log r`` estimator) over every valid
+        step of every minibatch, from the detached log-ratios kept during the update."""
+        log_ratio = torch.cat([x[valid] for x, valid in log_ratios])
+        ratio = log_ratio.exp()
         return {
-            k: float(torch.stack([torch.as_tensor(x) for x in v]).mean()) for k, v in stats.items()
+            "ClipFraction": ((ratio - 1).abs() > self.config.clip).float().mean().item(),
+            "ApproxKL": ((ratio - 1) - log_ratio).mean().item(),
         }
 
     def objective(self, batch: Rollout) -> float:

@@ -26,6 +26,7 @@ class REINFORCE(Algorithm):
     """Policy gradient with Monte-Carlo returns: ``-log pi(a|s) * G``."""
 
     name = "rf"
+    reevaluates = True
     Config = REINFORCEConfig
     config: REINFORCEConfig
     baseline = False
