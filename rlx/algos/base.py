@@ -1,18 +1,22 @@
-"""What every algorithm shares: sampling a batch, optimiser steps, learning-rate annealing,
-and its state for checkpoints. The update itself is each algorithm's own."""
+"""What every algorithm shares: sampling a batch, optimiser steps, hyper-parameters that
+follow schedules, learning-rate annealing, and its state for checkpoints. The update
+itself is each algorithm's own."""
 
 from __future__ import annotations
 
+import ast
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
+from rlx import schedules
 from rlx.core.agent import Agent
 from rlx.core.optim import Adam
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
+from rlx.schedules import Schedule
 
 log = logging.getLogger("rlx")
 
@@ -29,15 +33,19 @@ class AlgorithmConfig:
     """Sample whole episodes (``agent(policy).episode(horizon)``) instead of ``steps``."""
     horizon: int = 500
     """Longest episode when ``episodes`` is set."""
-    lr: float = 3e-4
+    lr: float | Schedule = 3e-4
     """Adam learning rate."""
     anneal_lr: bool = False
     """Decay the learning rate linearly to 0 over the run."""
+    lr_scheduler: str | None = None
+    """A torch LR scheduler stepped after every iteration, written as its call, e.g.
+    'StepLR(step_size=100, gamma=0.5)' (from Python also a function optimizer ->
+    scheduler); instead of a scheduled lr or anneal_lr."""
     gamma: float = 0.99
     """Discount factor."""
     grad_clip: float | None = 0.5
     """Clip the gradient norm to this value (None: no clipping)."""
-    entropy_coef: float = 0.0
+    entropy_coef: float | Schedule = 0.0
     """Weight of the entropy bonus."""
 
 
@@ -46,25 +54,79 @@ def _check(name: str, value: float, ok: bool, rule: str) -> None:
         raise ValueError(f"--{name.replace('_', '-')} must be {rule}, got {value}.")
 
 
-def validate_config(config: AlgorithmConfig) -> None:
+def _rules(name: str) -> tuple[str, Any] | None:
+    """The range rule of option ``name``: (description, predicate)."""
+    if name in ("num_envs", "steps", "horizon", "epochs", "minibatches", "updates",
+                "replay_episodes", "batch_episodes", "batch_size", "train_freq",
+                "gradient_steps", "target_update_interval", "n_step", "buffer_size",
+                "policy_delay", "atoms"):  # fmt: skip
+        return "at least 1", lambda v: v >= 1
+    if name in ("lr", "critic_lr", "alpha_lr", "clip", "grad_clip", "value_clip", "rho_clip",
+                "c_clip"):  # fmt: skip
+        return "positive", lambda v: v > 0
+    if name in ("gamma", "tau"):
+        return "in (0, 1]", lambda v: 0 < v <= 1
+    if name in ("lam", "epsilon", "alpha", "beta", "priority_alpha", "priority_beta"):
+        return "in [0, 1]", lambda v: 0 <= v <= 1
+    if name in ("entropy_coef", "value_coef", "learning_starts", "exploration_noise",
+                "target_noise", "noise_clip"):  # fmt: skip
+        return "0 or positive", lambda v: v >= 0
+    return None
+
+
+def validate_config(config: Any) -> None:
     """Raise ValueError naming the first option out of its range.
 
-    Checks every field it knows by name, so subclasses' options are covered too.
+    Checks every field it knows by name, so subclasses' options are covered too; a
+    schedule is checked at the values it passes through (a plain function at step 0).
     """
     for name, value in vars(config).items():
         if value is None or isinstance(value, bool):
             continue
-        if name in ("num_envs", "steps", "horizon", "epochs", "minibatches", "updates",
-                    "replay_episodes", "batch_episodes"):  # fmt: skip
-            _check(name, value, value >= 1, "at least 1")
-        elif name in ("lr", "clip", "grad_clip", "value_clip", "rho_clip", "c_clip"):
-            _check(name, value, value > 0, "positive")
-        elif name == "gamma":
-            _check(name, value, 0 < value <= 1, "in (0, 1]")
-        elif name == "lam":
-            _check(name, value, 0 <= value <= 1, "in [0, 1]")
-        elif name in ("entropy_coef", "value_coef"):
-            _check(name, value, value >= 0, "0 or positive")
+        rule = _rules(name)
+        if rule is None:
+            continue
+        description, ok = rule
+        if isinstance(value, Schedule):
+            points = value.values()
+        elif callable(value):
+            points = [value(0)]
+        else:
+            points = [value]
+        for point in points:
+            if isinstance(point, bool) or not isinstance(point, (int, float)) or not ok(point):
+                shown = value if callable(value) else point
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be {description}, got {shown}"
+                    + (f" (it reaches {point})" if callable(value) else "")
+                    + "."
+                )
+
+
+def make_lr_scheduler(spec: Any, optimizer: torch.optim.Optimizer) -> Any:
+    """A torch LR scheduler from ``'StepLR(step_size=100, gamma=0.5)'`` or a function
+    ``optimizer -> scheduler``; None for None."""
+    if spec is None:
+        return None
+    if callable(spec):
+        return spec(optimizer)
+    node = ast.parse(str(spec), mode="eval").body if isinstance(spec, str) else None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        raise ValueError(
+            f"--lr-scheduler must read like 'StepLR(step_size=100, gamma=0.5)', got {spec!r}."
+        )
+    cls = getattr(torch.optim.lr_scheduler, node.func.id, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.lr_scheduler.LRScheduler)):
+        raise ValueError(
+            f"--lr-scheduler: {node.func.id!r} is not a scheduler of torch.optim.lr_scheduler "
+            "(e.g. StepLR, ExponentialLR, CosineAnnealingLR)."
+        )
+    try:
+        args = [ast.literal_eval(a) for a in node.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+        return cls(optimizer, *args, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"--lr-scheduler {spec!r}: {err}") from None
 
 
 def default_optimizer(policy: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -92,9 +154,15 @@ class Algorithm:
         self.policy = policy
         self.config = config
         if agent.optimizer is None:
-            agent.optimizer = default_optimizer(policy, config.lr)
+            agent.optimizer = default_optimizer(policy, schedules.value(config.lr, 0))
         if agent.grad_clip is None:
             agent.grad_clip = config.grad_clip
+        if config.lr_scheduler is not None and (callable(config.lr) or config.anneal_lr):
+            raise ValueError(
+                "--lr-scheduler sets the learning rate itself: give a constant --lr and "
+                "leave --anneal-lr off (or use a schedule for --lr instead)."
+            )
+        self.lr_scheduler = make_lr_scheduler(config.lr_scheduler, agent.optimizer)
         self.iterations = 0
         self.checkpoint_replay = True  # algorithms with a replay save it in checkpoints
         self.progress = 0.0  # fraction of the run done, set by the runner (for annealing)
@@ -102,6 +170,19 @@ class Algorithm:
         self.sampler: Any = None  # an rlx.sampling.AsyncSampler, to sample asynchronously
         self.policy_lag = 0  # updates between the sampling policy and this one
         self._feed_forward: bool | None = None  # learned from the first batch
+        self._iteration_step: int | None = None  # the step an iteration began at
+
+    @classmethod
+    def default_policy(
+        cls, observation_space: Any, action_space: Any, config: AlgorithmConfig,
+        kind: str = "mlp", hidden: int = 64, squash: bool = False,
+    ) -> Parametric:  # fmt: skip
+        """The ready policy this algorithm trains when none is given (``rlx train``):
+        here a policy-value network (:func:`rlx.policies.make_policy`)."""
+        from rlx.policies import make_policy
+
+        width = (hidden, hidden) if kind == "mlp" else hidden
+        return make_policy(observation_space, action_space, kind, hidden=width, squash=squash)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -144,9 +225,31 @@ class Algorithm:
         """Seed the algorithm's own randomness (minibatch order)."""
         self.generator.manual_seed(seed)
 
+    @property
+    def step(self) -> int:
+        """The step that schedules are functions of: environment steps sampled so far,
+        as they were when the current iteration began (so that one iteration's
+        sampling and update use the same values, the ones it logs)."""
+        return self.agent.total_steps if self._iteration_step is None else self._iteration_step
+
+    def hp(self, name: str) -> float:
+        """The current value of hyper-parameter ``name`` (its schedule at :attr:`step`,
+        or the constant)."""
+        return schedules.value(getattr(self.config, name), self.step)
+
+    def scheduled(self) -> dict[str, float]:
+        """``{"Schedule/<option>": value}`` for every option given as a schedule (logged
+        with each iteration)."""
+        return {
+            f"Schedule/{name}": float(self.hp(name))
+            for name, value in vars(self.config).items()
+            if callable(value) and name != "lr_scheduler"
+        }
+
     def learning_rate(self) -> float:
-        """The current learning rate, annealed linearly over the run when ``anneal_lr``."""
-        lr = self.config.lr
+        """The current learning rate: its schedule's value, annealed linearly over the
+        run when ``anneal_lr``."""
+        lr = self.hp("lr")
         if self.config.anneal_lr:
             lr *= max(0.0, 1.0 - self.progress)
         return lr
@@ -168,8 +271,17 @@ class Algorithm:
 
     def iteration(self) -> dict[str, float]:
         """Sample one batch and update on it; returns the scalars to log."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
+        self._iteration_step = self.agent.total_steps
+        try:
+            info = self._iterate()
+        finally:
+            self._iteration_step = None
+        return info
+
+    def _iterate(self) -> dict[str, float]:
+        if self.lr_scheduler is None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate()
         rollout = self.sample()
         info = self.update(rollout)
         if self.sampler is not None:
@@ -177,6 +289,9 @@ class Algorithm:
             info["PolicyLag"] = float(self.policy_lag)
         self.iterations += 1
         info["LearningRate"] = self.optimizer.param_groups[0]["lr"]
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        info.update(self.scheduled())
         return info
 
     def log_change(self, name: str, before: float, after: float) -> None:
@@ -193,6 +308,7 @@ class Algorithm:
             "iterations": self.iterations,
             "progress": self.progress,
             "generator": self.generator.get_state(),
+            "lr_scheduler": None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -201,3 +317,5 @@ class Algorithm:
         self.iterations = int(state["iterations"])
         self.progress = float(state["progress"])
         self.generator.set_state(state["generator"])
+        if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])

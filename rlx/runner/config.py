@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections.abc
 import dataclasses
 import inspect
 import textwrap
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+from rlx import schedules
+from rlx.schedules import Schedule
 
 
 @dataclass
@@ -158,8 +163,39 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0], True
+        return args[0], type(None) in typing.get_args(annotation)
     return annotation, False
+
+
+def schedulable(annotation: Any) -> bool:
+    """Whether a field accepts a schedule (its annotation names ``Schedule``)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(schedulable(a) for a in typing.get_args(annotation))
+    return (
+        annotation is Schedule
+        or annotation is Callable
+        or (
+            typing.get_origin(annotation) is not None
+            and typing.get_origin(annotation) in (Callable, collections.abc.Callable)
+        )
+    )
+
+
+def _parse_scheduled(kind: type, optional: bool):
+    """A number of ``kind`` or a schedule such as ``linear(1.0, 0.05, 10000)``."""
+
+    def parse(text: str):
+        if optional and text.lower() in ("none", "null", "off"):
+            return None
+        result = schedules.parse(text)
+        if isinstance(result, (int, float)):
+            if kind is int and not float(result).is_integer():
+                raise ValueError(f"{text} is not a whole number")
+            return kind(result)
+        return result
+
+    parse.__name__ = f"{kind.__name__} or schedule"
+    return parse
 
 
 def _parse_optional(kind):
@@ -198,7 +234,12 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         default = field.default if field.default is not dataclasses.MISSING else None
         help_text = f"{docs.get(field.name, '')} (default: {default})"
         name = f"--{flag(field.name)}"
-        if kind is bool:
+        if schedulable(hints[field.name]):
+            help_text += "; a number or a schedule, e.g. 'linear(1.0, 0.05, 10000)'"
+            group.add_argument(name, type=_parse_scheduled(kind, optional),
+                               default=argparse.SUPPRESS, help=help_text,
+                               metavar=kind.__name__.upper())  # fmt: skip
+        elif kind is bool:
             group.add_argument(name, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=help_text)  # fmt: skip
         else:
@@ -216,13 +257,38 @@ def from_arguments(cls: type, namespace: argparse.Namespace, **extra: Any) -> An
     return cls(**values)
 
 
+PYTHON_FUNCTION = "python function "
+
+
 def to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """The config as JSON-able values; schedules as the call that makes them
+    (``"linear(1.0, 0.05, 10000)"``), other functions by name (not restorable)."""
+    values = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, Schedule):
+            value = repr(value)
+        elif callable(value):
+            value = PYTHON_FUNCTION + getattr(value, "__qualname__", type(value).__name__)
+        values[field.name] = value
+    return values
 
 
 def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild ``cls`` from :func:`to_dict`'s values (schedules parsed back)."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
         raise ValueError(f"unknown {cls.__name__} options {sorted(unknown)}.")
+    hints = typing.get_type_hints(cls)
+    values = dict(values)
+    for name, value in values.items():
+        if isinstance(value, str) and schedulable(hints[name]):
+            if value.startswith(PYTHON_FUNCTION):
+                raise ValueError(
+                    f"option {name} was a Python function ({value[len(PYTHON_FUNCTION) :]}), "
+                    "which config.json cannot hold; use an rlx.schedules schedule to make the "
+                    "run resumable, or rebuild the configuration in Python."
+                )
+            values[name] = schedules.parse(value)
     return cls(**values)

@@ -31,7 +31,10 @@ def train(tmp_path, name, *extra):
         (["train", "ppo", "CartPole-v1", "--steps", "0"], "--steps must be at least 1"),
         (["train", "ppo", "CartPole-v1", "--gamma", "1.5"], "--gamma must be in (0, 1]"),
         (["train", "a2c", "CartPole-v1", "--resume", "x"], "config.json not found"),
-        (["train", "ppo", "CartPole-v1", "--lr", "fast"], "invalid float value: 'fast'"),
+        (
+            ["train", "ppo", "CartPole-v1", "--lr", "fast"],
+            "invalid float or schedule value: 'fast'",
+        ),
         (["train", "ppo", "CartPole-v1", "--no-such-flag"], "unrecognized arguments"),
         (["train", "ppo"], "needs ALGO and ENV"),
         (["train", "--resume", "/nonexistent/run"], "config.json"),

@@ -57,7 +57,7 @@ class A2C(Algorithm):
         loss = (
             losses["PolicyLoss"]
             + c.value_coef * losses["ValueLoss"]
-            - c.entropy_coef * losses["Entropy"]
+            - self.hp("entropy_coef") * losses["Entropy"]
         )
         info = {k: v.item() for k, v in losses.items()}
         info["GradNorm"] = self.optimize(loss)

@@ -9,13 +9,14 @@ import torch
 
 from rlx.algos.base import Algorithm, AlgorithmConfig, log
 from rlx.core.rollout import Rollout
+from rlx.schedules import Schedule
 
 
 @dataclass
 class PPOConfig(AlgorithmConfig):
     lam: float = 0.95
     """GAE lambda."""
-    clip: float = 0.2
+    clip: float | Schedule = 0.2
     """Clip range of the probability ratio."""
     epochs: int = 10
     """Passes over each batch."""
@@ -41,6 +42,7 @@ class PPO(Algorithm):
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         c = self.config
+        clip, entropy_coef = self.hp("clip"), self.hp("entropy_coef")
         (values,) = rollout.others
         rollout.gae(values, c.gamma, c.lam)
         # Feed-forward: shuffle single transitions. Recurrent: keep sequences (whole, or
@@ -54,7 +56,7 @@ class PPO(Algorithm):
         size = max(1, batch.batch_size // c.minibatches)
         debug = log.isEnabledFor(logging.DEBUG)
         if debug:
-            before = self.objective(batch)
+            before = self.objective(batch, clip)
         stats: dict[str, list[torch.Tensor]] = {"PolicyLoss": [], "ValueLoss": [], "GradNorm": []}
         entropies, log_ratios = [], []
         for _ in range(c.epochs):
@@ -64,7 +66,7 @@ class PPO(Algorithm):
                 adv = mb.standardize(mb.advantages) if c.normalize_advantages else mb.advantages
                 log_ratio = new.logprobs - mb.logprobs
                 ratio = log_ratio.exp()
-                clipped = ratio.clamp(1 - c.clip, 1 + c.clip)
+                clipped = ratio.clamp(1 - clip, 1 + clip)
                 policy_loss = -mb.step_mean(torch.min(ratio * adv, clipped * adv))
                 value_error = (new_values - mb.returns).pow(2)
                 if c.value_clip is not None:
@@ -75,16 +77,16 @@ class PPO(Algorithm):
                     value_error = torch.max(value_error, (moved - mb.returns).pow(2))
                 value_loss = 0.5 * mb.step_mean(value_error)
                 loss = policy_loss + c.value_coef * value_loss
-                if c.entropy_coef:
+                if entropy_coef:
                     entropy = mb.step_mean(new.entropy_or_estimate())
-                    loss = loss - c.entropy_coef * entropy
+                    loss = loss - entropy_coef * entropy
                     entropies.append(entropy.detach())
                 stats["GradNorm"].append(self.optimize(loss, as_tensor=True))
                 stats["PolicyLoss"].append(policy_loss.detach())
                 stats["ValueLoss"].append(value_loss.detach())
                 log_ratios.append((log_ratio.detach(), mb.valid))
         info = {k: torch.stack(v).mean().item() for k, v in stats.items()}
-        info.update(self.ratio_statistics(log_ratios))
+        info.update(self.ratio_statistics(log_ratios, clip))
         with torch.no_grad():  # entropy kept out of the graph: once, after the update
             info["Entropy"] = (
                 torch.stack(entropies).mean().item()
@@ -94,20 +96,21 @@ class PPO(Algorithm):
                 ).item()
             )
         if debug:
-            self.log_change("loss", before, self.objective(batch))
+            self.log_change("loss", before, self.objective(batch, clip))
         return info
 
-    def ratio_statistics(self, log_ratios: list[tuple[torch.Tensor, torch.Tensor]]):
+    @staticmethod
+    def ratio_statistics(log_ratios: list[tuple[torch.Tensor, torch.Tensor]], clip: float):
         """ClipFraction and ApproxKL (the ``(r - 1) - log r`` estimator) over every valid
         step of every minibatch, from the detached log-ratios kept during the update."""
         log_ratio = torch.cat([x[valid] for x, valid in log_ratios])
         ratio = log_ratio.exp()
         return {
-            "ClipFraction": ((ratio - 1).abs() > self.config.clip).float().mean().item(),
+            "ClipFraction": ((ratio - 1).abs() > clip).float().mean().item(),
             "ApproxKL": ((ratio - 1) - log_ratio).mean().item(),
         }
 
-    def objective(self, batch: Rollout) -> float:
+    def objective(self, batch: Rollout, clip: float) -> float:
         """The clipped loss on a whole batch under the current policy (for DEBUG logs)."""
         c = self.config
         with torch.no_grad():
@@ -116,6 +119,6 @@ class PPO(Algorithm):
             adv = (
                 batch.standardize(batch.advantages) if c.normalize_advantages else batch.advantages
             )
-            surrogate = torch.min(ratio * adv, ratio.clamp(1 - c.clip, 1 + c.clip) * adv)
+            surrogate = torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
             value = 0.5 * batch.step_mean((new.others[0] - batch.returns).pow(2))
             return (-batch.step_mean(surrogate) + c.value_coef * value).item()

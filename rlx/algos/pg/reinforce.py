@@ -50,7 +50,7 @@ class REINFORCE(Algorithm):
     def update(self, rollout: Rollout) -> dict[str, float]:
         c = self.config
         losses = self.losses(rollout)
-        loss = losses["PolicyLoss"] - c.entropy_coef * losses["Entropy"]
+        loss = losses["PolicyLoss"] - self.hp("entropy_coef") * losses["Entropy"]
         if "ValueLoss" in losses:
             loss = loss + c.value_coef * losses["ValueLoss"]
         info = {k: v.item() for k, v in losses.items()}
