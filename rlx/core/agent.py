@@ -244,6 +244,11 @@ class BoundAgent:
         """
         return collect(self.agent, self.policy, n, dry, False, deterministic)
 
-    def evaluate(self, rollout: Rollout) -> Rollout:
-        """Re-run the bound policy over ``rollout``; keeps the graph when gradients are on."""
-        return evaluate(self.agent, self.policy, rollout)
+    def evaluate(self, rollout: Rollout, burn_in: int = 0) -> Rollout:
+        """Re-run the bound policy over ``rollout``; keeps the graph when gradients are on.
+
+        ``burn_in``: run the first ``burn_in`` steps only to warm up the recurrent state
+        (no gradient) and return the evaluation of the rest, as R2D2 does with stored
+        states that the current network would no longer produce.
+        """
+        return evaluate(self.agent, self.policy, rollout, burn_in)

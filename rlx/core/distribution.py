@@ -35,6 +35,7 @@ from torch.distributions import (
     TanhTransform,
     TransformedDistribution,
 )
+from torch.distributions.utils import lazy_property
 
 Action = Any  # a tensor, a tuple of tensors or a dict of tensors
 
@@ -178,16 +179,39 @@ class EpsilonGreedy(Categorical):
     so a Q-network samples through ``agent(policy).steps(n)`` like any policy.
 
     ``mode`` is the greedy action; ``log_prob`` and ``entropy`` are those of the mixture.
-    ``epsilon`` may be a float or a tensor broadcastable to ``[B, 1]``.
+    ``epsilon`` may be a float or a tensor broadcastable to ``[B, 1]``. Sampling draws
+    the greedy action and replaces it by a uniform one with probability ``epsilon``; the
+    probabilities are only formed if something asks for them (an update re-evaluating a
+    Q-network pays nothing for the exploration it does not use).
     """
 
+    arg_constraints: dict = {}
+
     def __init__(self, values: torch.Tensor, epsilon: float | torch.Tensor) -> None:
-        n = values.shape[-1]
-        values = values.detach()
-        greedy = torch.nn.functional.one_hot(values.argmax(-1), n).to(values.dtype)
-        probs = epsilon / n + (1 - epsilon) * greedy
-        super().__init__(probs=probs, validate_args=False)
-        self.values = values
+        self.values = values.detach()
+        self.epsilon = epsilon
+        self._num_events = values.shape[-1]
+        self._param = self.values
+        Distribution.__init__(self, values.shape[:-1], validate_args=False)
+
+    @lazy_property
+    def probs(self) -> torch.Tensor:  # type: ignore[override]
+        n = self._num_events
+        greedy = torch.nn.functional.one_hot(self.values.argmax(-1), n).to(self.values.dtype)
+        return self.epsilon / n + (1 - self.epsilon) * greedy
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
+        greedy = self.values.argmax(-1)
+        if sample_shape:
+            greedy = greedy.expand(*sample_shape, *greedy.shape)
+        epsilon = self.epsilon
+        if isinstance(epsilon, torch.Tensor):
+            epsilon = epsilon.reshape(epsilon.shape[:-1]) if epsilon.dim() else epsilon
+        elif epsilon <= 0:
+            return greedy.clone()
+        explore = torch.rand(greedy.shape, device=greedy.device) < epsilon
+        uniform = torch.randint(self._num_events, greedy.shape, device=greedy.device)
+        return torch.where(explore, uniform, greedy)
 
     @property
     def mode(self) -> torch.Tensor:

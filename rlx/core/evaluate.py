@@ -33,10 +33,17 @@ def _policy_error(policy: torch.nn.Module, rollout: Rollout, err: Exception) -> 
     )
 
 
-def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout) -> Rollout:
-    """A new, evaluated rollout: same data, log-probs/entropy/extras from ``policy``."""
+def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout, burn_in: int = 0) -> Rollout:
+    """A new, evaluated rollout: same data, log-probs/entropy/extras from ``policy``.
+
+    With ``burn_in``, the first ``burn_in`` steps only warm up the recurrent state
+    (without gradient, R2D2's burn-in): the result covers the remaining steps, evaluated
+    from that state, which also becomes their stored first state.
+    """
     if not isinstance(rollout, Rollout):
         raise TypeError(f"evaluate takes an rlx.Rollout, got {type(rollout).__name__}.")
+    if burn_in:
+        return evaluate(agent, policy, _burned_in(agent, policy, rollout, burn_in))
     device = fw.policy_device(policy)
     if rollout.device != device:
         rollout = rollout.to(device)
@@ -44,6 +51,8 @@ def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout) -> Rollout:
     T, B = rollout.shape
     with fw.no_validation(not agent.validate_args):
         try:
+            if fw.is_recurrent(policy) is False:
+                return _lazy_feed_forward(policy, rollout, data, T, B)
             if fw.is_recurrent(policy) is not True:
                 result = _feed_forward(policy, rollout, T, B)
                 if result is not None:
@@ -51,6 +60,33 @@ def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout) -> Rollout:
             return _finish(policy, rollout, data, *_recurrent(policy, rollout, T, B))
         except RuntimeError as err:
             raise _policy_error(policy, rollout, err) from err
+
+
+def _burned_in(agent: Any, policy: torch.nn.Module, rollout: Rollout, steps: int) -> Rollout:
+    """``rollout[steps:]`` whose first recurrent state is the policy's own, after running
+    the first ``steps`` steps from the stored state (no gradient)."""
+    if not 0 < steps < len(rollout):
+        raise ValueError(
+            f"burn_in must be between 1 and the rollout's length - 1 ({len(rollout) - 1}), "
+            f"got {steps}."
+        )
+    rest = rollout[steps:]
+    if rollout.recurrent_states is None:
+        return rest
+    device = fw.policy_device(policy)
+    head = rollout[:steps].to(device)
+    with torch.no_grad(), fw.no_validation(not agent.validate_args):
+        after = _recurrent(policy, head, steps, head.batch_size)[3]
+        state = tree_index(after, steps - 1)
+        state = fw.reset_rows(state, rest.starts[0].to(device),
+                              fw.initial_state(policy, head.batch_size))  # fmt: skip
+
+    def first(stored: torch.Tensor, warm: torch.Tensor) -> torch.Tensor:
+        return torch.cat([warm.to(stored.device, stored.dtype).unsqueeze(0), stored[1:]])
+
+    fields = rest._raw_fields()
+    fields["recurrent_states"] = tree_map(first, rest.recurrent_states, state)
+    return rest._replace(fields)
 
 
 def _flat(tree: Tree, T: int, B: int) -> Tree:
@@ -78,6 +114,60 @@ def _feed_forward(policy, rollout: Rollout, T: int, B: int):
         tree_map(lambda x: fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2), e) for e in out[2:]
     )
     return logprobs, entropy, others, None
+
+
+def _lazy_feed_forward(policy, rollout: Rollout, data: dict, T: int, B: int) -> Rollout:
+    """A feed-forward policy's evaluation, each part computed when first read.
+
+    One batched forward gives the log-probs, entropy and extras, and runs only if one of
+    them is read; the bootstrap extras at the next observations need a forward there
+    only. ``agent(target).evaluate(batch).next_others`` on a replay sample therefore
+    costs one forward, at the next observations.
+    """
+    valid = rollout.valid
+    masked = (lambda x: x) if rollout._all_valid() else (lambda x: fw.mask_steps(x, valid))
+
+    def forward() -> tuple:
+        out = fw.call(
+            policy,
+            None,
+            _flat(rollout.observations, T, B),
+            _flat(rollout.prev_actions, T, B),
+            _flat(rollout.prev_rewards, T, B),
+        )
+        fw.check_output(policy, out, T * B)
+        others = tuple(
+            tree_map(lambda x: masked(fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2)), e)
+            for e in out[2:]
+        )
+        return out[1], others
+
+    computed = fw.Deferred(forward)
+    others = computed.then(lambda result: result[1])
+
+    def bootstrap() -> tuple:
+        need = rollout.terminations | rollout.truncations
+        need[-1] = True
+        need &= valid
+        # Where every valid step is needed (a [1, N] replay sample), nothing is shifted
+        # from the current extras, so they need not be computed.
+        current = None if bool((need == valid).all()) else others()
+        return fw.bootstrap_extras(
+            policy, current, need, rollout.next_observations, None, rollout.actions,
+            rollout.rewards, valid,
+        )  # fmt: skip
+
+    actions = _flat(rollout.actions, T, B)
+    return Rollout(
+        **data,
+        logprobs=computed.then(lambda result: masked(result[0].log_prob(actions).view(T, B))),
+        entropy=computed.then(lambda result: masked(result[0].entropy().view(T, B))),
+        others=others,
+        next_others=fw.Deferred(bootstrap, params=fw.watched_parameters(policy)),
+        returns=rollout._returns,
+        advantages=rollout._advantages,
+        dry=False,
+    )
 
 
 def _recurrent(policy, rollout: Rollout, T: int, B: int):

@@ -248,7 +248,7 @@ def mask_steps(tree: Tree, valid: torch.Tensor) -> Tree:
 
 def bootstrap_extras(
     policy: torch.nn.Module,
-    others: tuple[Any, ...],
+    others: tuple[Any, ...] | None,
     need: torch.Tensor,
     next_observations: Tree,
     states_after: Tree,
@@ -260,17 +260,20 @@ def bootstrap_extras(
 
     Where the episode goes on inside the rollout, that is the next step's extras (a
     shift, no compute). Only the rows in ``need`` (episode ends and the last step) run
-    the policy, in one batch, from the recurrent state after that step.
+    the policy, in one batch, from the recurrent state after that step. ``others=None``
+    means the extras were not computed: allowed when ``need`` holds every valid step
+    (nothing to shift); the result then takes its shapes from the policy's output.
     """
-    if not others:
+    if others is not None and not others:
         return ()
     t_idx, b_idx = need.nonzero(as_tuple=True)
-    shifted = tuple(
-        tree_map(lambda x: torch.cat([x[1:], torch.zeros_like(x[:1])], 0), extra)
-        for extra in others
-    )
-    if len(t_idx) == 0:
-        return tuple(mask_steps(x, valid) for x in shifted)
+    if others is not None:
+        shifted = tuple(
+            tree_map(lambda x: torch.cat([x[1:], torch.zeros_like(x[:1])], 0), extra)
+            for extra in others
+        )
+        if len(t_idx) == 0:
+            return tuple(mask_steps(x, valid) for x in shifted)
     pick = lambda x: x[t_idx, b_idx]
     state = tree_map(pick, states_after) if states_after is not None else None
     out = call(
@@ -278,6 +281,13 @@ def bootstrap_extras(
     )
     check_output(policy, out)
     ends = out[2:]
+    if others is None:  # no shift: zeros shaped like the policy's extras, ends put in
+        T, B = need.shape
+        shifted = tuple(
+            tree_map(lambda e: torch.zeros((T, B, *squeeze_extra(e, 1).shape[1:]),
+                                           dtype=e.dtype, device=e.device), end)
+            for end in ends
+        )  # fmt: skip
     result = []
     for shift, end in zip(shifted, ends, strict=True):
 

@@ -119,3 +119,45 @@ def vtrace(
     following = torch.where(dones, next_values, following)
     advantages = rho * (rewards + gamma * alive * following - values)
     return targets, advantages
+
+
+def categorical_projection(
+    next_probs: torch.Tensor,
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    support: torch.Tensor,
+) -> torch.Tensor:
+    """The distributional Bellman target on a fixed support (C51, Bellemare et al. 2017).
+
+    Each atom ``z_j`` of the next state's return distribution ``next_probs`` (``[N,
+    atoms]``) moves to ``r + discount * z_j`` (``discount`` is 0 after a termination,
+    ``gamma ** n`` otherwise), is clipped to the support, and its probability is split
+    between the two nearest atoms in proportion to their distance. Returns ``[N, atoms]``
+    target probabilities (no gradient).
+    """
+    next_probs, rewards, discounts = next_probs.detach(), rewards.detach(), discounts.detach()
+    atoms = support.shape[0]
+    v_min, v_max = support[0].item(), support[-1].item()
+    delta = (v_max - v_min) / (atoms - 1)
+    moved = (rewards[:, None] + discounts[:, None] * support[None, :]).clamp(v_min, v_max)
+    position = (moved - v_min) / delta  # fractional atom index, [N, atoms]
+    lower, upper = position.floor().long(), position.ceil().long()
+    # A target exactly on an atom (lower == upper) gives it all its mass.
+    upper_weight = position - lower
+    lower_weight = 1.0 - upper_weight
+    target = torch.zeros_like(next_probs)
+    target.scatter_add_(1, lower, next_probs * lower_weight)
+    target.scatter_add_(1, upper, next_probs * upper_weight)
+    return target
+
+
+def value_rescale(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x``: squashes large returns so one
+    network fits rewards of any scale (Pohlen et al. 2018; R2D2)."""
+    return x.sign() * ((x.abs() + 1).sqrt() - 1) + eps * x
+
+
+def value_rescale_inverse(y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """The inverse of :func:`value_rescale`."""
+    root = ((1 + 4 * eps * (y.abs() + 1 + eps)).sqrt() - 1) / (2 * eps)
+    return y.sign() * (root.pow(2) - 1)

@@ -124,9 +124,11 @@ class Rollout:
 
     # ------------------------------------------------------------------ fields
     def _materialize(self) -> None:
-        """Compute log-probs and entropy given as :class:`Deferred` values."""
+        """Compute log-probs, entropy and extras given as :class:`Deferred` values."""
         self._resolve_logprobs()
         self._resolve_entropy()
+        if isinstance(self._others, Deferred):
+            self._others = self._others()
 
     def _resolve_logprobs(self) -> None:
         if isinstance(self._logprobs, Deferred):
@@ -172,6 +174,8 @@ class Rollout:
         """The policy's extras in the order ``forward`` returned them, each ``[T, B, ...]``."""
         if self.dry:
             raise _dry_error("extras (rollout.others)")
+        if isinstance(self._others, Deferred):
+            self._others = self._others()
         return self._others
 
     @property
@@ -427,7 +431,7 @@ class Rollout:
         if next_values is not None:
             return next_values
         if not self.dry and self._others is not None:
-            for extra, nxt in zip(self._others, self.next_others or (), strict=False):
+            for extra, nxt in zip(self.others, self.next_others or (), strict=False):
                 if extra is values:
                     return nxt
         raise ValueError(

@@ -172,8 +172,8 @@ def test_previous_action_and_reward_inputs():
     assert r.prev_actions[r.starts].eq(0).all()
     seen.clear()
     e = agent(policy).evaluate(r)
+    assert e.logprobs.shape == (5, 2)  # the forward runs when the evaluation is first read
     assert len(seen) >= 1 and torch.equal(seen[0][1], r.prev_rewards.flatten())
-    assert e.logprobs.shape == (5, 2)
 
 
 def test_step_clips_gradients_and_reports_the_norm():

@@ -23,8 +23,9 @@ def test_feed_forward_evaluate_is_one_batched_forward_and_reproduces_sampling():
     dry = sampled.detach()
     CountingMLP.calls = 0
     evaluated = agent(policy).evaluate(dry)
-    assert CountingMLP.calls == 1  # all T*B steps at once
+    assert CountingMLP.calls == 0  # nothing computed before something is read
     torch.testing.assert_close(evaluated.logprobs, sampled.logprobs)
+    assert CountingMLP.calls == 1  # all T*B steps at once
     torch.testing.assert_close(evaluated.entropy, sampled.entropy)
     torch.testing.assert_close(evaluated.others[0], sampled.others[0])
     assert CountingMLP.calls == 1
@@ -151,3 +152,23 @@ def test_gpu_policy_and_cpu_sampling_with_a_gpu_learner():
     e = agent(gpu_policy).evaluate(dry)  # moved to the learner's device
     assert e.logprobs.device.type == "cuda"
     torch.testing.assert_close(e.to("cpu").logprobs, agent(cpu_policy).evaluate(dry).logprobs)
+
+
+def test_bootstrap_of_a_replay_sample_needs_only_the_next_observations():
+    """On a [1, N] batch every step bootstraps, so reading next_others runs the policy
+    once, at the next observations, and never at the observations themselves."""
+    agent = rlx.Agent("CartPole-v1", num_envs=3, seed=0)
+    policy = CountingMLP()
+    with torch.no_grad():
+        sampled = agent(policy).steps(16)
+        flat = sampled.as_dry().vectorize()
+        CountingMLP.calls = 0
+        evaluated = agent(policy).evaluate(flat)
+        nxt = evaluated.next_others[0]
+    assert CountingMLP.calls == 1 and nxt.shape == (1, flat.batch_size)
+    with torch.no_grad():
+        direct = policy(None, flat.next_observations[0])[2].squeeze(-1)
+    torch.testing.assert_close(nxt[0], direct)
+    torch.testing.assert_close(
+        evaluated.others[0][0], policy(None, flat.observations[0])[2].squeeze(-1).detach()
+    )
