@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from rlx.algos.base import Algorithm
+from rlx.algos.dqn import C51, DQN, Rainbow
 from rlx.algos.pg import A2C, PPO, REINFORCE, OffPAC, REINFORCEBaseline
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
@@ -13,6 +14,9 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "a2c": A2C,
     "ppo": PPO,
     "offpac": OffPAC,
+    "dqn": DQN,
+    "c51": C51,
+    "rainbow": Rainbow,
 }
 
 

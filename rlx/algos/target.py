@@ -8,14 +8,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlx.core.parametric import Parametric
 
-class TargetNetwork(nn.Module):
+
+class TargetNetwork(Parametric):
     """A copy of ``source`` without gradients, for bootstrap targets.
 
     ``update()`` copies the source's parameters and buffers (a hard update, as DQN every
     C steps); ``update(tau)`` moves each parameter a fraction ``tau`` of the way
     (Polyak averaging, as DDPG, TD3 and SAC after every step). Calling the target network
-    runs the copy.
+    runs the copy, so ``agent(target).evaluate(batch)`` works as for the source.
     """
 
     def __init__(self, source: nn.Module) -> None:
@@ -29,6 +31,16 @@ class TargetNetwork(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.target(*args, **kwargs)
+
+    # A target network samples and evaluates like its source: the same inputs and start.
+    @property
+    def previous_action_reward(self) -> bool:
+        return bool(getattr(self.target, "previous_action_reward", False))
+
+    def initial_state(self, batch_size: int) -> Any:
+        if isinstance(self.target, Parametric):
+            return self.target.initial_state(batch_size)
+        return None
 
     @torch.no_grad()
     def update(self, tau: float = 1.0) -> None:

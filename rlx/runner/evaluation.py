@@ -38,7 +38,7 @@ def evaluate_checkpoint(
     run_dir, state = locate(path)
     saved = json.loads((run_dir / "config.json").read_text())
     run = from_dict(RunConfig, saved["run"])
-    algorithm_class(run.algo)  # the run's algorithm must still exist
+    algo_config = from_dict(algorithm_class(run.algo).Config, saved["algo"])
     horizon = episode_horizon(run.env)
     if video_dir is not None:
         try:
@@ -54,7 +54,7 @@ def evaluate_checkpoint(
         agent = Agent(env, seed=seed)
     else:
         agent = Agent(run.env, num_envs=episodes, seed=seed)
-    policy = build_policy(run, agent)
+    policy = build_policy(run, agent, algo_config)
     policy.load_state_dict(state["algorithm"]["policy"])
     returns: list[float] = []
     try:

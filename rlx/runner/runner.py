@@ -36,7 +36,6 @@ from rlx.algos.registry import algorithm_class
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.envs.vector import unknown_id_error
-from rlx.policies import make_policy
 from rlx.runner import checkpoint
 from rlx.runner.config import RunConfig, from_dict, to_dict
 from rlx.runner.logger import RunLogger, setup_file_log
@@ -70,16 +69,12 @@ def episode_horizon(env_id: str) -> int:
     return spec.max_episode_steps or 10_000
 
 
-def build_policy(run: RunConfig, agent: Agent) -> Parametric:
+def build_policy(run: RunConfig, agent: Agent, algo_config: AlgorithmConfig) -> Parametric:
     """The ready policy a run's options describe, for the agent's spaces."""
-    hidden = run.hidden if run.policy != "mlp" else (run.hidden, run.hidden)
-    return make_policy(
-        agent.observation_space,
-        agent.action_space,
-        run.policy,
-        hidden=hidden,
-        squash=run.squash,
-    )
+    return algorithm_class(run.algo).default_policy(
+        agent.observation_space, agent.action_space, algo_config,
+        kind=run.policy, hidden=run.hidden, squash=run.squash,
+    )  # fmt: skip
 
 
 class Runner:
@@ -109,7 +104,7 @@ class Runner:
         in_process = "serial" if run.sampler == "async" else run.sampler
         make_agent = partial(Agent, run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
         self.agent = make_agent(sampler=in_process, workers=run.workers)
-        self.policy = build_policy(run, self.agent).to(run.device)
+        self.policy = build_policy(run, self.agent, self.algo_config).to(run.device)
         self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
         if run.sampler == "async":
             from rlx.sampling import AsyncSampler

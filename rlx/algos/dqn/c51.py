@@ -1,0 +1,102 @@
+"""Categorical DQN, C51 (Bellemare et al. 2017): the return as a distribution on fixed
+atoms, learned by projecting the distributional Bellman target onto them; and Rainbow
+(Hessel et al. 2018), which joins it with double Q-learning, dueling heads, noisy
+layers, prioritized replay and n-step returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+
+from rlx.algos.dqn.dqn import DQN, DQNConfig
+from rlx.core.parametric import Parametric
+from rlx.core.returns import categorical_projection
+from rlx.core.rollout import Rollout
+from rlx.policies.q import QNetwork
+from rlx.replay import PrioritizedReplay
+from rlx.schedules import Schedule
+
+
+@dataclass
+class C51Config(DQNConfig):
+    atoms: int = 51
+    """Points of the return distribution's support."""
+    v_min: float = -10.0
+    """Lowest return on the support."""
+    v_max: float = 10.0
+    """Highest return on the support."""
+    double: bool = False
+
+
+class C51(DQN):
+    """C51 on any policy whose extras are ``(q [B, A], log_p [B, A, atoms])`` and which
+    has a ``support`` buffer, such as :class:`rlx.policies.QNetwork` with ``atoms``."""
+
+    name = "c51"
+    Config = C51Config
+    config: C51Config
+
+    @classmethod
+    def default_policy(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, config: C51Config,
+        kind: str = "mlp", hidden: int = 64, squash: bool = False,
+    ) -> Parametric:  # fmt: skip
+        return QNetwork(
+            observation_space, action_space, hidden=(hidden, hidden),
+            dueling=config.dueling, noisy=config.noisy, atoms=config.atoms,
+            v_min=config.v_min, v_max=config.v_max,
+            cell=None if kind == "mlp" else ("lstm" if kind == "lstm" else "gru"),
+        )  # fmt: skip
+
+    def target_distribution(self, batch: Rollout) -> torch.Tensor:
+        """The projected target ``[N, atoms]`` for each sampled transition: the target
+        network's distribution of its greedy next action (chosen by the online network
+        with ``double``), moved by the n-step reward and discount."""
+        with torch.no_grad():
+            q_next, log_p_next = self.agent(self.target).evaluate(batch).next_others
+            chooser = q_next
+            if self.config.double:
+                chooser = self.agent(self.policy).evaluate(batch).next_others[0]
+            best = chooser.argmax(-1)[0]  # [N]
+            probs = log_p_next[0, torch.arange(best.shape[0]), best].exp()  # [N, atoms]
+            alive = (~batch.terminations[0]).to(probs.dtype)
+            return categorical_projection(
+                probs, batch.rewards[0], batch.discounts[0] * alive, self.policy.support
+            )
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        target = self.target_distribution(batch)
+        q, log_p = self.agent(self.policy).evaluate(batch).others
+        taken = batch.actions[0].long()
+        log_p_taken = log_p[0, torch.arange(taken.shape[0]), taken]  # [N, atoms]
+        cross_entropy = -(target * log_p_taken).sum(-1)  # [N]
+        loss = (batch.weights[0] * cross_entropy).mean()
+        grad_norm = self.optimize(loss, as_tensor=True)
+        if isinstance(self.replay, PrioritizedReplay):  # Rainbow: the KL as the priority
+            self.replay.update_priorities(batch.indices, cross_entropy.detach())
+        self.after_update()
+        q_taken = q[0, torch.arange(taken.shape[0]), taken]
+        return {"Loss": loss.detach(), "QMean": q_taken.detach().mean(), "GradNorm": grad_norm}
+
+
+@dataclass
+class RainbowConfig(C51Config):
+    double: bool = True
+    dueling: bool = True
+    noisy: bool = True
+    epsilon: float | Schedule = 0.0
+    prioritized: bool = True
+    priority_beta: float | Schedule = 0.4
+    n_step: int = 3
+
+
+class Rainbow(C51):
+    """C51 with double Q-learning, dueling noisy heads, prioritized replay and 3-step
+    returns by default; each part can be turned off in :class:`RainbowConfig`."""
+
+    name = "rainbow"
+    Config = RainbowConfig
+    config: RainbowConfig

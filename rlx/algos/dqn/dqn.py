@@ -1,0 +1,116 @@
+"""Deep Q-learning (Mnih et al. 2015) with a target network, Double DQN's action
+selection (van Hasselt et al. 2016) and, through the network, dueling heads (Wang et al.
+2016) and noisy layers; uniform or prioritized replay with n-step returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+
+from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig, whole
+from rlx.algos.target import TargetNetwork
+from rlx.core.agent import Agent
+from rlx.core.parametric import Parametric
+from rlx.core.rollout import Rollout
+from rlx.policies.q import QNetwork
+from rlx.replay import PrioritizedReplay
+from rlx.schedules import Schedule, linear
+
+
+@dataclass
+class DQNConfig(OffPolicyConfig):
+    lr: float | Schedule = 1e-3
+    epsilon: float | Schedule = linear(1.0, 0.05, 10_000)
+    """Probability of a random action while learning (schedule)."""
+    target_update_interval: int | Schedule = 500
+    """Updates (gradient steps) between target-network updates (schedule)."""
+    tau: float | Schedule = 1.0
+    """Fraction of the way the target moves at each of its updates: 1 copies, less
+    averages (Polyak; schedule)."""
+    double: bool = True
+    """Choose the next action with the online network, value it with the target."""
+    dueling: bool = False
+    """Ready network with separate value and advantage streams."""
+    noisy: bool = False
+    """Ready network with NoisyNet layers (set epsilon to 0 to explore by noise alone)."""
+
+
+class DQN(OffPolicyAlgorithm):
+    """DQN on any policy whose first extra is the Q-values ``[B, A]`` and whose
+    ``epsilon`` attribute (if it has one) sets its exploration, such as
+    :class:`rlx.policies.QNetwork`."""
+
+    name = "dqn"
+    Config = DQNConfig
+    config: DQNConfig
+
+    def __init__(self, agent: Agent, policy: Parametric, config: DQNConfig) -> None:
+        super().__init__(agent, policy, config)
+        self.target = TargetNetwork(policy)
+
+    @classmethod
+    def default_policy(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, config: DQNConfig,
+        kind: str = "mlp", hidden: int = 64, squash: bool = False,
+    ) -> Parametric:  # fmt: skip
+        """The ready Q-network for ``config``: two ReLU layers of ``hidden`` units (a
+        GRU or LSTM core after them for ``kind`` "gru"/"rnn"/"lstm")."""
+        return QNetwork(
+            observation_space, action_space, hidden=(hidden, hidden),
+            dueling=config.dueling, noisy=config.noisy,
+            cell=None if kind == "mlp" else ("lstm" if kind == "lstm" else "gru"),
+        )  # fmt: skip
+
+    def exploration_policy(self) -> Parametric:
+        if hasattr(self.policy, "epsilon"):
+            self.policy.epsilon = self.hp("epsilon")
+        return self.policy
+
+    def next_values(self, batch: Rollout) -> torch.Tensor:
+        """``max_a Q_target(s', a)``, or with ``double`` the target's value of the online
+        network's choice: ``Q_target(s', argmax_a Q(s', a))``. ``[1, N]``, no gradient."""
+        with torch.no_grad():
+            target_q = self.agent(self.target).evaluate(batch).next_others[0]
+            if not self.config.double:
+                return target_q.max(-1).values
+            online_q = self.agent(self.policy).evaluate(batch).next_others[0]
+            return target_q.gather(-1, online_q.argmax(-1, keepdim=True)).squeeze(-1)
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        # Bootstrap targets: n-step rewards, then gamma^n times the next value unless the
+        # episode terminated (truncated ones bootstrap).
+        alive = (~batch.terminations).to(batch.rewards.dtype)
+        target = batch.rewards + batch.discounts * alive * self.next_values(batch)
+        q = self.agent(self.policy).evaluate(batch).others[0]  # [1, N, A]
+        q_taken = q.gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
+        errors = q_taken - target
+        loss = (batch.weights * torch.nn.functional.huber_loss(
+            q_taken, target, reduction="none")).mean()  # fmt: skip
+        grad_norm = self.optimize(loss, as_tensor=True)
+        if isinstance(self.replay, PrioritizedReplay):
+            self.replay.update_priorities(batch.indices, errors.detach())
+        self.after_update()
+        return {"Loss": loss.detach(), "QMean": q_taken.detach().mean(), "GradNorm": grad_norm}
+
+    def after_update(self) -> None:
+        """Update the target network every ``target_update_interval`` updates."""
+        if (self.updates + 1) % whole(self.hp("target_update_interval")) == 0:
+            self.target.update(self.hp("tau"))
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        info = super().update(rollout)
+        if hasattr(self.policy, "epsilon") and self.learning:
+            info["Epsilon"] = float(self.policy.epsilon)
+        return info
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["target"] = self.target.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.target.load_state_dict(state["target"])

@@ -1,0 +1,139 @@
+"""What the replay-based algorithms share: act, store, learn from samples.
+
+Each iteration samples ``steps`` steps of every environment (uniformly random actions
+until ``learning_starts`` environment steps, then the algorithm's exploring policy),
+adds them to the replay and, once learning has started, takes ``gradient_steps``
+updates on batches of ``batch_size`` transitions. The replay is uniform or
+prioritized, with n-step returns formed when sampling (:mod:`rlx.replay`). Every
+number marked "schedule" may be a function of the step (:mod:`rlx.schedules`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.core.agent import Agent
+from rlx.core.parametric import Parametric
+from rlx.core.rollout import Rollout
+from rlx.policies.random import RandomPolicy
+from rlx.replay import PrioritizedReplay, ReplayBuffer
+from rlx.schedules import Schedule
+
+
+@dataclass
+class OffPolicyConfig(AlgorithmConfig):
+    num_envs: int = 1
+    steps: int | Schedule = 1
+    """Environment steps per environment between updates (the update frequency; schedule)."""
+    gradient_steps: int | Schedule = 1
+    """Updates after each sampling (schedule)."""
+    batch_size: int | Schedule = 64
+    """Transitions per update (schedule)."""
+    buffer_size: int = 100_000
+    """Transitions the replay keeps."""
+    learning_starts: int = 1_000
+    """Environment steps of random actions before the first update."""
+    n_step: int = 1
+    """Steps summed into each return (bootstrapping after truncation, never termination)."""
+    prioritized: bool = False
+    """Prioritized replay (proportional, Schaul et al. 2016)."""
+    priority_alpha: float | Schedule = 0.6
+    """How strongly priorities shape sampling (schedule; applies to priorities set after
+    a change)."""
+    priority_beta: float | Schedule = 0.4
+    """Importance-weight correction, usually raised to 1 (schedule)."""
+    grad_clip: float | None = 10.0
+    replay_device: str = "cpu"
+    """Where the replay's storage lives."""
+    frame_stack: int = 0
+    """Observations are this many stacked frames (Atari): store each frame once and
+    rebuild the stacks when sampling (:class:`rlx.replay.FrameReplay`); 0: off."""
+
+
+def whole(value: float) -> int:
+    """A scheduled count (batch size, steps...) as a positive integer."""
+    return max(1, int(round(value)))
+
+
+class OffPolicyAlgorithm(Algorithm):
+    """Base of the replay-based algorithms; subclasses define ``exploration_policy()``
+    (the policy that acts once learning has started) and ``learn(batch) -> dict``
+    (one update on a replay sample)."""
+
+    Config = OffPolicyConfig
+    config: OffPolicyConfig
+
+    def __init__(self, agent: Agent, policy: Parametric, config: OffPolicyConfig) -> None:
+        super().__init__(agent, policy, config)
+        self.random_policy = RandomPolicy(agent.action_space)
+        self.replay = self.make_replay()
+        self.updates = 0  # gradient steps taken
+
+    def make_replay(self) -> ReplayBuffer:
+        c = self.config
+        kwargs: dict[str, Any] = dict(n_step=c.n_step, gamma=c.gamma, device=c.replay_device)
+        if c.frame_stack:
+            from rlx.replay.frames import FrameReplay
+
+            return FrameReplay(
+                c.buffer_size, c.frame_stack, prioritized=c.prioritized,
+                alpha=self.hp("priority_alpha"), beta=self.hp("priority_beta"), **kwargs,
+            )  # fmt: skip
+        if c.prioritized:
+            return PrioritizedReplay(
+                c.buffer_size, alpha=self.hp("priority_alpha"),
+                beta=self.hp("priority_beta"), **kwargs,
+            )  # fmt: skip
+        return ReplayBuffer(c.buffer_size, **kwargs)
+
+    def exploration_policy(self) -> Parametric:
+        """The policy that acts once learning has started (e.g. ε-greedy Q-network)."""
+        return self.policy
+
+    @property
+    def learning(self) -> bool:
+        return self.step >= self.config.learning_starts
+
+    def sample(self, dry: bool = True) -> Rollout:
+        policy = self.exploration_policy() if self.learning else self.random_policy
+        with torch.no_grad():
+            return self.agent(policy).steps(whole(self.hp("steps")), dry=True)
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        self.replay.add(rollout)
+        info: dict[str, float] = {"ReplaySize": float(len(self.replay))}
+        if not self.learning:
+            return info
+        if isinstance(self.replay, PrioritizedReplay):
+            self.replay.alpha = self.hp("priority_alpha")
+            self.replay.beta = self.hp("priority_beta")
+        totals: dict[str, float] = {}
+        count = whole(self.hp("gradient_steps"))
+        for _ in range(count):
+            batch = self.replay.sample(whole(self.hp("batch_size")))
+            for k, v in self.learn(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            self.updates += 1
+        info.update({k: v / count for k, v in totals.items()})
+        info["Updates"] = float(self.updates)
+        return info
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define learn(batch).")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["updates"] = self.updates
+        if self.checkpoint_replay:
+            state["replay"] = self.replay.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.updates = int(state["updates"])
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
