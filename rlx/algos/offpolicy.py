@@ -108,7 +108,7 @@ class OffPolicyAlgorithm(Algorithm):
         info: dict[str, float] = {"ReplaySize": float(len(self.replay))}
         if not self.learning:
             return info
-        if isinstance(self.replay, PrioritizedReplay):
+        if hasattr(self.replay, "beta"):  # a prioritized replay: follow the schedules
             self.replay.alpha = self.hp("priority_alpha")
             self.replay.beta = self.hp("priority_beta")
         totals: dict[str, float] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 
 from rlx.algos.base import Algorithm
-from rlx.algos.dqn import C51, DQN, Rainbow
+from rlx.algos.dqn import C51, DQN, R2D2, Rainbow
 from rlx.algos.pg import A2C, PPO, REINFORCE, OffPAC, REINFORCEBaseline
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
@@ -17,6 +17,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "dqn": DQN,
     "c51": C51,
     "rainbow": Rainbow,
+    "r2d2": R2D2,
 }
 
 

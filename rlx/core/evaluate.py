@@ -77,6 +77,8 @@ def _burned_in(agent: Any, policy: torch.nn.Module, rollout: Rollout, steps: int
     head = rollout[:steps].to(device)
     with torch.no_grad(), fw.no_validation(not agent.validate_args):
         after = _recurrent(policy, head, steps, head.batch_size)[3]
+        if after is None:  # a feed-forward policy: nothing to warm up
+            return rest
         state = tree_index(after, steps - 1)
         state = fw.reset_rows(state, rest.starts[0].to(device),
                               fw.initial_state(policy, head.batch_size))  # fmt: skip

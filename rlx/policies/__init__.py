@@ -2,7 +2,10 @@
 
 - :mod:`~rlx.policies.actor_critic`: policy-value networks for the policy-gradient
   algorithms (``make_policy(obs_space, act_space, "mlp" | "gru" | "lstm")``).
-- :mod:`~rlx.policies.layers`: observation flattening and MLPs.
+- :mod:`~rlx.policies.q`: Q-networks for the deep Q-learning family (dueling,
+  distributional, noisy, recurrent, convolutional).
+- :mod:`~rlx.policies.random`: uniformly random actions for any action space.
+- :mod:`~rlx.policies.layers`: observation flattening, MLPs, NoisyLinear, NatureCNN.
 """
 
 from rlx.policies.actor_critic import (
@@ -12,12 +15,18 @@ from rlx.policies.actor_critic import (
     RecurrentPolicy,
     make_policy,
 )
-from rlx.policies.layers import MLP, flat_size, flatten, mlp
+from rlx.policies.layers import MLP, NatureCNN, NoisyLinear, flat_size, flatten, mlp
+from rlx.policies.q import QNetwork
+from rlx.policies.random import RandomPolicy
 
 __all__ = [
     "MLP",
     "ActionHead",
     "MLPPolicy",
+    "NatureCNN",
+    "NoisyLinear",
+    "QNetwork",
+    "RandomPolicy",
     "RecurrentCore",
     "RecurrentPolicy",
     "flat_size",

@@ -1,7 +1,16 @@
-"""Replay buffers: of transitions (uniform, prioritized, n-step) and of whole episodes."""
+"""Replay buffers: of transitions (uniform, prioritized, n-step), of sequences with their
+recurrent states (R2D2), and of whole episodes."""
 
 from rlx.replay.buffer import PrioritizedReplay, ReplayBuffer
 from rlx.replay.episodes import EpisodeReplay
+from rlx.replay.sequence import SequenceReplay, sequence_priority
 from rlx.replay.sumtree import SumTree
 
-__all__ = ["EpisodeReplay", "PrioritizedReplay", "ReplayBuffer", "SumTree"]
+__all__ = [
+    "EpisodeReplay",
+    "PrioritizedReplay",
+    "ReplayBuffer",
+    "SequenceReplay",
+    "SumTree",
+    "sequence_priority",
+]

@@ -2,8 +2,8 @@
 
 ``progress.csv`` has one row per iteration with rlpyt-style columns (Iteration,
 CumSteps, CumTime, StepsPerSecond, ReturnAverage/Std/Median/Min/Max, LengthAverage,
-EvalReturnAverage) followed by the algorithm's own scalars. Columns are fixed by the
-first row. On resume the file is cut back to the rows the checkpoint had seen, so a
+EvalReturnAverage) followed by the algorithm's own scalars. A scalar that first appears
+in a later row (losses once learning starts) becomes a new column, empty before. On resume the file is cut back to the rows the checkpoint had seen, so a
 resumed run's file reads as if it had never stopped.
 """
 
@@ -92,12 +92,29 @@ class RunLogger:
             f.writelines(kept)
         self.rows = len(kept) - 1
 
+    def _widen(self, new: list[str]) -> None:
+        """Add columns that appear after the first row (an off-policy algorithm's losses
+        once learning starts): the file is rewritten with them, empty in earlier rows."""
+        with open(self.path, newline="") as f:
+            old = list(csv.reader(f))[1:]
+        self.columns = [*self.columns, *new]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(self.columns)
+            writer.writerows(r + [""] * len(new) for r in old)
+        tmp.replace(self.path)
+
     def log(self, row: dict[str, Any]) -> None:
         if self.columns is None:
             extra = [k for k in row if k not in STANDARD_COLUMNS]
             self.columns = [*STANDARD_COLUMNS, *extra]
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
+        else:
+            new = [k for k in row if k not in self.columns]
+            if new:
+                self._widen(new)
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([_cell(row.get(c)) for c in self.columns])
         self.rows += 1

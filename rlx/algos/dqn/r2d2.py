@@ -1,0 +1,113 @@
+"""Recurrent replay distributed DQN, R2D2 (Kapturowski et al. 2019), on one machine:
+a recurrent Q-network learns from replayed sequences that carry the recurrent state
+stored when they were sampled, refreshed by a burn-in; n-step double-Q targets with
+value rescaling; sequences prioritized by a mix of their largest and mean TD error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+
+from rlx.algos.dqn.dqn import DQN, DQNConfig
+from rlx.algos.offpolicy import whole
+from rlx.core.parametric import Parametric
+from rlx.core.returns import value_rescale, value_rescale_inverse
+from rlx.core.rollout import Rollout
+from rlx.policies.q import QNetwork
+from rlx.replay.sequence import SequenceReplay, sequence_priority
+from rlx.schedules import Schedule
+
+
+@dataclass
+class R2D2Config(DQNConfig):
+    num_envs: int = 8
+    steps: int | Schedule = 20
+    batch_size: int | Schedule = 32
+    """Sequences per update (schedule)."""
+    sequence_length: int = 40
+    """Steps of each sequence that are learned from."""
+    burn_in: int = 20
+    """Steps before them that only refresh the stored recurrent state."""
+    stride: int | None = None
+    """Steps between sequence starts (default: sequence_length)."""
+    n_step: int = 5
+    prioritized: bool = True
+    priority_alpha: float | Schedule = 0.9
+    priority_beta: float | Schedule = 0.6
+    priority_eta: float = 0.9
+    """Sequence priority: eta * max |TD error| + (1 - eta) * mean |TD error|."""
+    value_rescaling: bool = True
+    """Learn h(Q) with h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x."""
+    target_update_interval: int | Schedule = 400
+
+
+class R2D2(DQN):
+    """R2D2 on any recurrent policy whose first extra is the Q-values, such as
+    :class:`rlx.policies.QNetwork` with ``cell="gru"``."""
+
+    name = "r2d2"
+    Config = R2D2Config
+    config: R2D2Config
+
+    @classmethod
+    def default_policy(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, config: R2D2Config,
+        kind: str = "gru", hidden: int = 64, squash: bool = False,
+    ) -> Parametric:  # fmt: skip
+        """A recurrent Q-network: a ReLU layer of ``hidden`` units, then a GRU (LSTM for
+        ``kind="lstm"``) cell of that width."""
+        return QNetwork(
+            observation_space, action_space, hidden=(hidden,), dueling=config.dueling,
+            noisy=config.noisy, cell="lstm" if kind == "lstm" else "gru",
+        )  # fmt: skip
+
+    def make_replay(self) -> SequenceReplay:
+        c = self.config
+        return SequenceReplay(
+            c.buffer_size, c.sequence_length, burn_in=c.burn_in, stride=c.stride,
+            prioritized=c.prioritized, alpha=self.hp("priority_alpha"),
+            beta=self.hp("priority_beta"), device=c.replay_device,
+        )  # fmt: skip
+
+    def exploration_policy(self) -> Parametric:
+        # Before learning starts the network acts at random (epsilon 1), so that the
+        # stored sequences carry its recurrent states from the first step.
+        policy = super().exploration_policy()
+        if not self.learning and hasattr(policy, "epsilon"):
+            policy.epsilon = 1.0
+        return policy
+
+    def sample(self, dry: bool = True) -> Rollout:
+        with torch.no_grad():
+            return self.agent(self.exploration_policy()).steps(whole(self.hp("steps")), dry=True)
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        c = self.config
+        new = self.agent(self.policy).evaluate(batch, burn_in=c.burn_in)  # [length, N]
+        q = new.others[0]
+        q_taken = q.gather(-1, new.actions.long().unsqueeze(-1)).squeeze(-1)
+        with torch.no_grad():
+            target_q = self.agent(self.target).evaluate(batch, burn_in=c.burn_in).next_others[0]
+            chooser = new.next_others[0].detach() if c.double else target_q
+            next_value = target_q.gather(-1, chooser.argmax(-1, keepdim=True)).squeeze(-1)
+            if c.value_rescaling:
+                next_value = value_rescale_inverse(next_value)
+            targets = new.nstep_returns(q_taken, c.n_step, c.gamma, next_values=next_value)
+            if c.value_rescaling:
+                targets = value_rescale(targets)
+        valid = new.valid.to(q_taken.dtype)
+        errors = (q_taken - targets) * valid
+        per_sequence = (torch.nn.functional.huber_loss(q_taken, targets, reduction="none")
+                        * valid).sum(0) / valid.sum(0).clamp(min=1)  # fmt: skip
+        loss = (batch.weights * per_sequence).mean()
+        grad_norm = self.optimize(loss, as_tensor=True)
+        if c.prioritized:
+            self.replay.update_priorities(
+                batch.indices, sequence_priority(errors, new.valid, c.priority_eta)
+            )
+        self.after_update()
+        return {"Loss": loss.detach(), "QMean": new.step_mean(q_taken.detach()),
+                "GradNorm": grad_norm}  # fmt: skip
