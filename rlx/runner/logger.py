@@ -3,7 +3,8 @@
 ``progress.csv`` has one row per iteration with rlpyt-style columns (Iteration,
 CumSteps, CumTime, StepsPerSecond, ReturnAverage/Std/Median/Min/Max, LengthAverage,
 EvalReturnAverage) followed by the algorithm's own scalars. A scalar that first appears
-in a later row (losses once learning starts) becomes a new column, empty before. On resume the file is cut back to the rows the checkpoint had seen, so a
+in a later row (losses once learning starts) becomes a new column, empty before. On
+resume the file is cut back to the rows the checkpoint had seen, so a
 resumed run's file reads as if it had never stopped.
 """
 
