@@ -9,8 +9,14 @@ one thread, medians of interleaved rounds of 200 calls):
 - microseconds for ``sample(256)`` plus ``update_priorities`` on rlx's
   ``PrioritizedReplay`` (1M transitions).
 
-The frame-buffer memory target of the replay issue is not measured here yet (no frame
-buffer exists). Run: ``python benchmarks/replay.py [--rounds 5]``. No targets: exits 0.
+- bytes per stored transition for 84x84 uint8 frames stacked 4 deep, in rlx's
+  ``FrameReplay`` (each frame once) against ``ReplayBuffer`` storing the stacked
+  observation and next observation; target ratio <= 0.3. Measured from the storage
+  tensors the buffers allocated once filled (random frames: the memory does not depend
+  on what the frames show), divided by the capacity.
+
+Run: ``python benchmarks/replay.py [--rounds 5] [--memory-only]``. Ends with
+``N passed, M failed`` over the targets and exits 1 when one is missed.
 """
 
 from __future__ import annotations
@@ -19,14 +25,20 @@ import argparse
 import statistics
 import time
 
+import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium import spaces
+from gymnasium.wrappers import FrameStackObservation
 
 import rlx
 from rlx.policies import make_policy
+from rlx.policies.random import RandomPolicy
 from rlx.replay import PrioritizedReplay, ReplayBuffer
+from rlx.replay.frames import FrameReplay
 
 CAPACITY, BATCH, CALLS = 1_000_000, 256, 200
+FRAME_CAPACITY, FRAME_RATIO_TARGET = 4_000, 0.3
 
 
 def filled_rlx(cls: type, **kwargs) -> ReplayBuffer:
@@ -56,6 +68,55 @@ def filled_sb3():
     return buffer
 
 
+class RandomFrames(gym.Env):
+    """84x84 uint8 frames of noise, in episodes of 500 steps (Atari-like lengths)."""
+
+    observation_space = spaces.Box(0, 255, (84, 84), np.uint8)
+    action_space = spaces.Discrete(4)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.integers(0, 256, (84, 84), dtype=np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        frame = self.np_random.integers(0, 256, (84, 84), dtype=np.uint8)
+        return frame, 0.0, False, self.t >= 500, {}
+
+
+def allocated_bytes(buffer: ReplayBuffer) -> int:
+    """Bytes of every tensor the buffer holds, its storage and (FrameReplay) frames."""
+    found: dict[int, int] = {}
+
+    def walk(x) -> None:
+        if isinstance(x, torch.Tensor):
+            found[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
+        elif isinstance(x, (dict, list, tuple)):
+            for value in x.values() if isinstance(x, dict) else x:
+                walk(value)
+
+    walk(vars(buffer))
+    return sum(found.values())
+
+
+def frame_memory() -> dict[str, float]:
+    """Bytes per transition of both buffers after filling them past their capacity with
+    the same rollouts of 4-frame stacks from 4 environments."""
+    agent = rlx.Agent(lambda: FrameStackObservation(RandomFrames(), 4), num_envs=4, seed=0)
+    policy = RandomPolicy(agent.action_space)
+    buffers = {
+        "FrameReplay": FrameReplay(FRAME_CAPACITY, 4),
+        "ReplayBuffer": ReplayBuffer(FRAME_CAPACITY),
+    }
+    for _ in range(FRAME_CAPACITY // 4 // 250 + 1):
+        with torch.no_grad():
+            rollout = agent(policy).steps(250)
+        for buffer in buffers.values():
+            buffer.add(rollout)
+    return {name: allocated_bytes(b) / FRAME_CAPACITY for name, b in buffers.items()}
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     for _ in range(CALLS):
@@ -66,8 +127,23 @@ def timed(fn) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory-only", action="store_true", help="skip the timings")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    memory = frame_memory()
+    memory_ratio = memory["FrameReplay"] / memory["ReplayBuffer"]
+    passed = memory_ratio <= FRAME_RATIO_TARGET
+    print(f"84x84 uint8 frames stacked 4 deep, capacity {FRAME_CAPACITY:,}, 4 environments")
+    print(f"{'buffer':52} {'bytes per transition':>21}")
+    for name, size in memory.items():
+        print(f"{name:52} {size:21,.0f}")
+    verdict = "pass" if passed else "FAIL"
+    target = f"target <= {FRAME_RATIO_TARGET}"
+    print(f"FrameReplay / ReplayBuffer: {memory_ratio:.3f} ({target}): {verdict}")
+    if args.memory_only:
+        print(f"{int(passed)} passed, {int(not passed)} failed")
+        return 0 if passed else 1
+    print()
     uniform = filled_rlx(ReplayBuffer)
     nstep = filled_rlx(ReplayBuffer, n_step=3)
     prioritized = filled_rlx(PrioritizedReplay, n_step=3)
@@ -99,8 +175,8 @@ def main() -> int:
         sb3_us = statistics.median(times["SB3 ReplayBuffer sample(256), 1-step"])
         ratio = sb3_us / statistics.median(times["rlx ReplayBuffer sample(256), 1-step"])
         print(f"rlx uniform sample speed / SB3's: {ratio:.2f}x")
-    print("0 passed, 0 failed (no targets measured here yet)")
-    return 0
+    print(f"{int(passed)} passed, {int(not passed)} failed")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ class OffPolicyConfig(AlgorithmConfig):
     grad_clip: float | None = 10.0
     replay_device: str = "cpu"
     """Where the replay's storage lives."""
+    replay_obs_dtype: str | None = None
+    """Store float observations narrower, e.g. float16 (half the memory); None: as they are."""
     frame_stack: int = 0
     """Observations are this many stacked frames (Atari): store each frame once and
     rebuild the stacks when sampling (:class:`rlx.replay.FrameReplay`); 0: off."""
@@ -76,6 +78,14 @@ class OffPolicyAlgorithm(Algorithm):
     def make_replay(self) -> ReplayBuffer:
         c = self.config
         kwargs: dict[str, Any] = dict(n_step=c.n_step, gamma=c.gamma, device=c.replay_device)
+        if c.replay_obs_dtype is not None:
+            dtype = getattr(torch, c.replay_obs_dtype, None)
+            if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+                raise ValueError(
+                    f"--replay-obs-dtype must be a float dtype such as float16 or bfloat16, "
+                    f"got {c.replay_obs_dtype!r}."
+                )
+            kwargs["obs_dtype"] = dtype
         if c.frame_stack:
             from rlx.replay.frames import FrameReplay
 

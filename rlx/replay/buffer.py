@@ -40,6 +40,8 @@ class ReplayBuffer:
         device: where the storage lives (and samples are returned).
         seed: seeds the buffer's own random generator (sampling never touches torch's or
             numpy's global ones).
+        obs_dtype: store floating-point observations in this dtype (e.g. ``torch.float16``
+            halves their memory); samples return them in their original dtype.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         device: str | torch.device = "cpu",
         seed: int | None = 0,
+        obs_dtype: torch.dtype | None = None,
     ) -> None:
         if capacity < 1 or n_step < 1:
             raise ValueError("capacity and n_step must be at least 1.")
@@ -57,6 +60,8 @@ class ReplayBuffer:
         self.capacity, self.n_step, self.gamma = capacity, n_step, gamma
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
+        self.obs_dtype = obs_dtype
+        self.obs_dtypes: Any = None  # the observations' own dtypes, restored when sampling
         self.storage: dict[str, Any] | None = None
         self.T = self.B = 0
         self.cursor = 0  # next time row to write
@@ -75,13 +80,22 @@ class ReplayBuffer:
                 f"capacity {self.capacity} holds {self.T} steps of each of {B} environments; "
                 f"n-step returns with n_step={self.n_step} need at least {self.n_step + 1}."
             )
-        self.storage = {
-            name: tree_map(
-                lambda x: torch.zeros((self.T, B, *x.shape[2:]), dtype=x.dtype, device=self.device),
-                getattr(rollout, name),
-            )
-            for name in _STORED
-        }
+        self.obs_dtypes = tree_map(lambda x: x.dtype, rollout.observations)
+
+        def ring(name: str) -> Any:
+            def zeros(x: torch.Tensor) -> torch.Tensor:
+                dtype = x.dtype
+                if (
+                    self.obs_dtype is not None
+                    and "observations" in name
+                    and dtype.is_floating_point
+                ):
+                    dtype = self.obs_dtype
+                return torch.zeros((self.T, B, *x.shape[2:]), dtype=dtype, device=self.device)
+
+            return tree_map(zeros, getattr(rollout, name))
+
+        self.storage = {name: ring(name) for name in _STORED}
 
     def add(self, rollout: Rollout) -> None:
         """Store every step of a ``[T, B]`` rollout (its B must stay the same)."""
@@ -167,12 +181,17 @@ class ReplayBuffer:
         def pick_last(x: torch.Tensor) -> torch.Tensor:
             return flat(x).index_select(0, last).unsqueeze(0)
 
+        def restored(picked: Any) -> Any:  # observations back in their own dtype
+            if self.obs_dtype is None:
+                return picked
+            return tree_map(lambda x, dtype: x.to(dtype), picked, self.obs_dtypes)
+
         def one(x: torch.Tensor) -> torch.Tensor:
             return x.unsqueeze(0)
 
         batch = Rollout(
-            observations=tree_map(pick, s["observations"]),
-            next_observations=tree_map(pick_last, s["next_observations"]),
+            observations=restored(tree_map(pick, s["observations"])),
+            next_observations=restored(tree_map(pick_last, s["next_observations"])),
             actions=tree_map(pick, s["actions"]),
             rewards=one(returns.to(s["rewards"].dtype)),
             terminations=pick_last(s["terminations"]),
@@ -194,11 +213,16 @@ class ReplayBuffer:
             "cursor": self.cursor,
             "filled": self.filled,
             "rng": self.rng.bit_generator.state,
+            "obs_dtypes": None
+            if self.obs_dtypes is None
+            else tree_map(lambda d: str(d).removeprefix("torch."), self.obs_dtypes),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         storage = state["storage"]
         self.storage = None if storage is None else tree_map(lambda x: x.to(self.device), storage)
+        if state.get("obs_dtypes") is not None:
+            self.obs_dtypes = tree_map(lambda name: getattr(torch, name), state["obs_dtypes"])
         self.T, self.B = state["shape"]
         self.cursor, self.filled = state["cursor"], state["filled"]
         self.rng.bit_generator.state = state["rng"]

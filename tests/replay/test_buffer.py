@@ -132,3 +132,28 @@ def test_one_step_samples_are_the_stored_transitions():
     assert torch.allclose(batch.discounts, torch.tensor(0.9))
     ended = batch.terminations[0]
     assert bool((ended == (step + 1 == torch.where(batch.observations[0, :, 1] == 0, 5, 7))).all())
+
+
+def test_observations_may_be_stored_narrower_and_come_back_in_their_dtype():
+    rollout = counting_rollout([7], steps=20)
+    wide, narrow = ReplayBuffer(40), ReplayBuffer(40, obs_dtype=torch.float16)
+    wide.add(rollout)
+    narrow.add(rollout)
+    assert narrow.storage["observations"].dtype == torch.float16
+    assert narrow.storage["observations"].nbytes * 2 == wide.storage["observations"].nbytes
+    batch = narrow.sample(32)
+    assert batch.observations.dtype == batch.next_observations.dtype == torch.float32
+    exact = wide.storage["observations"].reshape(-1, 2)[torch.as_tensor(batch.indices)]
+    torch.testing.assert_close(batch.observations[0], exact)  # small integers: exact in half
+    clone = ReplayBuffer(40, obs_dtype=torch.float16)
+    clone.load_state_dict(torch.load(_saved(narrow.state_dict()), weights_only=True))
+    assert clone.sample(4).observations.dtype == torch.float32
+
+
+def _saved(state):
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
