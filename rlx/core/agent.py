@@ -244,11 +244,16 @@ class BoundAgent:
         """
         return collect(self.agent, self.policy, n, dry, False, deterministic)
 
-    def evaluate(self, rollout: Rollout, burn_in: int = 0) -> Rollout:
+    def evaluate(self, rollout: Rollout, burn_in: int = 0, actions: str = "stored") -> Rollout:
         """Re-run the bound policy over ``rollout``; keeps the graph when gradients are on.
 
         ``burn_in``: run the first ``burn_in`` steps only to warm up the recurrent state
         (no gradient) and return the evaluation of the rest, as R2D2 does with stored
         states that the current network would no longer produce.
+
+        ``actions``: ``"stored"`` (the rollout's own), ``"sample"`` (new ones, drawn with
+        reparameterisation where possible so gradients flow through them) or ``"mode"``
+        (each distribution's mode, e.g. a deterministic actor's, with gradient); the
+        result's ``actions`` and ``logprobs`` are then the new ones.
         """
-        return evaluate(self.agent, self.policy, rollout, burn_in)
+        return evaluate(self.agent, self.policy, rollout, burn_in, actions)

@@ -14,11 +14,13 @@ them later raises instead of mixing two policies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from rlx.core import forward as fw
+from rlx.core.distribution import _sample
 from rlx.core.rollout import DATA_FIELDS, Rollout
 from rlx.core.tree import Tree, tree_index, tree_map, tree_structure
 
@@ -33,33 +35,58 @@ def _policy_error(policy: torch.nn.Module, rollout: Rollout, err: Exception) -> 
     )
 
 
-def evaluate(agent: Any, policy: torch.nn.Module, rollout: Rollout, burn_in: int = 0) -> Rollout:
+def evaluate(
+    agent: Any, policy: torch.nn.Module, rollout: Rollout, burn_in: int = 0,
+    actions: str = "stored",
+) -> Rollout:  # fmt: skip
     """A new, evaluated rollout: same data, log-probs/entropy/extras from ``policy``.
 
     With ``burn_in``, the first ``burn_in`` steps only warm up the recurrent state
     (without gradient, R2D2's burn-in): the result covers the remaining steps, evaluated
     from that state, which also becomes their stored first state.
+
+    ``actions``: ``"stored"`` evaluates the rollout's own actions; ``"sample"`` draws new
+    ones from the policy (reparameterised where the distribution allows, so gradients
+    flow through them: SAC's actor loss) and ``"mode"`` takes each distribution's mode
+    (a deterministic actor's action, with gradient: DDPG, TD3); the result's
+    ``actions`` and ``logprobs`` are then those new actions and their log-probs.
     """
     if not isinstance(rollout, Rollout):
         raise TypeError(f"evaluate takes an rlx.Rollout, got {type(rollout).__name__}.")
+    if actions not in _DRAW:
+        raise ValueError(f"actions must be 'stored', 'sample' or 'mode', got {actions!r}.")
     if burn_in:
-        return evaluate(agent, policy, _burned_in(agent, policy, rollout, burn_in))
+        return evaluate(agent, policy, _burned_in(agent, policy, rollout, burn_in), 0, actions)
     device = fw.policy_device(policy)
     if rollout.device != device:
         rollout = rollout.to(device)
     data = {k: v for k, v in rollout._raw_fields().items() if k in DATA_FIELDS}
     T, B = rollout.shape
+    draw = _DRAW[actions]
     with fw.no_validation(not agent.validate_args):
         try:
-            if fw.is_recurrent(policy) is False:
-                return _lazy_feed_forward(policy, rollout, data, T, B)
             if fw.is_recurrent(policy) is not True:
-                result = _feed_forward(policy, rollout, T, B)
-                if result is not None:
-                    return _finish(policy, rollout, data, *result)
-            return _finish(policy, rollout, data, *_recurrent(policy, rollout, T, B))
+                out = None
+                if fw.is_recurrent(policy) is None:  # first evaluation: find out
+                    out = _forward_flat(policy, rollout, T, B)
+                if out is None or out[0] is None:
+                    return _feed_forward(policy, rollout, data, T, B, draw, out)
+            return _finish(policy, rollout, data, *_recurrent(policy, rollout, T, B, draw))
         except RuntimeError as err:
             raise _policy_error(policy, rollout, err) from err
+
+
+def _reparameterised(dist: Any) -> Any:
+    """A sample with gradients through every component that has ``rsample``."""
+    return dist._pack([d.rsample() if d.has_rsample else _sample(d) for d in dist.components])
+
+
+# How each ``actions`` option picks the actions from a step's distribution (None: stored).
+_DRAW: dict[str, Callable[[Any], Any] | None] = {
+    "stored": None,
+    "sample": _reparameterised,
+    "mode": lambda dist: dist.mode(),
+}
 
 
 def _burned_in(agent: Any, policy: torch.nn.Module, rollout: Rollout, steps: int) -> Rollout:
@@ -95,7 +122,8 @@ def _flat(tree: Tree, T: int, B: int) -> Tree:
     return tree_map(lambda x: x.reshape(T * B, *x.shape[2:]), tree)
 
 
-def _feed_forward(policy, rollout: Rollout, T: int, B: int):
+def _forward_flat(policy, rollout: Rollout, T: int, B: int) -> Any:
+    """The policy's output on all ``T * B`` steps at once."""
     out = fw.call(
         policy,
         None,
@@ -104,45 +132,30 @@ def _feed_forward(policy, rollout: Rollout, T: int, B: int):
         _flat(rollout.prev_rewards, T, B),
     )
     fw.check_output(policy, out, T * B)
-    if out[0] is not None:
-        return None  # recurrent after all: evaluate step by step
-    dist = out[1]
-    logprobs = dist.log_prob(_flat(rollout.actions, T, B)).view(T, B)
-
-    def entropy() -> torch.Tensor:
-        return dist.entropy().view(T, B)
-
-    others = tuple(
-        tree_map(lambda x: fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2), e) for e in out[2:]
-    )
-    return logprobs, entropy, others, None
+    return out
 
 
-def _lazy_feed_forward(policy, rollout: Rollout, data: dict, T: int, B: int) -> Rollout:
+def _feed_forward(
+    policy, rollout: Rollout, data: dict, T: int, B: int, draw: Any, out: Any = None
+) -> Rollout:
     """A feed-forward policy's evaluation, each part computed when first read.
 
     One batched forward gives the log-probs, entropy and extras, and runs only if one of
-    them is read; the bootstrap extras at the next observations need a forward there
-    only. ``agent(target).evaluate(batch).next_others`` on a replay sample therefore
-    costs one forward, at the next observations.
+    them is read (``out``: already computed); the bootstrap extras at the next
+    observations need a forward there only. ``agent(target).evaluate(batch).next_others``
+    on a replay sample therefore costs one forward, at the next observations. With
+    ``draw``, the forward runs at once and the actions come from it.
     """
     valid = rollout.valid
     masked = (lambda x: x) if rollout._all_valid() else (lambda x: fw.mask_steps(x, valid))
 
     def forward() -> tuple:
-        out = fw.call(
-            policy,
-            None,
-            _flat(rollout.observations, T, B),
-            _flat(rollout.prev_actions, T, B),
-            _flat(rollout.prev_rewards, T, B),
-        )
-        fw.check_output(policy, out, T * B)
+        result = out if out is not None else _forward_flat(policy, rollout, T, B)
         others = tuple(
             tree_map(lambda x: masked(fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2)), e)
-            for e in out[2:]
+            for e in result[2:]
         )
-        return out[1], others
+        return result[1], others
 
     computed = fw.Deferred(forward)
     others = computed.then(lambda result: result[1])
@@ -160,6 +173,10 @@ def _lazy_feed_forward(policy, rollout: Rollout, data: dict, T: int, B: int) -> 
         )  # fmt: skip
 
     actions = _flat(rollout.actions, T, B)
+    if draw is not None:
+        actions = draw(computed()[0])
+        data = {**data, "actions": masked(tree_map(lambda a: a.reshape(T, B, *a.shape[1:]),
+                                                   actions))}  # fmt: skip
     return Rollout(
         **data,
         logprobs=computed.then(lambda result: masked(result[0].log_prob(actions).view(T, B))),
@@ -172,7 +189,7 @@ def _lazy_feed_forward(policy, rollout: Rollout, data: dict, T: int, B: int) -> 
     )
 
 
-def _recurrent(policy, rollout: Rollout, T: int, B: int):
+def _recurrent(policy, rollout: Rollout, T: int, B: int, draw: Any = None):
     state = rollout.recurrent_states
     init = fw.initial_state(policy, B)
     state = tree_index(state, 0) if state is not None else init
@@ -208,8 +225,9 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int):
         states_after.append(out[0])
         state = out[0]
     after = fw.stack_steps(states_after) if states_after[0] is not None else None
-    logprobs, entropy = fw.step_logprobs_entropy(dists, rollout.actions, T, B)
-    return logprobs(), entropy, fw.stack_extras(extras), after
+    actions = rollout.actions if draw is None else fw.stack_steps([draw(d) for d in dists])
+    logprobs, entropy = fw.step_logprobs_entropy(dists, actions, T, B)
+    return logprobs(), entropy, fw.stack_extras(extras), after, actions
 
 
 def _lead(tree: Tree) -> Tree:
@@ -217,10 +235,13 @@ def _lead(tree: Tree) -> Tree:
     return tree_map(lambda x: x.unsqueeze(0), tree)
 
 
-def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, states_after):
+def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, states_after,
+            actions):  # fmt: skip
     valid = rollout.valid
     masked = (lambda x: x) if rollout._all_valid() else (lambda x: fw.mask_steps(x, valid))
     others = tuple(masked(e) for e in others)
+    if actions is not rollout.actions:
+        data = {**data, "actions": masked(actions)}
 
     def bootstrap() -> tuple:
         need = rollout.terminations | rollout.truncations

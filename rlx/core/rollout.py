@@ -341,6 +341,31 @@ class Rollout:
         mask = self.valid
         return self.apply(lambda x: x[mask].unsqueeze(0))
 
+    def shifted(self) -> Rollout:
+        """The same transitions seen from where they led: a dry rollout whose
+        ``observations`` are this one's ``next_observations`` (and whose previous actions
+        and rewards are this one's actions and rewards), for evaluating a policy at the
+        next states, e.g. SAC's and TD3's next actions:
+        ``agent(actor).evaluate(batch.shifted(), actions="sample")``.
+
+        Feed-forward only: the recurrent state after each step is known only by
+        evaluating the rollout, so a recurrent policy takes its next step from that
+        evaluation (step ``t + 1``) instead.
+        """
+        if self.recurrent_states is not None:
+            raise ValueError(
+                "shifted() needs a rollout without recurrent states: the state after each "
+                "step comes from evaluating the rollout, so use that evaluation's step t + 1 "
+                "(or the next_others of an evaluation for extras)."
+            )
+        fields = {name: getattr(self, name) for name in DATA_FIELDS}
+        fields["observations"] = self.next_observations
+        if self.prev_actions is not None:
+            fields["prev_actions"], fields["prev_rewards"] = self.actions, self.rewards
+        fields["starts"] = torch.zeros_like(self.starts)
+        new = Rollout(**fields, dry=True)
+        return new
+
     def chunks(self, length: int) -> Rollout:
         """Cut time into pieces of ``length`` steps, side by side: ``[T, B]`` becomes
         ``[length, B * ceil(T / length)]`` (the last piece padded with invalid steps).

@@ -172,3 +172,56 @@ def test_bootstrap_of_a_replay_sample_needs_only_the_next_observations():
     torch.testing.assert_close(
         evaluated.others[0][0], policy(None, flat.observations[0])[2].squeeze(-1).detach()
     )
+
+
+def test_evaluate_can_draw_new_actions_with_gradients_or_take_the_mode():
+    from helpers import GaussianPolicy
+
+    agent = rlx.Agent("Pendulum-v1", num_envs=2, seed=0)
+    policy = GaussianPolicy(3, 1)
+    with torch.no_grad():
+        rollout = agent(policy).steps(6, dry=True)
+    fresh = agent(policy).evaluate(rollout, actions="sample")
+    assert fresh.actions.shape == rollout.actions.shape
+    assert not torch.equal(fresh.actions, rollout.actions) and fresh.actions.requires_grad
+    dist = policy(None, rollout.observations.reshape(12, 3))[1]
+    torch.testing.assert_close(
+        fresh.logprobs.reshape(12), dist.log_prob(fresh.actions.reshape(12, 1))
+    )
+    fresh.actions.sum().backward()  # reparameterised: the mean's weights get a gradient
+    assert policy.mean.weight.grad is not None and policy.mean.weight.grad.abs().sum() > 0
+    mode = agent(policy).evaluate(rollout, actions="mode")
+    torch.testing.assert_close(
+        mode.actions.reshape(12, 1), policy.mean(rollout.observations.reshape(12, 3))
+    )
+    with pytest.raises(ValueError, match="actions must be"):
+        agent(policy).evaluate(rollout, actions="random")
+
+
+def test_recurrent_policies_draw_new_actions_step_by_step():
+    agent = rlx.Agent(counting_vec([4, 6]), seed=0)
+    policy = GRUPolicy(obs_dim=2)
+    with torch.no_grad():
+        rollout = agent(policy).steps(8)
+        torch.manual_seed(3)
+        drawn = agent(policy).evaluate(rollout, actions="sample")
+    assert drawn.actions.shape == (8, 2) and drawn.actions.dtype == rollout.actions.dtype
+    stored = agent(policy).evaluate(rollout)
+    assert not torch.equal(drawn.actions, rollout.actions)  # 16 coin flips all equal: ~1e-5
+    torch.testing.assert_close(stored.logprobs, rollout.logprobs)
+
+
+def test_shifted_rollouts_look_from_the_next_observations():
+    agent = rlx.Agent("CartPole-v1", num_envs=2, seed=0)
+    policy = MLPPolicy()
+    with torch.no_grad():
+        rollout = agent(policy).steps(5, dry=True)
+    nxt = rollout.shifted()
+    assert torch.equal(nxt.observations, rollout.next_observations) and nxt.dry
+    with torch.no_grad():
+        values = agent(policy).evaluate(nxt).others[0]
+        expected = agent(policy).evaluate(rollout).next_others[0]
+    torch.testing.assert_close(values, expected)
+    gru_rollout = rlx.Agent(counting_vec([3]), seed=0)(GRUPolicy(obs_dim=2)).steps(3, dry=True)
+    with pytest.raises(ValueError, match="recurrent"):
+        gru_rollout.shifted()
