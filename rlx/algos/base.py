@@ -278,10 +278,15 @@ class Algorithm:
             self._iteration_step = None
         return info
 
-    def _iterate(self) -> dict[str, float]:
+    def set_learning_rates(self) -> None:
+        """Give the optimizer(s) the current learning rate (at each iteration's start,
+        unless a torch LR scheduler sets it)."""
         if self.lr_scheduler is None:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate()
+
+    def _iterate(self) -> dict[str, float]:
+        self.set_learning_rates()
         rollout = self.sample()
         info = self.update(rollout)
         if self.sampler is not None:

@@ -7,6 +7,7 @@ import difflib
 from rlx.algos.base import Algorithm
 from rlx.algos.dqn import C51, DQN, R2D2, Rainbow
 from rlx.algos.pg import A2C, PPO, REINFORCE, OffPAC, REINFORCEBaseline
+from rlx.algos.qpg import DDPG, SAC, TD3
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     "rf": REINFORCE,
@@ -18,6 +19,9 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "c51": C51,
     "rainbow": Rainbow,
     "r2d2": R2D2,
+    "ddpg": DDPG,
+    "td3": TD3,
+    "sac": SAC,
 }
 
 

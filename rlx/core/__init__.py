@@ -1,7 +1,7 @@
 """The rlx core: Parametric, ActionDistribution, Agent, Rollout. Knows no algorithm."""
 
 from rlx.core.agent import Agent, BoundAgent
-from rlx.core.distribution import ActionDistribution, EpsilonGreedy, TanhNormal
+from rlx.core.distribution import ActionDistribution, Deterministic, EpsilonGreedy, TanhNormal
 from rlx.core.parametric import Parametric, extras_wanted
 from rlx.core.rollout import DryRolloutError, Rollout, cat
 
@@ -10,6 +10,7 @@ __all__ = [
     "Agent",
     "BoundAgent",
     "DryRolloutError",
+    "Deterministic",
     "EpsilonGreedy",
     "Parametric",
     "Rollout",

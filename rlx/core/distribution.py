@@ -173,6 +173,45 @@ class TanhNormal(TransformedDistribution):
         return x
 
 
+class Deterministic(Distribution):
+    """All probability on one action ``value`` ``[B, ...]``: a deterministic policy's
+    action as an action component (DDPG's and TD3's actors; exploration noise is added by
+    a wrapper such as :class:`rlx.policies.GaussianExploration`).
+
+    ``sample``, ``rsample`` and ``mode`` return ``value`` (``rsample`` with its
+    gradient); ``log_prob`` and ``entropy`` are 0: there is no density to speak of, and
+    algorithms for deterministic policies use neither.
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = True
+
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+        super().__init__(value.shape[:1], value.shape[1:], validate_args=False)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
+        return self.value.detach().expand(*sample_shape, *self.value.shape).clone()
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
+        return self.value.expand(*sample_shape, *self.value.shape)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.value
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.value
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(value.shape[: value.dim() - len(self.event_shape)],
+                           dtype=self.value.dtype, device=self.value.device)  # fmt: skip
+
+    def entropy(self) -> torch.Tensor:
+        return torch.zeros(self.batch_shape, dtype=self.value.dtype, device=self.value.device)
+
+
 class EpsilonGreedy(Categorical):
     """The greedy action of ``values`` (e.g. Q-values ``[B, n]``) with probability
     ``1 - epsilon``, a uniform one otherwise: ε-greedy exploration as an action component,

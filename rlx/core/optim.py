@@ -121,3 +121,30 @@ class Adam(torch.optim.Adam):
                 amsgrad=False, maximize=False,
             )  # fmt: skip
         return True
+
+
+def minimize(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, max_norm: float | None = None
+) -> torch.Tensor:
+    """One optimiser step on ``loss``: gradients of the optimizer's parameters only,
+    their joint norm clipped to ``max_norm`` (if given), a step. Returns the norm before
+    clipping (0-d tensor).
+
+    For algorithms with several optimisers (an actor's, a critic's, SAC's temperature).
+    Only this optimizer's parameters get gradients (``torch.autograd.grad``): an actor's
+    loss that flows through a critic does not compute the critic's weight gradients,
+    which ``loss.backward()`` would (about a sixth of a SAC update's arithmetic), and
+    leaves the critic's ``.grad`` as it was.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    used = [p for p, g in zip(params, grads, strict=True) if g is not None]
+    if max_norm is not None:
+        norm = clip_grad_norm(used, max_norm)
+    else:
+        norms = torch._foreach_norm([p.grad for p in used]) if used else [torch.zeros(())]
+        norm = torch.linalg.vector_norm(torch.stack(norms))
+    optimizer.step()
+    return norm.detach()

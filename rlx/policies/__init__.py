@@ -4,6 +4,7 @@
   algorithms (``make_policy(obs_space, act_space, "mlp" | "gru" | "lstm")``).
 - :mod:`~rlx.policies.q`: Q-networks for the deep Q-learning family (dueling,
   distributional, noisy, recurrent, convolutional).
+- :mod:`~rlx.policies.continuous`: actors, critics and exploration for DDPG, TD3, SAC.
 - :mod:`~rlx.policies.random`: uniformly random actions for any action space.
 - :mod:`~rlx.policies.layers`: observation flattening, MLPs, NoisyLinear, NatureCNN.
 """
@@ -15,11 +16,23 @@ from rlx.policies.actor_critic import (
     RecurrentPolicy,
     make_policy,
 )
+from rlx.policies.continuous import (
+    Critic,
+    DeterministicActor,
+    GaussianActor,
+    GaussianExploration,
+    OUExploration,
+)
 from rlx.policies.layers import MLP, NatureCNN, NoisyLinear, flat_size, flatten, mlp
 from rlx.policies.q import QNetwork
 from rlx.policies.random import RandomPolicy
 
 __all__ = [
+    "Critic",
+    "DeterministicActor",
+    "GaussianActor",
+    "GaussianExploration",
+    "OUExploration",
     "MLP",
     "ActionHead",
     "MLPPolicy",

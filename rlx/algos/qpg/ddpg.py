@@ -1,0 +1,115 @@
+"""Deep deterministic policy gradient (Lillicrap et al. 2016) and TD3 (Fujimoto et al.
+2018): a deterministic actor climbs its critic's Q-values; TD3 adds clipped double Q,
+target policy smoothing and delayed actor updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+
+from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
+from rlx.algos.target import TargetNetwork
+from rlx.core.agent import Agent
+from rlx.core.optim import minimize
+from rlx.core.parametric import Parametric
+from rlx.core.rollout import Rollout
+from rlx.policies.continuous import DeterministicActor, GaussianExploration, OUExploration
+from rlx.schedules import Schedule
+
+
+@dataclass
+class DDPGConfig(QPGConfig):
+    critics: int = 1
+    exploration_noise: float | Schedule = 0.1
+    """Std (or OU sigma) of the exploration noise, in units of the action range's
+    half-width (schedule)."""
+    noise: str = "gaussian"
+    """Exploration noise: gaussian, or ou (Ornstein-Uhlenbeck, carried per episode)."""
+    policy_delay: int = 1
+    """Critic updates per actor (and target) update."""
+    target_noise: float = 0.0
+    """Std of the noise smoothing the target policy's action (half-width units)."""
+    noise_clip: float = 0.5
+    """Clip of that noise."""
+
+
+class DDPG(ActorCriticAlgorithm):
+    """DDPG on any deterministic actor (an ``ActionDistribution`` whose ``mode`` is the
+    action, such as :class:`rlx.policies.DeterministicActor`) and any critic
+    ``critic(obs, actions) -> [n, ...]``; optional prioritized replay."""
+
+    name = "ddpg"
+    Config = DDPGConfig
+    config: DDPGConfig
+
+    def __init__(self, agent: Agent, policy: Parametric, config: DDPGConfig,
+                 critic: torch.nn.Module | None = None) -> None:  # fmt: skip
+        if config.noise not in ("gaussian", "ou"):
+            raise ValueError(f"--noise must be gaussian or ou, got {config.noise!r}.")
+        super().__init__(agent, policy, config, critic)
+        self.actor_target = TargetNetwork(policy)
+        explorer = GaussianExploration if config.noise == "gaussian" else OUExploration
+        self.explorer = explorer(policy)
+
+    @classmethod
+    def default_policy(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, config: DDPGConfig,
+        kind: str = "mlp", hidden: int = 256, squash: bool = False,
+    ) -> Parametric:  # fmt: skip
+        """A deterministic actor with two ReLU layers of ``hidden`` units."""
+        return DeterministicActor(observation_space, action_space, (hidden, hidden))
+
+    def targets(self) -> list[TargetNetwork]:
+        return [self.actor_target]
+
+    def exploration_policy(self) -> Parametric:
+        noise = self.hp("exploration_noise")
+        if isinstance(self.explorer, GaussianExploration):
+            self.explorer.std = noise
+        else:
+            self.explorer.sigma = noise
+        return self.explorer
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        c = self.config
+        with torch.no_grad():
+            following = batch.shifted()
+            next_actions = self.agent(self.actor_target).evaluate(following, actions="mode").actions
+            if c.target_noise:  # target policy smoothing (TD3)
+                half = (self.high - self.low) / 2
+                noise = (torch.randn_like(next_actions) * c.target_noise).clamp(
+                    -c.noise_clip, c.noise_clip
+                )
+                next_actions = torch.max(
+                    torch.min(next_actions + noise * half, self.high), self.low
+                )
+            next_q = self.critic_target(batch.next_observations, next_actions).min(0).values
+            alive = (~batch.terminations).to(next_q.dtype)
+            target = batch.rewards + batch.discounts * alive * next_q
+        info = self.critic_step(self.critic(batch.observations, batch.actions), target, batch)
+        if (self.updates + 1) % c.policy_delay == 0:
+            actions = self.agent(self.policy).evaluate(batch, actions="mode").actions
+            actor_loss = -self.critic(batch.observations, actions)[0].mean()
+            info["ActorLoss"] = actor_loss.detach()
+            info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)
+            self.update_targets()
+        return info
+
+
+@dataclass
+class TD3Config(DDPGConfig):
+    critics: int = 2
+    policy_delay: int = 2
+    target_noise: float = 0.2
+
+
+class TD3(DDPG):
+    """TD3: DDPG with the minimum of two Q-functions as target, noise on the target
+    policy's action, and the actor and targets updated every second critic update."""
+
+    name = "td3"
+    Config = TD3Config
+    config: TD3Config

@@ -1,0 +1,143 @@
+"""Soft actor-critic (Haarnoja et al. 2018, with automatic entropy tuning) for Box
+actions, and its discrete-action variant (Christodoulou 2019): a stochastic actor
+maximises Q plus entropy; twin Q-functions regress soft targets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+
+from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
+from rlx.core.agent import Agent
+from rlx.core.optim import Adam, minimize
+from rlx.core.parametric import Parametric
+from rlx.core.rollout import Rollout
+from rlx.policies.continuous import GaussianActor
+from rlx.schedules import Schedule
+
+
+@dataclass
+class SACConfig(QPGConfig):
+    entropy_coef: float | Schedule | None = None
+    """Temperature alpha (schedule); None learns it to keep the entropy near
+    target_entropy."""
+    target_entropy: float | None = None
+    """None: -(action dimensions) for Box actions, 0.98 log(actions) for Discrete."""
+    initial_entropy_coef: float = 1.0
+    """Starting temperature when it is learned."""
+    target_update_interval: int = 1
+    """Updates between Polyak steps of the target critic."""
+
+
+class SAC(ActorCriticAlgorithm):
+    """SAC on a stochastic actor with reparameterised samples (e.g. a tanh-squashed
+    Gaussian, :class:`rlx.policies.GaussianActor`), or, for a Discrete action space, an
+    actor whose first extra is the log-probability of every action ``[B, A]``."""
+
+    name = "sac"
+    Config = SACConfig
+    config: SACConfig
+
+    def __init__(self, agent: Agent, policy: Parametric, config: SACConfig,
+                 critic: torch.nn.Module | None = None) -> None:  # fmt: skip
+        super().__init__(agent, policy, config, critic)
+        self.discrete = isinstance(agent.action_space, spaces.Discrete)
+        if config.target_entropy is not None:
+            self.target_entropy = config.target_entropy
+        elif self.discrete:
+            self.target_entropy = 0.98 * math.log(int(agent.action_space.n))
+        else:
+            self.target_entropy = -float(math.prod(agent.action_space.shape))
+        device = next(iter(policy.parameters())).device
+        self.log_alpha = torch.tensor(math.log(config.initial_entropy_coef), device=device,
+                                      requires_grad=True)  # fmt: skip
+        self.alpha_optimizer = Adam([self.log_alpha], lr=self.hp("lr"))
+
+    @classmethod
+    def default_policy(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, config: SACConfig,
+        kind: str = "mlp", hidden: int = 256, squash: bool = True,
+    ) -> Parametric:  # fmt: skip
+        """A tanh-squashed Gaussian actor (categorical for Discrete actions) with two
+        ReLU layers of ``hidden`` units."""
+        return GaussianActor(observation_space, action_space, (hidden, hidden))
+
+    def alpha(self) -> torch.Tensor:
+        """The current temperature: learned, or the scheduled ``entropy_coef``."""
+        if self.config.entropy_coef is None:
+            return self.log_alpha.detach().exp()
+        return torch.as_tensor(self.hp("entropy_coef"), device=self.log_alpha.device)
+
+    def set_learning_rates(self) -> None:
+        super().set_learning_rates()
+        for group in self.alpha_optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        alpha = self.alpha()
+        with torch.no_grad():
+            target = batch.rewards + batch.discounts * (~batch.terminations) * self.next_value(
+                batch, alpha
+            )
+        q = self.critic(batch.observations, None if self.discrete else batch.actions)
+        if self.discrete:  # [n, 1, N, A]: the taken actions'
+            index = batch.actions.long()[None, ..., None].expand(
+                q.shape[0], *batch.actions.shape, 1
+            )
+            q = q.gather(-1, index).squeeze(-1)
+        info = self.critic_step(q, target, batch)
+        actor_loss, entropy = self.actor_loss(batch, alpha)
+        info["ActorLoss"] = actor_loss.detach()
+        info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)
+        info["Entropy"] = entropy.mean()
+        if self.config.entropy_coef is None:  # raise alpha when the entropy is too low
+            alpha_loss = self.log_alpha * (entropy - self.target_entropy).mean()
+            minimize(alpha_loss, self.alpha_optimizer)
+        info["Alpha"] = alpha
+        if (self.updates + 1) % self.config.target_update_interval == 0:
+            self.update_targets()
+        return info
+
+    def next_value(self, batch: Rollout, alpha: torch.Tensor) -> torch.Tensor:
+        """The soft value of the next states: ``E_a' [min Q_target(s', a') - alpha log
+        pi(a'|s')]``, by one sample for Box actions, exactly for Discrete ones."""
+        following = batch.shifted()
+        if self.discrete:
+            log_pi = self.agent(self.policy).evaluate(following).others[0]  # [1, N, A]
+            q = self.critic_target(batch.next_observations).min(0).values
+            return (log_pi.exp() * (q - alpha * log_pi)).sum(-1)
+        nxt = self.agent(self.policy).evaluate(following, actions="sample")
+        q = self.critic_target(batch.next_observations, nxt.actions).min(0).values
+        return q - alpha * nxt.logprobs
+
+    def actor_loss(self, batch: Rollout, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``E_s [alpha log pi(a|s) - min Q(s, a)]`` with ``a ~ pi`` reparameterised (an
+        expectation over every action for Discrete ones); and the policy's entropy per
+        sample (no gradient), for the temperature."""
+        if self.discrete:
+            log_pi = self.agent(self.policy).evaluate(batch).others[0]
+            pi = log_pi.exp()
+            with torch.no_grad():
+                q = self.critic(batch.observations).min(0).values
+            loss = (pi * (alpha * log_pi - q)).sum(-1).mean()
+            return loss, -(pi * log_pi).sum(-1).detach()
+        new = self.agent(self.policy).evaluate(batch, actions="sample")
+        q = self.critic(batch.observations, new.actions).min(0).values
+        loss = (alpha * new.logprobs - q).mean()
+        return loss, -new.logprobs.detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["log_alpha"] = self.log_alpha.detach().clone()
+        state["alpha_optimizer"] = self.alpha_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
