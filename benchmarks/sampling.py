@@ -263,6 +263,17 @@ def main() -> int:
     print(f"speed-up parallel / serial (median of rounds): {speedup:.2f} "
           f"(rounds: {', '.join(f'{r:.2f}' for r in speedups)})")  # fmt: skip
 
+    # The alternating sampler (rlpyt's): two groups of workers, one stepping while the
+    # policy acts for the other. It can hide at most the action selection of each step.
+    obs = torch.randn(NUM_ENVS, 4)
+    with torch.no_grad():
+        act = min(timeit.repeat(lambda: policy(None, obs)[1].sample(), number=2000, repeat=3))
+    act /= 2000
+    vector_step = NUM_ENVS / statistics.median(parallel)
+    print(f"alternating groups could hide the action selection ({act * 1e6:.0f} us, batch "
+          f"{NUM_ENVS}) of each {vector_step * 1e6:,.0f} us parallel step: at most "
+          f"{act / vector_step:.1%} faster here, so rlx does not build it")  # fmt: skip
+
     sync_rate, async_rate = ppo_throughput(False, 6), ppo_throughput(True, 6)
     print(
         f"PPO on the slow environment ({NUM_ENVS} envs x {SLOW_HORIZON} steps, 4 epochs): "

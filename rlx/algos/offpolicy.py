@@ -11,10 +11,11 @@ number marked "schedule" may be a function of the step (:mod:`rlx.schedules`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from rlx import schedules
 from rlx.algos.base import Algorithm, AlgorithmConfig
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
@@ -100,21 +101,48 @@ class OffPolicyAlgorithm(Algorithm):
             )  # fmt: skip
         return ReplayBuffer(c.buffer_size, **kwargs)
 
-    def exploration_policy(self) -> Parametric:
-        """The policy that acts once learning has started (e.g. ε-greedy Q-network)."""
+    acts_randomly_first: ClassVar[bool] = True
+    """Act with uniformly random actions until ``learning_starts`` (else the exploring
+    policy acts from the start)."""
+
+    def acting_policy(self) -> Parametric:
+        """The module that acts once learning has started: the policy itself, or a
+        wrapper that adds exploration to it (DDPG's noise)."""
         return self.policy
+
+    @classmethod
+    def set_exploration(cls, config: OffPolicyConfig, acting: Parametric, step: int) -> None:
+        """Give ``acting`` its exploration for ``step`` (ε, noise: their schedules' values).
+        A class method of the config alone, so a sampling process can call it too."""
+
+    @classmethod
+    def whole_steps(cls, config: OffPolicyConfig, step: int) -> int:
+        """Steps per environment of the sampling at ``step``."""
+        return whole(schedules.value(config.steps, step))
+
+    def exploration_policy(self) -> Parametric:
+        """The policy that acts once learning has started, exploring as at this step."""
+        acting = self.acting_policy()
+        self.set_exploration(self.config, acting, self.step)
+        return acting
 
     @property
     def learning(self) -> bool:
         return self.step >= self.config.learning_starts
 
-    def sample(self, dry: bool = True) -> Rollout:
-        policy = self.exploration_policy() if self.learning else self.random_policy
+    def sample(self, dry: bool = True) -> Rollout | None:
+        if self.sampler is not None:  # the sampling process adds to the shared replay
+            steps, episodes = self.sampler.arrived()
+            self.agent.record(steps, episodes)
+            return None
+        random = self.acts_randomly_first and not self.learning
+        policy = self.random_policy if random else self.exploration_policy()
         with torch.no_grad():
-            return self.agent(policy).steps(whole(self.hp("steps")), dry=True)
+            return self.agent(policy).steps(self.whole_steps(self.config, self.step), dry=True)
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
-        self.replay.add(rollout)
+    def update(self, rollout: Rollout | None) -> dict[str, float]:
+        if rollout is not None:
+            self.replay.add(rollout)
         info: dict[str, float] = {"ReplaySize": float(len(self.replay))}
         if not self.learning:
             return info
@@ -124,7 +152,10 @@ class OffPolicyAlgorithm(Algorithm):
         totals: dict[str, float] = {}
         count = whole(self.hp("gradient_steps"))
         for _ in range(count):
-            batch = self.replay.sample(whole(self.hp("batch_size")))
+            size = whole(self.hp("batch_size"))
+            if self.sampler is not None:  # keep to the replay ratio
+                self.sampler.throttle(size, self.config.learning_starts)
+            batch = self.replay.sample(size)
             for k, v in self.learn(batch).items():
                 totals[k] = totals.get(k, 0.0) + float(v)
             self.updates += 1

@@ -16,6 +16,7 @@ stored step.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -64,8 +65,46 @@ class ReplayBuffer:
         self.obs_dtypes: Any = None  # the observations' own dtypes, restored when sampling
         self.storage: dict[str, Any] | None = None
         self.T = self.B = 0
-        self.cursor = 0  # next time row to write
-        self.filled = 0  # time rows holding data
+        # cursor (next time row to write) and filled (time rows holding data), in a
+        # tensor so that a replay shared between processes shares them too
+        self._counts = torch.zeros(2, dtype=torch.int64)
+        self.lock: Any = None  # set by share_memory: guards adding and sampling
+
+    @property
+    def cursor(self) -> int:
+        return int(self._counts[0])
+
+    @cursor.setter
+    def cursor(self, value: int) -> None:
+        self._counts[0] = value
+
+    @property
+    def filled(self) -> int:
+        return int(self._counts[1])
+
+    @filled.setter
+    def filled(self, value: int) -> None:
+        self._counts[1] = value
+
+    def _guarded(self) -> Any:
+        return self.lock if self.lock is not None else contextlib.nullcontext()
+
+    def share_memory(self, example: Rollout, lock: Any) -> ReplayBuffer:
+        """Allocate the storage for rollouts like ``example`` in shared memory, so that a
+        sampling process can add to this replay while the learner samples from it
+        (:class:`rlx.sampling.ReplaySampler`); ``lock`` (a multiprocessing lock) keeps a
+        sample from reading rows being written."""
+        if type(self) not in (ReplayBuffer, PrioritizedReplay):
+            raise TypeError(
+                f"{type(self).__name__} cannot be shared between processes; asynchronous "
+                "sampling supports ReplayBuffer and PrioritizedReplay."
+            )
+        if self.storage is None:
+            self._allocate(example)
+        self.storage = tree_map(lambda x: x.share_memory_(), self.storage)
+        self._counts.share_memory_()
+        self.lock = lock
+        return self
 
     def __len__(self) -> int:
         """Stored transitions (valid steps included or not)."""
@@ -99,6 +138,10 @@ class ReplayBuffer:
 
     def add(self, rollout: Rollout) -> None:
         """Store every step of a ``[T, B]`` rollout (its B must stay the same)."""
+        with self._guarded():
+            self._add(rollout)
+
+    def _add(self, rollout: Rollout) -> None:
         if self.storage is None:
             self._allocate(rollout)
         if rollout.batch_size != self.B:
@@ -140,6 +183,10 @@ class ReplayBuffer:
 
     def sample(self, n: int) -> Rollout:
         """``n`` transitions with n-step returns, as a dry ``[1, n]`` Rollout."""
+        with self._guarded():
+            return self._sample(n)
+
+    def _sample(self, n: int) -> Rollout:
         if self.storage is None:
             raise ValueError("the buffer holds no transition yet: add a rollout first.")
         slots, weights = self._draw(n)
@@ -220,7 +267,13 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         storage = state["storage"]
-        self.storage = None if storage is None else tree_map(lambda x: x.to(self.device), storage)
+        if self.lock is not None and storage is not None:  # shared: refill it in place
+            with self.lock:
+                tree_map(lambda mine, saved: mine.copy_(saved), self.storage, storage)
+        else:
+            self.storage = None if storage is None else tree_map(
+                lambda x: x.to(self.device), storage
+            )  # fmt: skip
         if state.get("obs_dtypes") is not None:
             self.obs_dtypes = tree_map(lambda name: getattr(torch, name), state["obs_dtypes"])
         self.T, self.B = state["shape"]
@@ -249,7 +302,23 @@ class PrioritizedReplay(ReplayBuffer):
         super().__init__(capacity, **kwargs)
         self.alpha, self.beta, self.eps = alpha, beta, eps
         self.tree: SumTree | None = None
-        self.max_priority = 1.0
+        self._max = torch.ones(1, dtype=torch.float64)  # the largest priority so far
+
+    @property
+    def max_priority(self) -> float:
+        return float(self._max[0])
+
+    @max_priority.setter
+    def max_priority(self, value: float) -> None:
+        self._max[0] = value
+
+    def share_memory(self, example: Rollout, lock: Any) -> PrioritizedReplay:
+        super().share_memory(example, lock)
+        if self.tree is None:
+            self.tree = SumTree(self.T * self.B)
+        self.tree.share_memory()
+        self._max.share_memory_()
+        return self
 
     def _added(self, rows: np.ndarray, valid: np.ndarray) -> None:
         if self.tree is None:
@@ -270,8 +339,9 @@ class PrioritizedReplay(ReplayBuffer):
         """New priorities ``|error| + eps`` for the sampled transitions ``indices``."""
         errors = torch.as_tensor(errors).detach().reshape(-1).abs().cpu().double().numpy()
         priorities = errors + self.eps
-        self.max_priority = max(self.max_priority, float(priorities.max()))
-        self.tree.update(np.asarray(indices), priorities**self.alpha)
+        with self._guarded():
+            self.max_priority = max(self.max_priority, float(priorities.max()))
+            self.tree.update(np.asarray(indices), priorities**self.alpha)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -283,5 +353,6 @@ class PrioritizedReplay(ReplayBuffer):
         super().load_state_dict(state)
         self.max_priority = state["max_priority"]
         if state["priorities"] is not None:
-            self.tree = SumTree(self.T * self.B)
-            self.tree.tree[:] = state["priorities"].numpy()
+            if self.tree is None:
+                self.tree = SumTree(self.T * self.B)
+            self.tree.tree[:] = state["priorities"].numpy()  # in place: it may be shared

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 class SumTree:
@@ -19,7 +20,24 @@ class SumTree:
         self.capacity = capacity
         self.depth = max(1, int(np.ceil(np.log2(capacity))))
         self.leaves = 1 << self.depth
-        self.tree = np.zeros(2 * self.leaves, dtype=np.float64)
+        self._tensor = torch.zeros(2 * self.leaves, dtype=torch.float64)
+        self.tree = self._tensor.numpy()  # the same memory, written with numpy
+
+    def share_memory(self) -> SumTree:
+        """Move the tree to shared memory (a process that unpickles it writes the same
+        priorities)."""
+        self._tensor.share_memory_()
+        self.tree = self._tensor.numpy()
+        return self
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["tree"]  # a view of _tensor, rebuilt on the other side
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.tree = self._tensor.numpy()
 
     @property
     def total(self) -> float:

@@ -50,7 +50,8 @@ class RunConfig:
     """Seeds torch, numpy, Python and the environments."""
     sampler: str = "serial"
     """serial (environments in this process), parallel (in worker processes) or async
-    (a sampling process while training runs; a2c and ppo)."""
+    (a sampling process while training runs: into a queue for a2c and ppo, into a shared
+    replay, kept to the replay ratio, for the replay-based algorithms)."""
     workers: int = 2
     """Worker processes of the parallel sampler."""
     device: str = "cpu"

@@ -99,7 +99,7 @@ class Runner:
         if run.sampler == "async" and (self.algo_config.episodes or cls.name == "offpac"):
             raise ValueError(
                 f"--sampler async samples fixed-length segments; {run.algo} samples whole "
-                "episodes. Use it with a2c or ppo."
+                "episodes. Use it with a2c, ppo or a replay-based algorithm."
             )
         in_process = "serial" if run.sampler == "async" else run.sampler
         make_agent = partial(Agent, run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
@@ -107,11 +107,15 @@ class Runner:
         self.policy = build_policy(run, self.agent, self.algo_config).to(run.device)
         self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
         if run.sampler == "async":
-            from rlx.sampling import AsyncSampler
+            from rlx.algos.offpolicy import OffPolicyAlgorithm
+            from rlx.sampling import AsyncSampler, ReplaySampler
 
-            self.algorithm.sampler = AsyncSampler(
-                make_agent, self.policy, self.algo_config.steps, seed=run.seed
-            )
+            if isinstance(self.algorithm, OffPolicyAlgorithm):  # acting into a shared replay
+                self.algorithm.sampler = ReplaySampler(make_agent, self.algorithm, seed=run.seed)
+            else:
+                self.algorithm.sampler = AsyncSampler(
+                    make_agent, self.policy, self.algo_config.steps, seed=run.seed
+                )
         self.algorithm.seed(run.seed)
         self.algorithm.checkpoint_replay = run.checkpoint_replay
         self.iteration = 0

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
+from rlx import schedules
 from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig, whole
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
@@ -64,10 +65,10 @@ class DQN(OffPolicyAlgorithm):
             cell=None if kind == "mlp" else ("lstm" if kind == "lstm" else "gru"),
         )  # fmt: skip
 
-    def exploration_policy(self) -> Parametric:
-        if hasattr(self.policy, "epsilon"):
-            self.policy.epsilon = self.hp("epsilon")
-        return self.policy
+    @classmethod
+    def set_exploration(cls, config: DQNConfig, acting: Parametric, step: int) -> None:
+        if hasattr(acting, "epsilon"):
+            acting.epsilon = schedules.value(config.epsilon, step)
 
     def next_values(self, batch: Rollout) -> torch.Tensor:
         """``max_a Q_target(s', a)``, or with ``double`` the target's value of the online

@@ -12,7 +12,6 @@ import torch
 from gymnasium import spaces
 
 from rlx.algos.dqn.dqn import DQN, DQNConfig
-from rlx.algos.offpolicy import whole
 from rlx.core.parametric import Parametric
 from rlx.core.returns import value_rescale, value_rescale_inverse
 from rlx.core.rollout import Rollout
@@ -72,17 +71,13 @@ class R2D2(DQN):
             beta=self.hp("priority_beta"), device=c.replay_device,
         )  # fmt: skip
 
-    def exploration_policy(self) -> Parametric:
-        # Before learning starts the network acts at random (epsilon 1), so that the
-        # stored sequences carry its recurrent states from the first step.
-        policy = super().exploration_policy()
-        if not self.learning and hasattr(policy, "epsilon"):
-            policy.epsilon = 1.0
-        return policy
+    acts_randomly_first = False  # the network acts (epsilon 1) so sequences carry its states
 
-    def sample(self, dry: bool = True) -> Rollout:
-        with torch.no_grad():
-            return self.agent(self.exploration_policy()).steps(whole(self.hp("steps")), dry=True)
+    @classmethod
+    def set_exploration(cls, config: R2D2Config, acting: Parametric, step: int) -> None:
+        super().set_exploration(config, acting, step)
+        if step < config.learning_starts and hasattr(acting, "epsilon"):
+            acting.epsilon = 1.0
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
         c = self.config

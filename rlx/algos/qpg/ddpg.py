@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
+from rlx import schedules
 from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
@@ -65,13 +66,16 @@ class DDPG(ActorCriticAlgorithm):
     def targets(self) -> list[TargetNetwork]:
         return [self.actor_target]
 
-    def exploration_policy(self) -> Parametric:
-        noise = self.hp("exploration_noise")
-        if isinstance(self.explorer, GaussianExploration):
-            self.explorer.std = noise
-        else:
-            self.explorer.sigma = noise
+    def acting_policy(self) -> Parametric:
         return self.explorer
+
+    @classmethod
+    def set_exploration(cls, config: DDPGConfig, acting: Parametric, step: int) -> None:
+        noise = schedules.value(config.exploration_noise, step)
+        if isinstance(acting, GaussianExploration):
+            acting.std = noise
+        elif isinstance(acting, OUExploration):
+            acting.sigma = noise
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
         c = self.config

@@ -1,0 +1,204 @@
+"""CMA-ES over a policy's parameters (Hansen & Ostermeier 2001; Hansen 2016 tutorial).
+
+No gradients: every generation asks the strategy for λ parameter vectors, loads each
+into a copy of the policy, plays ``candidate_episodes`` episodes with it and tells the
+strategy their mean returns. So any :class:`rlx.Parametric` can be searched, with
+discrete or continuous actions, recurrent or not, and actions may be argmaxes.
+
+Candidates share the agent's B environments: one round of
+``agent(population).episode(horizon)`` plays B episodes, each environment for one
+candidate (:mod:`rlx.algos.es.population`), so a generation costs
+``ceil(λ · candidate_episodes / B)`` rounds. The default λ, 4 + ⌊3 ln n⌋ for n
+parameters, is rounded up to fill every round (a round lasts as long as its longest
+episode whether its environments are all used or not). ``rlx.Agent(...,
+sampler="parallel")`` steps those environments in worker processes.
+
+``self.policy`` holds the best candidate found so far (``keep="best"``) or the
+strategy's mean (``keep="mean"``) after every iteration, so evaluation, checkpoints and
+``rlx eval`` see it.
+
+Why a CMA-ES of our own (:mod:`rlx.algos.es.strategy`, ~150 lines of torch) and not the
+``cma`` package, the reference implementation: ...
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from torch.nn.utils import parameters_to_vector
+
+from rlx import schedules
+from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.algos.es.population import Population, load_vector
+from rlx.algos.es.strategy import CMA, default_population
+from rlx.core.agent import Agent
+from rlx.core.parametric import Parametric
+from rlx.schedules import Schedule
+
+
+@dataclass
+class CMAESConfig(AlgorithmConfig):
+    """CMA-ES options. Of the shared options it uses ``num_envs`` and ``horizon``; the
+    gradient ones (``lr``, ``grad_clip``, ``entropy_coef``...) and ``gamma`` (returns
+    are undiscounted sums) play no part."""
+
+    episodes: bool = True
+    """Whole episodes are sampled (always, for CMA-ES)."""
+    horizon: int | Schedule = 1000
+    """Longest episode (schedule); the environment's own time limit applies first."""
+    population: int | None = None
+    """Candidates per generation (λ, at least 2); None: 4 + ⌊3 ln n⌋ for n policy
+    parameters, rounded up so that every round of num_envs environments is full."""
+    sigma0: float = 0.1
+    """Initial step size σ₀: the standard deviation of the first candidates' parameters
+    around the policy's initial ones."""
+    candidate_episodes: int | Schedule = 1
+    """Episodes whose mean return is a candidate's fitness (schedule)."""
+    deterministic: bool = True
+    """Candidates act with each action distribution's mode (less noise in the fitness);
+    False samples actions."""
+    diagonal: bool = False
+    """A diagonal covariance (sep-CMA-ES): memory and time linear in the number of
+    parameters, for policies of thousands of them."""
+    keep: str = "best"
+    """What the policy holds after each generation: 'best' (the best candidate so far) or
+    'mean' (the strategy's mean)."""
+
+
+def _whole(value: float) -> int:
+    return max(1, int(round(value)))
+
+
+class CMAES(Algorithm):
+    """CMA-ES on any policy; one ``iteration()`` is one generation (see the module)."""
+
+    name = "cmaes"
+    Config = CMAESConfig
+    config: CMAESConfig
+
+    def __init__(self, agent: Agent, policy: Parametric, config: CMAESConfig) -> None:
+        super().__init__(agent, policy, config)
+        self._check(config)
+        start = parameters_to_vector(policy.parameters()).detach()
+        n = start.numel()
+        if n == 0:
+            raise ValueError("CMA-ES searches a policy's parameters, and this policy has none.")
+        if n > 20_000 and not config.diagonal:
+            raise ValueError(
+                f"the policy has {n:,} parameters: a full covariance would be {n:,} x {n:,}. "
+                "Use --diagonal (sep-CMA-ES) or a smaller policy (CMAES.default_policy)."
+            )
+        self.strategy = CMA(
+            start, config.sigma0, self.population_size(n), config.diagonal, self.generator
+        )
+        self.population = Population(policy, min(self.strategy.population, agent.num_envs))
+        self.best = start.to(torch.float64)
+        self.best_return = -math.inf
+
+    @staticmethod
+    def _check(config: CMAESConfig) -> None:
+        episodes = config.candidate_episodes
+        points = (
+            episodes.values() if isinstance(episodes, Schedule) else [schedules.value(episodes, 0)]
+        )
+        if any(p < 1 for p in points):
+            raise ValueError(f"--candidate-episodes must be at least 1, got {episodes}.")
+        if config.population is not None and config.population < 2:
+            raise ValueError(f"--population must be at least 2, got {config.population}.")
+        if not config.sigma0 > 0:
+            raise ValueError(f"--sigma0 must be positive, got {config.sigma0}.")
+        if config.keep not in ("best", "mean"):
+            raise ValueError(f"--keep must be 'best' or 'mean', got {config.keep!r}.")
+
+    @classmethod
+    def default_policy(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, config: CMAESConfig,
+        kind: str = "mlp", hidden: int = 64, squash: bool = False,
+    ) -> Parametric:  # fmt: skip
+        """An actor without a critic (:class:`rlx.policies.actor.ActorPolicy`) with one
+        tanh layer of ``hidden`` units: CMA-ES pays for every parameter (its covariance
+        is n × n) and nothing would score a value head. For CartPole-v1 that is 450
+        parameters at width 64, against 9,000 for PPO's 2×64 actor-critic. Recurrent
+        kinds get :func:`rlx.policies.make_policy`'s shared-cell policy (its value head,
+        ``hidden + 1`` parameters, is searched but never scored)."""
+        from rlx.policies import make_policy
+        from rlx.policies.actor import ActorPolicy
+
+        if kind == "mlp":
+            return ActorPolicy(observation_space, action_space, (hidden,), squash=squash)
+        return make_policy(
+            observation_space, action_space, kind, hidden=hidden, squash=squash, shared=True
+        )
+
+    def population_size(self, n: int) -> int:
+        """λ: the configured one, or 4 + ⌊3 ln n⌋ rounded up to fill every round."""
+        if self.config.population is not None:
+            return self.config.population
+        episodes = _whole(schedules.value(self.config.candidate_episodes, 0))
+        fill = self.agent.num_envs // math.gcd(self.agent.num_envs, episodes)
+        return -(-default_population(n) // fill) * fill
+
+    def evaluate(self, candidates: torch.Tensor, episodes: int, horizon: int) -> torch.Tensor:
+        """Each candidate's mean return over ``episodes`` episodes, ``[λ]`` (float64).
+
+        Episodes are dealt to the B environments in rounds; in a last round with fewer
+        episodes than environments, the spare ones replay the last candidate and are
+        not counted in its fitness (their steps are counted in ``agent.total_steps``).
+        """
+        B = self.agent.num_envs
+        owners = torch.arange(len(candidates)).repeat_interleave(episodes)  # episode -> candidate
+        totals = torch.zeros(len(candidates), dtype=torch.float64)
+        for start in range(0, len(owners), B):
+            rows = owners[start : start + B]
+            padded = torch.cat([rows, rows[-1:].expand(B - len(rows))])
+            self.population.assign(candidates, padded)
+            with torch.no_grad():
+                rollout = self.agent(self.population).episode(
+                    horizon, dry=True, deterministic=self.config.deterministic
+                )
+            returns = rollout.rewards.double().sum(0)  # invalid steps are zero: [B]
+            totals.index_add_(0, rows, returns[: len(rows)])
+        return totals / episodes
+
+    def _iterate(self) -> dict[str, float]:
+        candidates = self.strategy.ask()
+        returns = self.evaluate(
+            candidates, _whole(self.hp("candidate_episodes")), _whole(self.hp("horizon"))
+        )
+        self.strategy.tell(candidates, returns)
+        top = int(returns.argmax())
+        if returns[top] > self.best_return:
+            self.best, self.best_return = candidates[top].clone(), float(returns[top])
+        load_vector(self.policy, self.best if self.config.keep == "best" else self.strategy.mean)
+        self.iterations += 1
+        info = {
+            "BestReturn": self.best_return,
+            "GenerationBest": float(returns[top]),
+            "MeanReturn": float(returns.mean()),
+            "Sigma": self.strategy.sigma,
+            "Population": float(self.strategy.population),
+        }
+        info.update(self.scheduled())
+        return info
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "iterations": self.iterations,
+            "progress": self.progress,
+            "strategy": self.strategy.state_dict(),  # holds self.generator's state
+            "best": self.best.clone(),
+            "best_return": self.best_return,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.strategy.load_state_dict(state["strategy"])
+        self.policy.load_state_dict(state["policy"])
+        self.iterations = int(state["iterations"])
+        self.progress = float(state["progress"])
+        self.best = state["best"].to(torch.float64).clone()
+        self.best_return = float(state["best_return"])

@@ -1,0 +1,118 @@
+"""Several parameter vectors of one policy acting side by side in one agent's environments.
+
+An evolution strategy scores many candidate parameter vectors per generation. With B
+environments, ``agent(population).episode(horizon)`` plays B episodes at once; the
+:class:`Population` decides which candidate acts in which environment, so a generation
+costs ``ceil(λ · episodes / B)`` batched rounds rather than one round per candidate.
+
+Any :class:`rlx.Parametric` works, recurrent or not, with any action distribution: each
+candidate runs in a copy of the policy on its own consecutive rows of the batch, and
+the rows' action distributions are joined by :class:`Blocks`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch.distributions import Distribution
+from torch.nn.utils import vector_to_parameters
+
+from rlx.core.distribution import ActionDistribution, _mode, _sample
+from rlx.core.parametric import Parametric
+from rlx.core.tree import tree_map
+
+
+def load_vector(module: torch.nn.Module, vector: torch.Tensor) -> None:
+    """Set ``module``'s parameters from a flat vector (as ``parameters_to_vector`` made it)."""
+    first = next(module.parameters())
+    # A copy: vector_to_parameters makes the parameters views of the vector it gets.
+    vector_to_parameters(vector.to(first.device, first.dtype, copy=True), module.parameters())
+
+
+class Blocks(Distribution):
+    """One distribution over a batch whose consecutive blocks of rows come from different
+    distributions of the same kind (one per candidate)."""
+
+    def __init__(self, parts: list[Distribution]) -> None:
+        self.parts = parts
+        self.sizes = [p.batch_shape[0] for p in parts]
+        shape = torch.Size([sum(self.sizes), *parts[0].batch_shape[1:]])
+        super().__init__(shape, parts[0].event_shape, validate_args=False)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+        if sample_shape:
+            return torch.cat([p.sample(sample_shape) for p in self.parts], len(sample_shape))
+        return torch.cat([_sample(p) for p in self.parts])
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return torch.cat([_mode(p) for p in self.parts])
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        rows = value.split(self.sizes)
+        return torch.cat([p.log_prob(v) for p, v in zip(self.parts, rows, strict=True)])
+
+    def entropy(self) -> torch.Tensor:
+        return torch.cat([p.entropy() for p in self.parts])
+
+
+def join(dists: list[ActionDistribution]) -> ActionDistribution:
+    """The action distributions of consecutive blocks of rows as one."""
+    first = dists[0]
+    parts = [Blocks([d.components[i] for d in dists]) for i in range(len(first.components))]
+    if first.names is not None:
+        return ActionDistribution(**dict(zip(first.names, parts, strict=True)))
+    return ActionDistribution(*parts)
+
+
+class Population(Parametric):
+    """Copies of ``policy`` that act for consecutive blocks of environments; call
+    :meth:`assign` to give each environment its candidate before sampling.
+
+    ``forward`` returns ``(state, distribution)`` only: candidates are scored by their
+    returns, so the policy's extras (a value head...) are dropped.
+    """
+
+    def __init__(self, policy: Parametric, members: int) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(copy.deepcopy(policy) for _ in range(members))
+        self.previous_action_reward = getattr(policy, "previous_action_reward", False)
+        self.blocks: list[tuple[Parametric, int, int]] = []
+
+    def assign(self, candidates: torch.Tensor, owners: torch.Tensor) -> None:
+        """Environment ``b`` acts with ``candidates[owners[b]]``; equal owners must be
+        consecutive (``owners`` is ``[B]``, sorted by block)."""
+        starts = [0] + [b for b in range(1, len(owners)) if owners[b] != owners[b - 1]]
+        if len(starts) > len(self.members):
+            raise ValueError(
+                f"{len(starts)} candidates in one round, but the population has "
+                f"{len(self.members)} members."
+            )
+        bounds = [*starts, len(owners)]
+        self.blocks = []
+        for member, start, stop in zip(self.members, bounds, bounds[1:], strict=False):
+            load_vector(member, candidates[int(owners[start])])
+            self.blocks.append((member, start, stop))
+
+    def initial_state(self, batch_size: int) -> Any:
+        states = [m.initial_state(stop - start) for m, start, stop in self.blocks]
+        if states[0] is None:
+            return None
+        return tree_map(lambda *xs: torch.cat(xs), *states)
+
+    def forward(self, *inputs: Any) -> tuple[Any, ActionDistribution]:
+        if len(self.blocks) == 1:
+            out = self.blocks[0][0](*inputs)
+            return out[0], out[1]
+        state, *rest = inputs
+        states, dists = [], []
+        for member, start, stop in self.blocks:
+            rows = lambda x, start=start, stop=stop: x[start:stop]  # noqa: E731
+            out = member(tree_map(rows, state), *tree_map(rows, rest))
+            states.append(out[0])
+            dists.append(out[1])
+        if states[0] is None:
+            return None, join(dists)
+        return tree_map(lambda *xs: torch.cat(xs), *states), join(dists)
