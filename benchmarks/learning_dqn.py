@@ -35,6 +35,9 @@ CASES = [
     Case("c51-cartpole", "c51", "CartPole-v1", 100_000, 475.0,
          options=dict(CARTPOLE, v_min=0.0, v_max=200.0),
          policy_options=dict(hidden=256), evaluate=True),
+    Case("r2d2-gru-incomplete-cartpole", "r2d2", "IncompleteCartPole-v1", 200_000, 450.0,
+         policy="gru", options=dict(gradient_steps=2, epsilon=linear(1.0, 0.02, 20_000)),
+         evaluate=True, eval_every=10_000),
 ]  # fmt: skip
 
 

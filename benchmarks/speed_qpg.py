@@ -24,6 +24,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from speed_pg import compare
 
 import rlx
 from rlx.algos.qpg import SAC, SACConfig
@@ -82,17 +83,6 @@ class SB3SAC:
         return float(np.mean(returns))
 
 
-def interleaved(variants: dict, steps: int, rounds: int) -> dict[str, float]:
-    """Steps/s of each variant over alternating rounds of ``steps / rounds`` steps."""
-    totals = {name: [0, 0.0] for name in variants}
-    for _ in range(rounds):
-        for name, model in variants.items():
-            start = time.perf_counter()
-            totals[name][0] += model.train(steps // rounds)
-            totals[name][1] += time.perf_counter() - start
-    return {name: n / seconds for name, (n, seconds) in totals.items()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=6000, help="Pendulum steps per variant")
@@ -108,7 +98,7 @@ def main() -> int:
     variants = {"sb3": SB3SAC("Pendulum-v1", 100), "rlx": RlxSAC("Pendulum-v1", 100)}
     for model in variants.values():  # past the random steps, into steady training
         model.train(200)
-    rates = interleaved(variants, args.steps, args.rounds)
+    rates = compare(variants, args.steps, args.rounds)
     ratio = rates["rlx"] / rates["sb3"]
     print(f"SAC, Pendulum-v1, SB3 defaults, torch {torch.__version__}, 1 thread, seed 0, "
           f"{args.steps:,} steps per variant in {args.rounds} interleaved rounds")  # fmt: skip

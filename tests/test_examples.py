@@ -25,3 +25,23 @@ def test_readme_ppo_runs_and_prints_returns(capsys):
 def test_readme_ppo_learns_cartpole():
     module = runpy.run_path(str(EXAMPLES / "readme_ppo.py"))
     assert module["main"](["--iterations", "40"]) >= 400
+
+
+def test_rlmodels_quickstart_runs_with_every_schedule_logged(tmp_path, capsys):
+    module = runpy.run_path(str(EXAMPLES / "rlmodels_quickstart.py"))
+    last = module["main"](["--steps", "600", "--run-dir", str(tmp_path), "--no-progress"])
+    assert last["CumSteps"] >= 600 and (tmp_path / "curves.png").stat().st_size > 0
+    logged = {k for k in last if k.startswith("Schedule/")}
+    assert logged == {
+        f"Schedule/{name}"
+        for name in (
+            "epsilon",
+            "batch_size",
+            "priority_beta",
+            "target_update_interval",
+            "lr",
+            "steps",
+        )
+    }
+    assert last["Schedule/steps"] == 2 and last["Schedule/batch_size"] == 64
+    assert "learning curve" in capsys.readouterr().out

@@ -141,24 +141,27 @@ class ReplayBuffer:
         with self._guarded():
             self._add(rollout)
 
-    def _add(self, rollout: Rollout) -> None:
-        if self.storage is None:
-            self._allocate(rollout)
+    def _write_rows(self, rollout: Rollout, rows: np.ndarray) -> None:
+        """Copy every stored field of ``rollout`` into the ring's time ``rows``."""
         if rollout.batch_size != self.B:
             raise ValueError(
                 f"this buffer stores {self.B} environments per step; the rollout has "
                 f"{rollout.batch_size}. Use one buffer per environment count."
             )
+        index = torch.as_tensor(rows, device=self.device)
+
+        def put(store: torch.Tensor, x: torch.Tensor) -> None:
+            store.index_copy_(0, index, x.detach().to(store.device, store.dtype))
+
+        for name, stored in self.storage.items():
+            tree_map(put, stored, getattr(rollout, name))
+
+    def _add(self, rollout: Rollout) -> None:
+        if self.storage is None:
+            self._allocate(rollout)
         steps = len(rollout)
         rows = (self.cursor + np.arange(steps)) % self.T
-        index = torch.as_tensor(rows, device=self.device)
-        for name in _STORED:
-            value = getattr(rollout, name)
-
-            def put(store: torch.Tensor, x: torch.Tensor) -> None:
-                store.index_copy_(0, index, x.detach().to(store.device, store.dtype))
-
-            tree_map(put, self.storage[name], value)
+        self._write_rows(rollout, rows)
         self._added(rows, rollout.valid.cpu().numpy())
         self.cursor = (self.cursor + steps) % self.T
         self.filled = min(self.T, self.filled + steps)

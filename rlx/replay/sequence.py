@@ -119,21 +119,10 @@ class SequenceReplay(ReplayBuffer):
         """Store every step of a ``[T, B]`` rollout and the states at sequence starts."""
         if self.storage is None:
             self._allocate(rollout)
-        if rollout.batch_size != self.B:
-            raise ValueError(
-                f"this buffer stores {self.B} environments per step; the rollout has "
-                f"{rollout.batch_size}. Use one buffer per environment count."
-            )
         steps = len(rollout)
         absolute = self.written + np.arange(steps)
         rows = absolute % self.T
-        index = torch.as_tensor(rows, device=self.device)
-        for name in _FIELDS:
-
-            def put(store: torch.Tensor, x: torch.Tensor) -> None:
-                store.index_copy_(0, index, x.detach().to(store.device, store.dtype))
-
-            tree_map(put, self.storage[name], getattr(rollout, name))
+        self._write_rows(rollout, rows)
         starts = np.flatnonzero(absolute % self.stride == 0)
         if len(starts) and rollout.recurrent_states is None:
             # e.g. steps taken by a feed-forward (random) policy: start from zeros there

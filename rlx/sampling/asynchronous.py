@@ -120,6 +120,24 @@ class _ProcessSampler:
     def close(self) -> None:  # pragma: no cover - defined by each sampler
         raise NotImplementedError
 
+    def _stop_process(self, process: Any, out: Any, stop: Any) -> None:
+        """Stop a sampling process that puts into queue ``out`` until ``stop`` is set."""
+        if self.closed:
+            return
+        self.closed = True
+        stop.set()
+        try:
+            while True:  # unblock a put() waiting on a full queue
+                out.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            pass
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+        out.close()
+        out.cancel_join_thread()
+
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
@@ -185,21 +203,7 @@ class AsyncSampler(_ProcessSampler):
 
     def close(self) -> None:
         """Stop the sampling process and wait for it."""
-        if self.closed:
-            return
-        self.closed = True
-        self._stop.set()
-        try:
-            while True:  # unblock a put() waiting on a full queue
-                self._queue.get_nowait()
-        except (queue.Empty, OSError, ValueError):
-            pass
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(timeout=5)
-        self._queue.close()
-        self._queue.cancel_join_thread()
+        self._stop_process(self._process, self._queue, self._stop)
 
 
 def _worker_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: Any,

@@ -195,13 +195,4 @@ class ReplaySampler(_ProcessSampler):
 
     def close(self) -> None:
         """Stop the sampling process and wait for it."""
-        if self.closed:
-            return
-        self.closed = True
-        self._stop.set()
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(timeout=5)
-        self._queue.close()
-        self._queue.cancel_join_thread()
+        self._stop_process(self._process, self._queue, self._stop)
