@@ -183,8 +183,9 @@ def test_runs_resume_exactly(tmp_path, algo):
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3", "ddpg", "ppo"])
-def test_mujoco_environments_train_with_every_algorithm(tmp_path, algo):
+def test_mujoco_environments_train_with_every_algorithm(tmp_path, monkeypatch, algo):
     pytest.importorskip("mujoco", reason="MuJoCo is an extra: pip install 'rlx[mujoco]'")
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to MUJOCO_LOG.TXT here
     from rlx.cli import main
 
     options = ["--learning-starts", "64", "--batch-size", "32"] if algo != "ppo" else [
