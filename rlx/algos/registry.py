@@ -6,6 +6,7 @@ import difflib
 
 from rlx.algos.base import Algorithm
 from rlx.algos.dqn import C51, DQN, R2D2, Rainbow
+from rlx.algos.es import CMAES
 from rlx.algos.pg import A2C, PPO, REINFORCE, OffPAC, REINFORCEBaseline
 from rlx.algos.qpg import DDPG, SAC, TD3
 
@@ -22,6 +23,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "ddpg": DDPG,
     "td3": TD3,
     "sac": SAC,
+    "cmaes": CMAES,
 }
 
 

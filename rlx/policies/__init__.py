@@ -2,6 +2,7 @@
 
 - :mod:`~rlx.policies.actor_critic`: policy-value networks for the policy-gradient
   algorithms (``make_policy(obs_space, act_space, "mlp" | "gru" | "lstm")``).
+- :mod:`~rlx.policies.actor`: an actor without a critic (CMA-ES).
 - :mod:`~rlx.policies.q`: Q-networks for the deep Q-learning family (dueling,
   distributional, noisy, recurrent, convolutional).
 - :mod:`~rlx.policies.continuous`: actors, critics and exploration for DDPG, TD3, SAC.
@@ -9,6 +10,7 @@
 - :mod:`~rlx.policies.layers`: observation flattening, MLPs, NoisyLinear, NatureCNN.
 """
 
+from rlx.policies.actor import ActorPolicy
 from rlx.policies.actor_critic import (
     ActionHead,
     MLPPolicy,
@@ -28,6 +30,7 @@ from rlx.policies.q import QNetwork
 from rlx.policies.random import RandomPolicy
 
 __all__ = [
+    "ActorPolicy",
     "Critic",
     "DeterministicActor",
     "GaussianActor",

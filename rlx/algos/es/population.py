@@ -21,7 +21,7 @@ from torch.nn.utils import vector_to_parameters
 
 from rlx.core.distribution import ActionDistribution, _mode, _sample
 from rlx.core.parametric import Parametric
-from rlx.core.tree import tree_map
+from rlx.core.tree import tree_index, tree_map
 
 
 def load_vector(module: torch.nn.Module, vector: torch.Tensor) -> None:
@@ -97,6 +97,8 @@ class Population(Parametric):
             self.blocks.append((member, start, stop))
 
     def initial_state(self, batch_size: int) -> Any:
+        if not self.blocks:
+            return self.members[0].initial_state(batch_size)
         states = [m.initial_state(stop - start) for m, start, stop in self.blocks]
         if states[0] is None:
             return None
@@ -104,13 +106,13 @@ class Population(Parametric):
 
     def forward(self, *inputs: Any) -> tuple[Any, ActionDistribution]:
         if len(self.blocks) == 1:
-            out = self.blocks[0][0](*inputs)
+            out = self.blocks[0][0].forward(*inputs)
             return out[0], out[1]
-        state, *rest = inputs
         states, dists = [], []
         for member, start, stop in self.blocks:
-            rows = lambda x, start=start, stop=stop: x[start:stop]  # noqa: E731
-            out = member(tree_map(rows, state), *tree_map(rows, rest))
+            # forward called directly: a module call per member per step costs about as
+            # much as a small policy's forward (their hooks are not run).
+            out = member.forward(*tree_index(inputs, slice(start, stop)))
             states.append(out[0])
             dists.append(out[1])
         if states[0] is None:

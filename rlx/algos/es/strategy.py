@@ -1,8 +1,9 @@
 """The (μ/μ_w, λ)-CMA-ES on a vector: ``ask`` for candidates, ``tell`` their scores.
 
 The update follows Hansen's tutorial (arXiv:1604.00772, "The CMA Evolution Strategy: A
-Tutorial", Table 1 and Eq. 39-47) with positive recombination weights only; the
-separable variant (``diagonal=True``) is Ros & Hansen 2008 (sep-CMA-ES). Everything is
+Tutorial", Table 1 and Eq. 39-53), the worst half of the candidates included with
+negative weights (active CMA, the tutorial's default); the separable variant
+(``diagonal=True``) is Ros & Hansen 2008 (sep-CMA-ES). Everything is
 a float64 tensor or a number, so :meth:`CMA.state_dict` goes into a ``weights_only``
 checkpoint and a loaded strategy continues exactly. Why this and not the ``cma``
 package: see :mod:`rlx.algos.es.cmaes`.
@@ -129,14 +130,15 @@ class CMA:
         self.ps = (1 - cs) * self.ps + math.sqrt(cs * (2 - cs) * self.mueff) * whitened
         self.generation += 1
         ps_norm = float(self.ps.norm())
-        stalled = 1 - (1 - cs) ** (2 * self.generation)
-        hsig = ps_norm / math.sqrt(stalled) / self.chi_n < 1.4 + 2 / (n + 1)
+        built_up = 1 - (1 - cs) ** (2 * self.generation)  # ps starts at 0: its variance so far
+        hsig = ps_norm / math.sqrt(built_up) / self.chi_n < 1.4 + 2 / (n + 1)
         self.pc = (1 - cc) * self.pc + hsig * math.sqrt(cc * (2 - cc) * self.mueff) * step
         # Rank-one and rank-μ update (Eq. 46-47). A negative weight is rescaled by
         # n / ||C^(-1/2) y||², so a long bad step cannot remove more variance than a
         # typical one; without hsig the rank-one term loses what the stalled pc misses.
         whitened_sq = (y / self.D if self.B is None else (y @ self.B) / self.D).pow(2).sum(1)
-        weights = torch.where(self.weights >= 0, self.weights, self.weights * n / whitened_sq)
+        shrink = torch.where(whitened_sq > 0, n / whitened_sq, 0.0)  # y = 0: nothing to shrink
+        weights = torch.where(self.weights >= 0, self.weights, self.weights * shrink)
         decay = 1 - c1 - cmu * float(self.weights.sum())
         decay += 0.0 if hsig else c1 * cc * (2 - cc)
         if self.B is None:
@@ -155,6 +157,11 @@ class CMA:
         if self.generation - self.eigen_generation < self.eigen_gap:
             return
         self.eigen_generation = self.generation
+        if not bool(torch.isfinite(self.C).all()):
+            raise FloatingPointError(
+                f"the covariance is no longer finite at generation {self.generation} "
+                f"(sigma {self.sigma:.3g}): stop the search earlier, or restart it."
+            )
         self.C = (self.C + self.C.T) / 2  # keep it symmetric against rounding
         eigenvalues, self.B = torch.linalg.eigh(self.C)
         self.D = eigenvalues.clamp_min(1e-300).sqrt()
