@@ -151,7 +151,11 @@ class TanhNormal(TransformedDistribution):
             )
         transforms = [_ClampedTanh(cache_size=1)]
         if not (bool((low == -1).all()) and bool((high == 1).all())):
-            transforms.append(AffineTransform((high + low) / 2, (high - low) / 2))
+            # cached too: the log-prob of an rsample'd action then starts from its exact
+            # pre-squash value; recomputing it with atanh from a saturated action (tanh
+            # rounds to +-1 in float32) underestimates it badly, and SAC's entropy term
+            # then pays the actor to saturate
+            transforms.append(AffineTransform((high + low) / 2, (high - low) / 2, cache_size=1))
         super().__init__(Normal(loc, scale), transforms, validate_args=False)
 
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
@@ -161,7 +165,8 @@ class TanhNormal(TransformedDistribution):
         ``rsample`` keeps the cache (exact, for reparameterised losses)."""
         with torch.no_grad():
             y = self.rsample(torch.Size(sample_shape))
-        self.transforms[0]._cached_x_y = None, None
+        for transform in self.transforms:
+            transform._cached_x_y = None, None
         return y
 
     @property

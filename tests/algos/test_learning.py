@@ -1,7 +1,7 @@
-"""Each policy-gradient algorithm learns: the benchmark's cases on one seed, looser targets.
+"""Each algorithm learns: the learning benchmarks' cases on one seed, with looser targets.
 
-The settings are those of ``benchmarks/learning_pg.py`` (imported, so the two cannot
-drift apart); the benchmark runs three seeds against the issue's targets.
+The settings are those of ``benchmarks/learning_*.py`` (imported, so they cannot drift
+apart); the benchmarks run three seeds against the issues' targets.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from learning_pg import CASES, train  # noqa: E402
+import learning_dqn  # noqa: E402
+import learning_es  # noqa: E402
+import learning_pg  # noqa: E402
+import learning_qpg  # noqa: E402
 
 LOOSER = {
     "ppo-cartpole": 400.0,
@@ -21,11 +24,26 @@ LOOSER = {
     "offpac-cartpole": 300.0,
     "ppo-gru-incomplete-cartpole": 300.0,
     "ppo-pendulum": -400.0,
+    "dqn-cartpole": 300.0,
+    "td3-pendulum": -400.0,
+    "sac-pendulum": -400.0,
 }
+CASES = [
+    (module, case)
+    for module in (learning_pg, learning_dqn, learning_qpg)
+    for case in module.CASES
+    if case.name in LOOSER
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in CASES if c.name in LOOSER], ids=lambda c: c.name)
-def test_learns(case):
-    result = train(case, seed=0)
+@pytest.mark.parametrize(("module", "case"), CASES, ids=[case.name for _, case in CASES])
+def test_learns(module, case):
+    result = module.train(case, seed=0)
     assert result["final"] >= LOOSER[case.name], result
+
+
+@pytest.mark.slow
+def test_cmaes_learns_cartpole():
+    result = learning_es.train(learning_es.CASES[0], seed=0)
+    assert result["final"] >= 400.0 and result["generations"] <= 60, result
