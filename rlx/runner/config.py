@@ -188,7 +188,10 @@ def _parse_scheduled(kind: type, optional: bool):
     def parse(text: str):
         if optional and text.lower() in ("none", "null", "off"):
             return None
-        result = schedules.parse(text)
+        try:
+            result = schedules.parse(text)
+        except ValueError as err:  # argparse shows an ArgumentTypeError's own message
+            raise argparse.ArgumentTypeError(str(err)) from None
         if isinstance(result, (int, float)):
             if kind is int and not float(result).is_integer():
                 raise ValueError(f"{text} is not a whole number")

@@ -33,7 +33,7 @@ def train(tmp_path, name, *extra):
         (["train", "a2c", "CartPole-v1", "--resume", "x"], "config.json not found"),
         (
             ["train", "ppo", "CartPole-v1", "--lr", "fast"],
-            "invalid float or schedule value: 'fast'",
+            "cannot read 'fast' as a number or a schedule",
         ),
         (["train", "ppo", "CartPole-v1", "--no-such-flag"], "unrecognized arguments"),
         (["train", "ppo"], "needs ALGO and ENV"),
