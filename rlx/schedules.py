@@ -20,6 +20,7 @@ On the command line a schedule is written as the call that makes it:
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Union
@@ -192,10 +193,14 @@ def parse(text: str) -> float | int | Schedule:
             raise ValueError(
                 f"schedule arguments must be literal numbers or lists, got {text!r}."
             ) from None
+        cls = SCHEDULES[name]
         try:
-            return SCHEDULES[name](*args, **kwargs)
-        except TypeError as err:
-            raise ValueError(f"{text!r}: {err}") from None
+            return cls(*args, **kwargs)
+        except TypeError:
+            params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+            shown = ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+                              for p in params)  # fmt: skip
+            raise ValueError(f"{text!r}: write it as {name}({shown}).") from None
     try:
         number = ast.literal_eval(node)
     except ValueError:
