@@ -21,7 +21,7 @@ from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.policies.random import RandomPolicy
-from rlx.replay import PrioritizedReplay, ReplayBuffer
+from rlx.replay import PrioritizedReplay, ReplayBuffer, SequenceReplay
 from rlx.schedules import Schedule
 
 
@@ -142,6 +142,13 @@ class OffPolicyAlgorithm(Algorithm):
 
     def update(self, rollout: Rollout | None) -> dict[str, float]:
         if rollout is not None:
+            if (rollout.recurrent_states is not None and self.acting_policy() is self.policy
+                    and not isinstance(self.replay, SequenceReplay)):  # fmt: skip
+                raise ValueError(
+                    f"{type(self.policy).__name__} is recurrent, and {self.name} learns from "
+                    "single transitions here, which lose its state: learn from sequences "
+                    "(r2d2 for Q-learning; sequence_length for ddpg, td3 and sac)."
+                )
             self.replay.add(rollout)
         info: dict[str, float] = {"ReplaySize": float(len(self.replay))}
         if not self.learning:

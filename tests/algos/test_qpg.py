@@ -195,3 +195,25 @@ def test_mujoco_environments_train_with_every_algorithm(tmp_path, monkeypatch, a
                  "--run-dir", str(tmp_path / algo)])  # fmt: skip
     assert code == 0
     assert int(rows(tmp_path / algo)[-1]["CumSteps"]) >= 200
+
+
+def test_sac_learns_from_sequences_with_a_recurrent_actor():
+    torch.manual_seed(0)
+    agent = rlx.Agent("IncompletePendulum-v1", num_envs=2, seed=0)
+    config = SACConfig(learning_starts=100, batch_size=8, critic_hidden=16, sequence_length=6,
+                       burn_in=3, steps=10)  # fmt: skip
+    policy = SAC.default_policy(agent.observation_space, agent.action_space, config,
+                                kind="gru", hidden=16)  # fmt: skip
+    sac = SAC(agent, policy, config)
+    fill(sac, 300)
+    batch = sac.replay.sample(8)
+    assert batch.shape == (10, 8) and batch.recurrent_states is not None  # 3 + 6 + 1 steps
+    before = [p.clone() for p in policy.parameters()]
+    info = sac.learn(batch)
+    assert torch.isfinite(info["CriticLoss"]) and torch.isfinite(info["ActorLoss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
+    # without sequences a recurrent actor would lose its state: refused, with the fix
+    flat = SAC(rlx.Agent("IncompletePendulum-v1", seed=0), policy, SACConfig(learning_starts=5))
+    with pytest.raises(ValueError, match="sequence_length"):
+        for _ in range(20):  # random actions first, then the recurrent actor's
+            flat.iteration()

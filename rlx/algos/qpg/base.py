@@ -18,6 +18,7 @@ from rlx.core.optim import Adam, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.policies.continuous import Critic
+from rlx.replay.sequence import SequenceReplay, sequence_priority
 from rlx.schedules import Schedule
 
 
@@ -37,6 +38,11 @@ class QPGConfig(OffPolicyConfig):
     """Q-functions in the critic (clipped double Q takes their minimum)."""
     critic_hidden: int = 256
     """Width of the ready critic's two hidden layers."""
+    sequence_length: int | None = None
+    """Recurrent actors: learn from replayed sequences of this many steps (each with its
+    stored recurrent state) instead of single transitions; None: transitions."""
+    burn_in: int = 0
+    """Sequence steps that only refresh the actor's stored recurrent state."""
 
 
 class ActorCriticAlgorithm(OffPolicyAlgorithm):
@@ -70,16 +76,71 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
         for group in self.critic_optimizer.param_groups:
             group["lr"] = self.critic_learning_rate()
 
-    def critic_step(self, q: torch.Tensor, target: torch.Tensor, batch: Rollout) -> dict:
-        """Regress every Q-function ``q`` (``[n, ...]``) on ``target`` (importance-
-        weighted under prioritized replay, whose priorities become the first Q-function's
-        errors); returns the critic's loss, gradient norm and mean Q."""
+    @property
+    def acts_randomly_first(self) -> bool:  # type: ignore[override]
+        # A recurrent actor acts from the start: the sequences must carry its states.
+        return self.config.sequence_length is None
+
+    def make_replay(self) -> Any:
+        c = self.config
+        if c.sequence_length is None:
+            return super().make_replay()
+        return SequenceReplay(  # one step more than learned from: the last one's next step
+            c.buffer_size, c.sequence_length + 1, burn_in=c.burn_in, prioritized=c.prioritized,
+            alpha=self.hp("priority_alpha"), beta=self.hp("priority_beta"),
+            device=c.replay_device,
+        )  # fmt: skip
+
+    def actor_at(
+        self, actor: Parametric, batch: Rollout, actions: str, now: bool = True,
+        then: bool = True,
+    ) -> tuple[Rollout | None, Rollout | None]:  # fmt: skip
+        """``actor`` evaluated at the steps an update learns from (``now``) and at their
+        next observations (``then``); ``actions``: "sample" or "mode", as for
+        ``evaluate``.
+
+        For a sample of transitions these are evaluations of ``batch`` and of
+        ``batch.shifted()``; for a sequence (a recurrent actor) one evaluation after the
+        burn-in gives both, without its last step and without its first: the next step's
+        recurrent state is the one the current step produced.
+        """
+        bound = self.agent(actor)
+        if batch.recurrent_states is None:
+            return (bound.evaluate(batch, actions=actions) if now else None,
+                    bound.evaluate(batch.shifted(), actions=actions) if then else None)  # fmt: skip
+        full = bound.evaluate(batch, burn_in=self.config.burn_in, actions=actions)
+        return full[:-1], full[1:]
+
+    def learned(self, batch: Rollout) -> tuple[Rollout, torch.Tensor, torch.Tensor | None]:
+        """The steps an update learns from, their bootstrap discount, and which of them
+        count (None: all): for a sequence, the steps after the burn-in but the last,
+        those valid and whose next row continues the same episode."""
+        if batch.recurrent_states is None:
+            return batch, batch.discounts, None
+        steps, following = batch[self.config.burn_in : -1], batch[self.config.burn_in + 1 :]
+        mask = steps.valid & following.valid & ~following.starts
+        return steps, torch.full_like(steps.rewards, self.config.gamma), mask
+
+    def critic_step(self, q: torch.Tensor, target: torch.Tensor, batch: Rollout,
+                    mask: torch.Tensor | None = None) -> dict:  # fmt: skip
+        """Regress every Q-function ``q`` (``[n, T, N]``) on ``target`` over the steps in
+        ``mask`` (all when None), weighted by the replay sample ``batch``'s importance
+        weights; a prioritized replay's priorities become the first Q-function's errors.
+        Returns the critic's loss, gradient norm and mean Q."""
         errors = q - target
-        loss = 0.5 * (batch.weights * errors.pow(2)).mean(dim=tuple(range(1, q.dim()))).sum()
+        squared = batch.weights * errors.pow(2)
+        if mask is None:
+            loss = 0.5 * squared.mean(dim=(1, 2)).sum()
+        else:
+            loss = 0.5 * (squared * mask).sum(dim=(1, 2)).sum() / mask.sum().clamp(min=1)
         norm = minimize(loss, self.critic_optimizer, self.config.grad_clip)
-        if hasattr(self.replay, "update_priorities"):
-            self.replay.update_priorities(batch.indices, errors[0].detach())
-        return {"CriticLoss": loss.detach(), "CriticGradNorm": norm, "QMean": q[0].detach().mean()}
+        if self.config.prioritized:
+            first = errors[0].detach()
+            self.replay.update_priorities(
+                batch.indices, first if mask is None else sequence_priority(first, mask)
+            )
+        q_mean = q[0].detach().mean() if mask is None else q[0].detach()[mask].mean()
+        return {"CriticLoss": loss.detach(), "CriticGradNorm": norm, "QMean": q_mean}
 
     def update_targets(self) -> None:
         """Move every target network towards its source by ``tau``."""

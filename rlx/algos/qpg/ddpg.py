@@ -79,24 +79,25 @@ class DDPG(ActorCriticAlgorithm):
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
         c = self.config
+        steps, discounts, mask = self.learned(batch)
         with torch.no_grad():
-            following = batch.shifted()
-            next_actions = self.agent(self.actor_target).evaluate(following, actions="mode").actions
+            _, following = self.actor_at(self.actor_target, batch, "mode", now=False)
+            next_actions = following.actions
             if c.target_noise:  # target policy smoothing (TD3)
                 half = (self.high - self.low) / 2
                 noise = (torch.randn_like(next_actions) * c.target_noise).clamp(
                     -c.noise_clip, c.noise_clip
                 )
-                next_actions = torch.max(
-                    torch.min(next_actions + noise * half, self.high), self.low
-                )
-            next_q = self.critic_target(batch.next_observations, next_actions).min(0).values
-            alive = (~batch.terminations).to(next_q.dtype)
-            target = batch.rewards + batch.discounts * alive * next_q
-        info = self.critic_step(self.critic(batch.observations, batch.actions), target, batch)
+                next_actions = (next_actions + noise * half).clamp(self.low, self.high)
+            next_q = self.critic_target(following.observations, next_actions).min(0).values
+            alive = (~steps.terminations).to(next_q.dtype)
+            target = steps.rewards + discounts * alive * next_q
+        q = self.critic(steps.observations, steps.actions)
+        info = self.critic_step(q, target, batch, mask)
         if (self.updates + 1) % c.policy_delay == 0:
-            actions = self.agent(self.policy).evaluate(batch, actions="mode").actions
-            actor_loss = -self.critic(batch.observations, actions)[0].mean()
+            current, _ = self.actor_at(self.policy, batch, "mode", then=False)
+            value = self.critic(steps.observations, current.actions)[0]
+            actor_loss = -(value.mean() if mask is None else value[mask].mean())
             info["ActorLoss"] = actor_loss.detach()
             info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)
             self.update_targets()

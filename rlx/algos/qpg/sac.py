@@ -16,6 +16,7 @@ from rlx.core.agent import Agent
 from rlx.core.optim import Adam, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
+from rlx.policies.actor_critic import make_policy
 from rlx.policies.continuous import GaussianActor
 from rlx.schedules import Schedule
 
@@ -63,7 +64,11 @@ class SAC(ActorCriticAlgorithm):
         kind: str = "mlp", hidden: int = 256, squash: bool = True,
     ) -> Parametric:  # fmt: skip
         """A tanh-squashed Gaussian actor (categorical for Discrete actions) with two
-        ReLU layers of ``hidden`` units."""
+        ReLU layers of ``hidden`` units; for ``kind`` "gru"/"rnn"/"lstm" a recurrent one
+        (:class:`rlx.policies.RecurrentPolicy`, learned from sequences: set
+        ``sequence_length``)."""
+        if kind != "mlp":
+            return make_policy(observation_space, action_space, kind, hidden=hidden, squash=True)
         return GaussianActor(observation_space, action_space, (hidden, hidden))
 
     def alpha(self) -> torch.Tensor:
@@ -79,18 +84,16 @@ class SAC(ActorCriticAlgorithm):
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
         alpha = self.alpha()
+        steps, discounts, mask = self.learned(batch)
         with torch.no_grad():
-            target = batch.rewards + batch.discounts * (~batch.terminations) * self.next_value(
-                batch, alpha
-            )
-        q = self.critic(batch.observations, None if self.discrete else batch.actions)
-        if self.discrete:  # [n, 1, N, A]: the taken actions'
-            index = batch.actions.long()[None, ..., None].expand(
-                q.shape[0], *batch.actions.shape, 1
-            )
-            q = q.gather(-1, index).squeeze(-1)
-        info = self.critic_step(q, target, batch)
-        actor_loss, entropy = self.actor_loss(batch, alpha)
+            alive = (~steps.terminations).to(steps.rewards.dtype)
+            target = steps.rewards + discounts * alive * self.next_value(batch, alpha)
+        q = self.critic(steps.observations, None if self.discrete else steps.actions)
+        if self.discrete:  # [n, T, N, A]: the taken actions'
+            taken = steps.actions.long()[None, ..., None]
+            q = q.gather(-1, taken.expand(*q.shape[:-1], 1)).squeeze(-1)
+        info = self.critic_step(q, target, batch, mask)
+        actor_loss, entropy = self.actor_loss(batch, steps, alpha, mask)
         info["ActorLoss"] = actor_loss.detach()
         info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)
         info["Entropy"] = entropy.mean()
@@ -105,30 +108,36 @@ class SAC(ActorCriticAlgorithm):
     def next_value(self, batch: Rollout, alpha: torch.Tensor) -> torch.Tensor:
         """The soft value of the next states: ``E_a' [min Q_target(s', a') - alpha log
         pi(a'|s')]``, by one sample for Box actions, exactly for Discrete ones."""
-        following = batch.shifted()
+        _, following = self.actor_at(self.policy, batch, "stored" if self.discrete
+                                     else "sample", now=False)  # fmt: skip
         if self.discrete:
-            log_pi = self.agent(self.policy).evaluate(following).others[0]  # [1, N, A]
-            q = self.critic_target(batch.next_observations).min(0).values
+            log_pi = following.others[0]  # [T, N, A]
+            q = self.critic_target(following.observations).min(0).values
             return (log_pi.exp() * (q - alpha * log_pi)).sum(-1)
-        nxt = self.agent(self.policy).evaluate(following, actions="sample")
-        q = self.critic_target(batch.next_observations, nxt.actions).min(0).values
-        return q - alpha * nxt.logprobs
+        q = self.critic_target(following.observations, following.actions).min(0).values
+        return q - alpha * following.logprobs
 
-    def actor_loss(self, batch: Rollout, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_loss(self, batch: Rollout, steps: Rollout, alpha: torch.Tensor,
+                   mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """``E_s [alpha log pi(a|s) - min Q(s, a)]`` with ``a ~ pi`` reparameterised (an
-        expectation over every action for Discrete ones); and the policy's entropy per
-        sample (no gradient), for the temperature."""
+        expectation over every action for Discrete ones), over the learned steps; and
+        the policy's entropy per step there (no gradient), for the temperature."""
+        current, _ = self.actor_at(self.policy, batch, "stored" if self.discrete
+                                   else "sample", then=False)  # fmt: skip
         if self.discrete:
-            log_pi = self.agent(self.policy).evaluate(batch).others[0]
+            log_pi = current.others[0]
             pi = log_pi.exp()
             with torch.no_grad():
-                q = self.critic(batch.observations).min(0).values
-            loss = (pi * (alpha * log_pi - q)).sum(-1).mean()
-            return loss, -(pi * log_pi).sum(-1).detach()
-        new = self.agent(self.policy).evaluate(batch, actions="sample")
-        q = self.critic(batch.observations, new.actions).min(0).values
-        loss = (alpha * new.logprobs - q).mean()
-        return loss, -new.logprobs.detach()
+                q = self.critic(steps.observations).min(0).values
+            per_step = (pi * (alpha * log_pi - q)).sum(-1)
+            entropy = -(pi * log_pi).sum(-1).detach()
+        else:
+            q = self.critic(steps.observations, current.actions).min(0).values
+            per_step = alpha * current.logprobs - q
+            entropy = -current.logprobs.detach()
+        if mask is None:
+            return per_step.mean(), entropy
+        return per_step[mask].mean(), entropy[mask]
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
