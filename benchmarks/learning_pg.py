@@ -24,7 +24,7 @@ CASES = [
         300_000,
         475.0,
         options=dict(
-            num_envs=16, steps=8, lr=1e-3, lam=0.95, anneal_lr=True, normalize_advantages=True
+            num_envs=16, steps=5, lr=7e-4, lam=1.0, anneal_lr=True, normalize_advantages=True
         ),  # fmt: skip
     ),
     Case(
@@ -58,7 +58,7 @@ CASES = [
         300_000,
         450.0,
         policy="gru",
-        options=dict(num_envs=16, steps=128, epochs=10, minibatches=8, lr=3e-4, anneal_lr=True),
+        options=dict(num_envs=32, steps=64, epochs=10, minibatches=8, lr=5e-4, anneal_lr=True),
     ),
     Case(
         "ppo-mlp-incomplete-cartpole",
@@ -66,7 +66,7 @@ CASES = [
         "IncompleteCartPole-v1",
         300_000,
         None,
-        options=dict(num_envs=16, steps=128, epochs=10, minibatches=8, lr=3e-4, anneal_lr=True),
+        options=dict(num_envs=32, steps=64, epochs=10, minibatches=8, lr=5e-4, anneal_lr=True),
     ),
     Case(
         "ppo-pendulum",
