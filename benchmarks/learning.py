@@ -137,6 +137,25 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return options
 
 
+def select(parser: argparse.ArgumentParser, cases: Sequence[Any], only: str) -> list[Any]:
+    """The cases named in ``--only`` (all when empty); an unknown name is a usage error."""
+    if not only:
+        return list(cases)
+    names = only.split(",")
+    unknown = set(names) - {c.name for c in cases}
+    if unknown:
+        parser.error(f"unknown cases {sorted(unknown)}; choose from {[c.name for c in cases]}")
+    return [c for c in cases if c.name in names]
+
+
+def run_jobs(fn: Any, jobs: list[Any], workers: int) -> tuple[list[Any], float]:
+    """``fn`` on every job in spawned worker processes; the results and the wall time."""
+    start = time.perf_counter()
+    with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+        results = pool.map(fn, jobs, chunksize=1)
+    return results, time.perf_counter() - start
+
+
 def main(cases: Sequence[Case], description: str) -> int:
     """The command line of a learning script: run its cases, print the table, return
     the exit status (1 when a target is missed)."""
@@ -148,23 +167,14 @@ def main(cases: Sequence[Case], description: str) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--curves", action="store_true", help="print each run's curve")
     args = parser.parse_args()
-    if args.only:
-        names = args.only.split(",")
-        unknown = set(names) - {c.name for c in cases}
-        if unknown:
-            parser.error(f"unknown cases {sorted(unknown)}; choose from {[c.name for c in cases]}")
-        cases = [c for c in cases if c.name in names]
+    cases = select(parser, cases, args.only)
     extra = parse_sets(args.set)
     if extra or args.budget:
         cases = [
             replace(c, options={**c.options, **extra}, budget=args.budget or c.budget)
             for c in cases
         ]
-    jobs = [(c, s) for c in cases for s in args.seeds]
-    start = time.perf_counter()
-    with mp.get_context("spawn").Pool(min(args.workers, len(jobs))) as pool:
-        results = pool.map(_run, jobs, chunksize=1)
-    total = time.perf_counter() - start
+    results, total = run_jobs(_run, [(c, s) for c in cases for s in args.seeds], args.workers)
 
     header = f"{'case':30} {'env':22} {'budget':>8} {'target':>7} {'final (median)':>15}"
     header += f" {'per seed':>24} {'target reached at step':>30} {'wall s':>7}  result"
@@ -199,6 +209,6 @@ def main(cases: Sequence[Case], description: str) -> int:
                 print(f"    seed {r['seed']}: {points}")
     shown = [(c.name, c.options) for c in cases] if extra else "as listed in CASES"
     print(f"seeds {args.seeds}; options {shown}")
-    print(f"total wall time {total:.0f} s with {min(args.workers, len(jobs))} workers")
+    print(f"total wall time {total:.0f} s with {min(args.workers, len(results))} workers")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

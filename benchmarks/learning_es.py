@@ -26,7 +26,6 @@ Run: ``python benchmarks/learning_es.py [--only cmaes-cartpole] [--seeds 0 1 2]
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from learning import evaluate, parse_sets
+from learning import evaluate, parse_sets, run_jobs, select
 
 import rlx
 from rlx.algos.es import CMA, CMAES, CMAESConfig
@@ -234,8 +233,7 @@ def compare(seeds: list[int], workers: int) -> None:
         print(f"  n = {n:5}: rlx {rlx_s * 1e3:8.2f} ms   cma {cma_s * 1e3:8.2f} ms")
     print("CartPole-v1, the cmaes-cartpole case with each strategy (same policy, fitness, λ):")
     jobs = [(kind, seed) for kind in ("rlx", "cma") for seed in seeds]
-    with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-        results = pool.map(_cartpole, jobs, chunksize=1)
+    results, _ = run_jobs(_cartpole, jobs, workers)
     for kind in ("rlx", "cma"):
         rows = results[: len(seeds)] if kind == "rlx" else results[len(seeds) :]
         reached = ", ".join("-" if r["reached"] is None else str(r["reached"]) for r in rows)
@@ -264,13 +262,7 @@ def main() -> int:
     if args.compare:
         compare(args.seeds, args.workers)
         return 0
-    cases = CASES
-    if args.only:
-        names = args.only.split(",")
-        unknown = set(names) - {c.name for c in cases}
-        if unknown:
-            parser.error(f"unknown cases {sorted(unknown)}; choose from {[c.name for c in cases]}")
-        cases = [c for c in cases if c.name in names]
+    cases = select(parser, CASES, args.only)
     extra = parse_sets(args.set)
     if extra or args.generations:
         cases = [
@@ -279,17 +271,13 @@ def main() -> int:
             )
             for c in cases
         ]
-    jobs = [(c, s) for c in cases for s in args.seeds]
-    start = time.perf_counter()
-    with mp.get_context("spawn").Pool(min(args.workers, len(jobs))) as pool:
-        results = pool.map(_run, jobs, chunksize=1)
-    total = time.perf_counter() - start
+    results, total = run_jobs(_run, [(c, s) for c in cases for s in args.seeds], args.workers)
     passed, failed = table(cases, results)
     shown = [(c.name, c.options, c.policy_options) for c in cases]
     print(f"seeds {args.seeds}; options {shown}; CMAESConfig defaults otherwise")
     print("score: mean return of 10 deterministic episodes of the policy the algorithm holds;")
     print("env steps: those of the search, until the target or the last generation")
-    print(f"total wall time {total:.0f} s with {min(args.workers, len(jobs))} workers")
+    print(f"total wall time {total:.0f} s with {min(args.workers, len(results))} workers")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

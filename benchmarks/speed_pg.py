@@ -170,16 +170,23 @@ def compare(variants: dict, steps: int, rounds: int) -> dict[str, float]:
     return {name: n / seconds for name, (n, seconds) in totals.items()}
 
 
+def has_sb3() -> bool:
+    """Whether Stable-Baselines3 imports; says how to install it when not."""
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        print("stable-baselines3 is missing: pip install -e '.[bench]'")
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=102_400, help="steps per variant")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError:
-        print("stable-baselines3 is missing: pip install -e '.[bench]'")
+    if not has_sb3():
         return 2
     results = []
     sb3 = compare(

@@ -24,7 +24,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from speed_pg import compare
+from speed_pg import compare, has_sb3
 
 import rlx
 from rlx.algos.qpg import SAC, SACConfig
@@ -90,10 +90,7 @@ def main() -> int:
     parser.add_argument("--cheetah-steps", type=int, default=50_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError:
-        print("stable-baselines3 is missing: pip install -e '.[bench]'")
+    if not has_sb3():
         return 2
     variants = {"sb3": SB3SAC("Pendulum-v1", 100), "rlx": RlxSAC("Pendulum-v1", 100)}
     for model in variants.values():  # past the random steps, into steady training
