@@ -29,7 +29,13 @@ from rlx.policies.layers import flat_size, flatten, mlp
 
 def _box(space: spaces.Space, who: str) -> spaces.Box:
     if not isinstance(space, spaces.Box) or len(space.shape) != 1:
-        raise TypeError(f"{who} needs a one-dimensional Box action space, got {space}.")
+        hint = (
+            " For discrete actions use sac (it takes Discrete actions) or the deep Q-learning"
+            " family (dqn, c51, rainbow, r2d2)."
+            if isinstance(space, spaces.Discrete)
+            else ""
+        )
+        raise TypeError(f"{who} needs a one-dimensional Box action space, got {space}.{hint}")
     if not (torch.isfinite(torch.as_tensor(space.low)).all()
             and torch.isfinite(torch.as_tensor(space.high)).all()):  # fmt: skip
         raise ValueError(f"{who} needs finite action bounds, got {space}.")
