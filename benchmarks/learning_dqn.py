@@ -36,7 +36,8 @@ CASES = [
          options=dict(CARTPOLE, v_min=0.0, v_max=200.0),
          policy_options=dict(hidden=256), evaluate=True),
     Case("r2d2-gru-incomplete-cartpole", "r2d2", "IncompleteCartPole-v1", 200_000, 450.0,
-         policy="gru", options=dict(gradient_steps=2, epsilon=linear(1.0, 0.02, 20_000)),
+         policy="gru", options=dict(gradient_steps=8, lr=2e-3, dueling=True,
+         target_update_interval=100, epsilon=linear(1.0, 0.02, 20_000)),
          evaluate=True, eval_every=10_000),
 ]  # fmt: skip
 
