@@ -24,6 +24,7 @@ from rlx.policies.continuous import (
     GaussianActor,
     GaussianExploration,
     OUExploration,
+    RecurrentCritic,
 )
 from rlx.policies.layers import MLP, NatureCNN, NoisyLinear, flat_size, flatten, mlp
 from rlx.policies.q import QNetwork
@@ -36,6 +37,7 @@ __all__ = [
     "GaussianActor",
     "GaussianExploration",
     "OUExploration",
+    "RecurrentCritic",
     "MLP",
     "ActionHead",
     "MLPPolicy",

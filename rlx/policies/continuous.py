@@ -8,6 +8,8 @@ exploration.
   extra is the log-probability of every action (discrete SAC).
 - :class:`Critic`: ``n`` independent Q-functions in one module: ``Q(s, a) -> [n, B]``
   for Box actions, ``Q(s) -> [n, B, A]`` for Discrete ones.
+- :class:`RecurrentCritic`: ``n`` Q-functions, each a GRU over the observations of a
+  sequence with a head of its state and the action (partially observed tasks).
 - :class:`GaussianExploration` and :class:`OUExploration`: a deterministic actor acting
   with Gaussian noise, or with Ornstein-Uhlenbeck noise whose state rlx carries per
   environment like a recurrent state (reset at every episode start).
@@ -138,6 +140,69 @@ class Critic(nn.Module):
             x = torch.cat([x, actions.reshape(x.shape[0], -1).to(x.dtype)], -1)
         q = torch.stack([net(x) for net in self.nets])  # [n, flat B, outputs]
         q = q.reshape(len(self.nets), *lead, q.shape[-1])
+        return q if self.discrete else q.squeeze(-1)
+
+
+class RecurrentCritic(nn.Module):
+    """``n`` Q-functions with memory, for partially observed tasks: each runs a GRU over
+    the observations of a sequence (from a zero state, reset at episode starts) and
+    reads ``Q`` from its state and the action with a ReLU head.
+
+    Called on whole sequences: ``critic(obs [T, N, ...], actions [T, N, ...], starts [T,
+    N]) -> [n, T, N]`` (``critic(obs, None, starts) -> [n, T, N, A]`` for a Discrete
+    action space). The state depends on the observations alone, so ``Q`` at a step can be
+    asked for any action there. DDPG, TD3 and SAC call it on every step of their sequence
+    samples (``sequence_length`` set), so the burn-in steps warm its state too.
+    """
+
+    recurrent = True
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
+                 hidden: int = 64, n: int = 2) -> None:  # fmt: skip
+        super().__init__()
+        self.observation_space = observation_space
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        actions = 0 if self.discrete else int(_box(action_space, "RecurrentCritic").shape[0])
+        outputs = int(action_space.n) if self.discrete else 1
+        inputs = flat_size(observation_space)
+        self.encoders = nn.ModuleList(nn.Linear(inputs, hidden) for _ in range(n))
+        self.cells = nn.ModuleList(nn.GRUCell(hidden, hidden) for _ in range(n))
+        self.heads = nn.ModuleList(
+            mlp(hidden + actions, (hidden,), outputs, activation="relu") for _ in range(n)
+        )
+
+    def forward(self, obs: Any, actions: torch.Tensor | None = None,
+                starts: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        leaf, space = obs, self.observation_space
+        while not isinstance(leaf, torch.Tensor):
+            key = next(iter(leaf)) if isinstance(leaf, dict) else 0
+            leaf, space = leaf[key], space[key]
+        if leaf.dim() != len(space.shape) + 2:
+            raise ValueError(
+                "a RecurrentCritic reads sequences: observations [T, N, ...], got shape "
+                f"{tuple(leaf.shape)}; learn from sequence replay (set sequence_length)."
+            )
+        T, N = leaf.shape[:2]
+        x = flatten(self.observation_space, tree_map(lambda v: v.reshape(T * N, *v.shape[2:]), obs))
+        x = x.reshape(T, N, -1)
+        if not self.discrete and actions is None:
+            raise TypeError("a critic of Box actions needs critic(obs, actions, starts).")
+        keep = None if starts is None else (~starts.bool()).unsqueeze(-1).to(x.dtype)
+        qs = []
+        for encoder, cell, head in zip(self.encoders, self.cells, self.heads, strict=True):
+            inputs = torch.relu(encoder(x))
+            h = x.new_zeros(N, cell.hidden_size)
+            states = []
+            for t in range(T):
+                if keep is not None:
+                    h = h * keep[t]
+                h = cell(inputs[t], h)
+                states.append(h)
+            features = torch.stack(states)  # [T, N, hidden]
+            if not self.discrete:
+                features = torch.cat([features, actions.reshape(T, N, -1).to(x.dtype)], -1)
+            qs.append(head(features))
+        q = torch.stack(qs)  # [n, T, N, outputs]
         return q if self.discrete else q.squeeze(-1)
 
 

@@ -54,6 +54,10 @@ class SequenceReplay(ReplayBuffer):
             their burn-in).
         prioritized, alpha, beta: prioritized sampling of sequences.
         device, seed: as for :class:`ReplayBuffer`.
+        states: keep the recurrent state entering each sequence (True), or not (False:
+            a feed-forward agent whose learner still reads sequences, such as a recurrent
+            critic; samples then have ``recurrent_states=None``); None: keep them when
+            the first rollout stored has them.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class SequenceReplay(ReplayBuffer):
         beta: float = 0.4,
         device: str | torch.device = "cpu",
         seed: int | None = 0,
+        states: bool | None = True,
     ) -> None:
         if length < 1 or burn_in < 0:
             raise ValueError(f"length must be >= 1 and burn_in >= 0, got {length}, {burn_in}.")
@@ -78,6 +83,7 @@ class SequenceReplay(ReplayBuffer):
             raise ValueError(f"stride must be at least 1, got {self.stride}.")
         self.prioritized, self.alpha, self.beta = prioritized, alpha, beta
         self.max_priority = 1.0
+        self.keep_states = states
         self.states: Any = None  # [slots, B, ...]: the state entering each sequence start
         self.slot_start: np.ndarray | None = None  # absolute step written at each slot
         self.written = 0  # steps written per environment, ever
@@ -95,10 +101,13 @@ class SequenceReplay(ReplayBuffer):
                 f"environments; sequences of {self.window} steps every {self.stride} need "
                 f"at least {self.window + self.stride}."
             )
-        if rollout.recurrent_states is None:
+        if self.keep_states is None:
+            self.keep_states = rollout.recurrent_states is not None
+        if self.keep_states and rollout.recurrent_states is None:
             raise ValueError(
                 "SequenceReplay stores recurrent states, and this rollout has none: sample "
-                "it with a recurrent policy (or use ReplayBuffer for a feed-forward one)."
+                "it with a recurrent policy, pass states=False to keep sequences without "
+                "them, or use ReplayBuffer for a feed-forward one."
             )
 
         def ring(x: torch.Tensor) -> torch.Tensor:
@@ -106,10 +115,13 @@ class SequenceReplay(ReplayBuffer):
 
         self.storage = {name: tree_map(ring, getattr(rollout, name)) for name in _FIELDS}
         slots = self.T // self.stride
-        self.states = tree_map(
-            lambda x: torch.zeros((slots, B, *x.shape[2:]), dtype=x.dtype, device=self.device),
-            rollout.recurrent_states,
-        )
+        if self.keep_states:
+            self.states = tree_map(
+                lambda x: torch.zeros(
+                    (slots, B, *x.shape[2:]), dtype=x.dtype, device=self.device
+                ),  # fmt: skip
+                rollout.recurrent_states,
+            )
         self.slot_start = np.full(slots, -1, dtype=np.int64)
         self.complete = np.zeros(slots, dtype=bool)
         if self.prioritized:
@@ -124,7 +136,9 @@ class SequenceReplay(ReplayBuffer):
         rows = absolute % self.T
         self._write_rows(rollout, rows)
         starts = np.flatnonzero(absolute % self.stride == 0)
-        if len(starts) and rollout.recurrent_states is None:
+        if not self.keep_states:
+            pass
+        elif len(starts) and rollout.recurrent_states is None:
             # e.g. steps taken by a feed-forward (random) policy: start from zeros there
             self._zero_states(rows[starts] // self.stride)
         elif len(starts):
@@ -202,7 +216,8 @@ class SequenceReplay(ReplayBuffer):
                               device=x.device)  # fmt: skip
             return torch.cat([stored.unsqueeze(0), rest])
 
-        batch = Rollout(**fields, recurrent_states=tree_map(first_state, self.states))
+        states = None if self.states is None else tree_map(first_state, self.states)
+        batch = Rollout(**fields, recurrent_states=states)
         batch.weights = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
         batch.indices = ids
         return batch
@@ -233,9 +248,10 @@ class SequenceReplay(ReplayBuffer):
         super().load_state_dict(state)
         self.written = int(state["written"])
         self.max_priority = float(state["max_priority"])
-        if state["states"] is None:
+        if state["slot_start"] is None:  # nothing stored yet
             return
-        self.states = tree_map(lambda x: x.to(self.device), state["states"])
+        if state["states"] is not None:
+            self.states = tree_map(lambda x: x.to(self.device), state["states"])
         self.slot_start = state["slot_start"].numpy().copy()
         self.complete = np.zeros(len(self.slot_start), dtype=bool)
         self._refresh()

@@ -4,6 +4,7 @@ checkpoints, MuJoCo."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from rlx.policies import (
     GaussianActor,
     GaussianExploration,
     OUExploration,
+    RecurrentCritic,
 )
 from rlx.runner import RunConfig, Runner
 
@@ -217,3 +219,43 @@ def test_sac_learns_from_sequences_with_a_recurrent_actor():
     with pytest.raises(ValueError, match="sequence_length"):
         for _ in range(20):  # random actions first, then the recurrent actor's
             flat.iteration()
+
+
+def test_recurrent_critic_restarts_at_episode_starts_and_its_state_reads_observations_only():
+    torch.manual_seed(0)
+    agent = rlx.Agent("IncompletePendulum-v1")
+    critic = RecurrentCritic(agent.observation_space, agent.action_space, hidden=8, n=2)
+    obs, actions = torch.randn(6, 3, 2), torch.rand(6, 3, 1) * 4 - 2
+    starts = torch.zeros(6, 3, dtype=torch.bool)
+    starts[2, 0] = True
+    with torch.no_grad():
+        q = critic(obs, actions, starts)
+        alone = critic(obs[2:, :1], actions[2:, :1])
+        changed = actions.clone()
+        changed[1] = -changed[1]
+        q_changed = critic(obs, changed, starts)
+    assert q.shape == (2, 6, 3)
+    torch.testing.assert_close(q[:, 2:, :1], alone)  # a new episode: a fresh state
+    assert not torch.allclose(q[:, 1], q_changed[:, 1])  # the action at a step counts there,
+    torch.testing.assert_close(q[:, 2:], q_changed[:, 2:])  # and not later
+    with pytest.raises(ValueError, match="sequence_length"):
+        critic(obs[0], actions[0])
+
+
+@pytest.mark.parametrize(("cls", "kind"), [(SAC, "mlp"), (TD3, "mlp"), (SAC, "gru")])
+def test_recurrent_critics_learn_from_sequences(cls, kind):
+    torch.manual_seed(0)
+    agent = rlx.Agent("IncompletePendulum-v1", num_envs=2, seed=0)
+    config = cls.Config(learning_starts=100, batch_size=8, critic_hidden=16, sequence_length=6,
+                        burn_in=3, steps=10, recurrent_critic=True, critic_lr=1e-2)  # fmt: skip
+    policy = cls.default_policy(agent.observation_space, agent.action_space, config,
+                                kind=kind, hidden=16)  # fmt: skip
+    algo = cls(agent, policy, config)
+    assert isinstance(algo.critic, RecurrentCritic)
+    fill(algo, 300)
+    batch = algo.replay.sample(8)
+    assert batch.shape == (10, 8)
+    losses = [algo.learn(batch)["CriticLoss"].item() for _ in range(60)]
+    assert all(map(math.isfinite, losses)) and losses[-1] < 0.5 * losses[0], losses
+    with pytest.raises(ValueError, match="set to learn from single transitions. Set sequence"):
+        cls(agent, policy, cls.Config(recurrent_critic=True))

@@ -17,7 +17,7 @@ from rlx.core.agent import Agent
 from rlx.core.optim import Adam, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
-from rlx.policies.continuous import Critic
+from rlx.policies.continuous import Critic, RecurrentCritic
 from rlx.replay.sequence import SequenceReplay, sequence_priority
 from rlx.schedules import Schedule
 
@@ -42,12 +42,18 @@ class QPGConfig(OffPolicyConfig):
     """Recurrent actors: learn from replayed sequences of this many steps (each with its
     stored recurrent state) instead of single transitions; None: transitions."""
     burn_in: int = 0
-    """Sequence steps that only refresh the actor's stored recurrent state."""
+    """Sequence steps that only refresh the actor's stored recurrent state (and warm a
+    recurrent critic's)."""
+    recurrent_critic: bool = False
+    """Use a :class:`~rlx.policies.RecurrentCritic` of ``critic_hidden`` units as the
+    ready critic (needs ``sequence_length``)."""
 
 
 class ActorCriticAlgorithm(OffPolicyAlgorithm):
     """Base of DDPG, TD3 and SAC. ``policy`` is the actor; ``critic`` (default: a ready
-    :class:`~rlx.policies.Critic`) is called as ``critic(obs, actions) -> [n, ...]``."""
+    :class:`~rlx.policies.Critic`) is called as ``critic(obs, actions) -> [n, ...]``, or,
+    when it has ``recurrent = True`` (:class:`~rlx.policies.RecurrentCritic`), on whole
+    sample sequences as ``critic(obs, actions, starts)``."""
 
     config: QPGConfig
 
@@ -55,9 +61,19 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
                  critic: nn.Module | None = None) -> None:  # fmt: skip
         super().__init__(agent, policy, config)
         if critic is None:
-            hidden = (config.critic_hidden, config.critic_hidden)
-            critic = Critic(agent.observation_space, agent.action_space, hidden, config.critics)
+            obs_space, act_space = agent.observation_space, agent.action_space
+            if config.recurrent_critic:
+                critic = RecurrentCritic(obs_space, act_space, config.critic_hidden, config.critics)
+            else:
+                hidden = (config.critic_hidden, config.critic_hidden)
+                critic = Critic(obs_space, act_space, hidden, config.critics)
             critic = critic.to(next(iter(policy.parameters())).device)
+        if getattr(critic, "recurrent", False) and config.sequence_length is None:
+            raise ValueError(
+                f"{type(critic).__name__} is recurrent and learns from sequences, but "
+                f"{self.name} is set to learn from single transitions. Set sequence_length "
+                "(e.g. 20, with burn_in 10), or use a feed-forward critic."
+            )
         self.critic = critic
         self.critic_target = TargetNetwork(critic)
         self.critic_optimizer = Adam(critic.parameters(), lr=self.critic_learning_rate())
@@ -88,7 +104,7 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
         return SequenceReplay(  # one step more than learned from: the last one's next step
             c.buffer_size, c.sequence_length + 1, burn_in=c.burn_in, prioritized=c.prioritized,
             alpha=self.hp("priority_alpha"), beta=self.hp("priority_beta"),
-            device=c.replay_device,
+            device=c.replay_device, states=None,
         )  # fmt: skip
 
     def actor_at(
@@ -105,7 +121,7 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
         recurrent state is the one the current step produced.
         """
         bound = self.agent(actor)
-        if batch.recurrent_states is None:
+        if self.config.sequence_length is None:
             return (bound.evaluate(batch, actions=actions) if now else None,
                     bound.evaluate(batch.shifted(), actions=actions) if then else None)  # fmt: skip
         full = bound.evaluate(batch, burn_in=self.config.burn_in, actions=actions)
@@ -115,11 +131,28 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
         """The steps an update learns from, their bootstrap discount, and which of them
         count (None: all): for a sequence, the steps after the burn-in but the last,
         those valid and whose next row continues the same episode."""
-        if batch.recurrent_states is None:
+        if self.config.sequence_length is None:
             return batch, batch.discounts, None
         steps, following = batch[self.config.burn_in : -1], batch[self.config.burn_in + 1 :]
         mask = steps.valid & following.valid & ~following.starts
         return steps, torch.full_like(steps.rewards, self.config.gamma), mask
+
+    def q(self, critic: nn.Module, batch: Rollout, at: Rollout, actions: torch.Tensor | None,
+          then: bool = False) -> torch.Tensor:  # fmt: skip
+        """``critic``'s Q-values at the steps ``at`` an update learns from (``then``: at
+        their next steps, as :meth:`actor_at` gives them) for ``actions`` there (None for
+        Discrete actions: every action's).
+
+        A recurrent critic reads the whole sequence ``batch`` from its first step, with
+        the stored actions elsewhere; the steps asked for are sliced from its answer."""
+        if not getattr(critic, "recurrent", False):
+            return critic(at.observations, actions)
+        first = self.config.burn_in + (1 if then else 0)
+        last = len(batch) if then else len(batch) - 1
+        if actions is not None:
+            stored = batch.actions.to(actions.dtype)
+            actions = torch.cat([stored[:first], actions, stored[last:]])
+        return critic(batch.observations, actions, batch.starts)[:, first:last]
 
     def critic_step(self, q: torch.Tensor, target: torch.Tensor, batch: Rollout,
                     mask: torch.Tensor | None = None) -> dict:  # fmt: skip

@@ -89,14 +89,15 @@ class DDPG(ActorCriticAlgorithm):
                     -c.noise_clip, c.noise_clip
                 )
                 next_actions = (next_actions + noise * half).clamp(self.low, self.high)
-            next_q = self.critic_target(following.observations, next_actions).min(0).values
+            next_q = self.q(self.critic_target, batch, following, next_actions, then=True)
+            next_q = next_q.min(0).values
             alive = (~steps.terminations).to(next_q.dtype)
             target = steps.rewards + discounts * alive * next_q
-        q = self.critic(steps.observations, steps.actions)
+        q = self.q(self.critic, batch, steps, steps.actions)
         info = self.critic_step(q, target, batch, mask)
         if (self.updates + 1) % c.policy_delay == 0:
             current, _ = self.actor_at(self.policy, batch, "mode", then=False)
-            value = self.critic(steps.observations, current.actions)[0]
+            value = self.q(self.critic, batch, steps, current.actions)[0]
             actor_loss = -(value.mean() if mask is None else value[mask].mean())
             info["ActorLoss"] = actor_loss.detach()
             info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)

@@ -88,7 +88,7 @@ class SAC(ActorCriticAlgorithm):
         with torch.no_grad():
             alive = (~steps.terminations).to(steps.rewards.dtype)
             target = steps.rewards + discounts * alive * self.next_value(batch, alpha)
-        q = self.critic(steps.observations, None if self.discrete else steps.actions)
+        q = self.q(self.critic, batch, steps, None if self.discrete else steps.actions)
         if self.discrete:  # [n, T, N, A]: the taken actions'
             taken = steps.actions.long()[None, ..., None]
             q = q.gather(-1, taken.expand(*q.shape[:-1], 1)).squeeze(-1)
@@ -112,10 +112,10 @@ class SAC(ActorCriticAlgorithm):
                                      else "sample", now=False)  # fmt: skip
         if self.discrete:
             log_pi = following.others[0]  # [T, N, A]
-            q = self.critic_target(following.observations).min(0).values
+            q = self.q(self.critic_target, batch, following, None, then=True).min(0).values
             return (log_pi.exp() * (q - alpha * log_pi)).sum(-1)
-        q = self.critic_target(following.observations, following.actions).min(0).values
-        return q - alpha * following.logprobs
+        q = self.q(self.critic_target, batch, following, following.actions, then=True)
+        return q.min(0).values - alpha * following.logprobs
 
     def actor_loss(self, batch: Rollout, steps: Rollout, alpha: torch.Tensor,
                    mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -128,11 +128,11 @@ class SAC(ActorCriticAlgorithm):
             log_pi = current.others[0]
             pi = log_pi.exp()
             with torch.no_grad():
-                q = self.critic(steps.observations).min(0).values
+                q = self.q(self.critic, batch, steps, None).min(0).values
             per_step = (pi * (alpha * log_pi - q)).sum(-1)
             entropy = -(pi * log_pi).sum(-1).detach()
         else:
-            q = self.critic(steps.observations, current.actions).min(0).values
+            q = self.q(self.critic, batch, steps, current.actions).min(0).values
             per_step = alpha * current.logprobs - q
             entropy = -current.logprobs.detach()
         if mask is None:
