@@ -12,10 +12,10 @@ import pytest
 README = Path(__file__).parents[1] / "README.md"
 # (snippet marker, shortening replacements)
 SHORTER = {
-    "PPO(agent": [("range(100)", "range(3)")],
-    "DQN(agent": [("< 50_000", "< 1_600")],
-    "SAC(agent": [("< 20_000", "< 300")],
-    "CMAES(agent": [("range(30)", "range(2)")],
+    "= PPO(": [("range(100)", "range(3)")],
+    "= DQN(": [("< 50_000", "< 1_600")],
+    "= SAC(": [("< 20_000", "< 300")],
+    "= CMAES(": [("range(30)", "range(2)")],
 }
 
 
@@ -27,7 +27,7 @@ def snippets() -> list[tuple[str, str]]:
         for old, new in replacements:
             assert old in code, f"README snippet with {marker} no longer has {old!r}"
             code = code.replace(old, new)
-        found.append((marker.split("(")[0], code))
+        found.append((marker[2:-1], code))
     return found
 
 
