@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -38,8 +39,22 @@ HAND = dict(num_envs=4, steps=128, epochs=4, minibatch=128)
 
 
 # ----------------------------------------------------------------------------- rlx
-class RlxPPO:
-    """rlx's PPO with the given settings; ``train(n)`` runs whole iterations."""
+class RlxTrainer:
+    """An rlx algorithm ``self.algo`` on ``self.agent``; ``train(n)`` runs whole
+    iterations until ``n`` more environment steps are done."""
+
+    agent: rlx.Agent
+    algo: Any
+
+    def train(self, n: int) -> int:
+        start = self.agent.total_steps
+        while self.agent.total_steps - start < n:
+            self.algo.iteration()
+        return self.agent.total_steps - start
+
+
+class RlxPPO(RlxTrainer):
+    """rlx's PPO with the given settings."""
 
     def __init__(self, num_envs: int, steps: int, epochs: int, minibatch: int) -> None:
         torch.manual_seed(0)
@@ -57,12 +72,6 @@ class RlxPPO:
             grad_clip=0.5,
         )
         self.algo = PPO(self.agent, policy, config)
-
-    def train(self, n: int) -> int:
-        start = self.agent.total_steps
-        while self.agent.total_steps - start < n:
-            self.algo.iteration()
-        return self.agent.total_steps - start
 
 
 # ---------------------------------------------------------------------- hand loop

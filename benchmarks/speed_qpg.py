@@ -24,7 +24,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from speed_pg import compare, has_sb3
+from speed_pg import RlxTrainer, compare, has_sb3
 
 import rlx
 from rlx.algos.qpg import SAC, SACConfig
@@ -32,7 +32,7 @@ from rlx.algos.qpg import SAC, SACConfig
 TARGET = 1.5
 
 
-class RlxSAC:
+class RlxSAC(RlxTrainer):
     def __init__(self, env: str, learning_starts: int, seed: int = 0) -> None:
         torch.manual_seed(seed)
         self.agent = rlx.Agent(env, seed=seed)
@@ -40,12 +40,6 @@ class RlxSAC:
         policy = SAC.default_policy(self.agent.observation_space, self.agent.action_space,
                                     config, hidden=256)  # fmt: skip
         self.algo = SAC(self.agent, policy, config)
-
-    def train(self, n: int) -> int:
-        start = self.agent.total_steps
-        while self.agent.total_steps - start < n:
-            self.algo.iteration()
-        return self.agent.total_steps - start
 
     def evaluate(self, env: str, episodes: int = 10) -> float:
         agent = rlx.Agent(env, num_envs=episodes, seed=123)
