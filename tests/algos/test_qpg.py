@@ -158,6 +158,8 @@ def test_ready_actors_and_critics_check_their_spaces():
     with pytest.raises(TypeError, match="critic\\(obs, actions\\)"):
         critic(torch.zeros(4, 3))
     assert GaussianActor(pend.observation_space, pend.action_space, (8,))(None, torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="td3 has no recurrent actor.*recurrent-critic"):
+        TD3.default_policy(pend.observation_space, pend.action_space, TD3Config(), kind="gru")
     with pytest.raises(ValueError, match="noise"):
         DDPG(pend, DeterministicActor(pend.observation_space, pend.action_space),
              DDPGConfig(noise="pink"))  # fmt: skip

@@ -60,7 +60,15 @@ class DDPG(ActorCriticAlgorithm):
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: DDPGConfig,
         kind: str = "mlp", hidden: int = 256, squash: bool = False,
     ) -> Parametric:  # fmt: skip
-        """A deterministic actor with two ReLU layers of ``hidden`` units."""
+        """A deterministic actor with two ReLU layers of ``hidden`` units (feed-forward
+        only: the exploration noise is added to a feed-forward actor's action)."""
+        if kind != "mlp":
+            raise ValueError(
+                f"{cls.name} has no recurrent actor (got policy {kind!r}). For memory, give "
+                "it a recurrent critic (--recurrent-critic --sequence-length 20 --burn-in "
+                "10), or use sac, whose actor may be recurrent (--policy gru "
+                "--sequence-length 20)."
+            )
         return DeterministicActor(observation_space, action_space, (hidden, hidden))
 
     def targets(self) -> list[TargetNetwork]:
