@@ -4,6 +4,7 @@ faults surface, nothing is left running."""
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import time
 
 import pytest
@@ -181,3 +182,43 @@ def test_rlx_train_a_replay_based_algorithm_asynchronously(tmp_path):
     header, *rows = (run_dir / "progress.csv").read_text().splitlines()
     assert "CriticLoss" in header and len(rows) > 1
     assert not multiprocessing.active_children()
+
+
+class FlakyQueue:
+    """A queue whose first batch cannot be read back (its sender has exited) and whose
+    second can."""
+
+    def __init__(self) -> None:
+        self.items: list = [EOFError(), "batch"]
+        self.closed = False
+
+    def get_nowait(self):
+        if not self.items:
+            raise queue.Empty
+        item = self.items.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+
+    def cancel_join_thread(self) -> None:
+        pass
+
+
+def test_closing_drains_past_batches_whose_sender_has_exited():
+    # A batch's tensors come through a file descriptor their sending process hands over;
+    # if it is exiting, reading the batch fails (EOFError). Closing drops it, drains the
+    # rest and stops the process.
+    from rlx.sampling.asynchronous import _ProcessSampler
+
+    ctx = torch.multiprocessing.get_context("spawn")
+    stop, out = ctx.Event(), FlakyQueue()
+    process = ctx.Process(target=time.sleep, args=(0,))
+    process.start()
+    sampler = object.__new__(_ProcessSampler)
+    sampler.closed = False
+    sampler._stop_process(process, out, stop)
+    assert sampler.closed and stop.is_set() and out.closed
+    assert out.items == [] and not process.is_alive()

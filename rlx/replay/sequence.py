@@ -136,12 +136,12 @@ class SequenceReplay(ReplayBuffer):
         rows = absolute % self.T
         self._write_rows(rollout, rows)
         starts = np.flatnonzero(absolute % self.stride == 0)
-        if not self.keep_states:
-            pass
-        elif len(starts) and rollout.recurrent_states is None:
+        if not (self.keep_states and len(starts)):
+            pass  # no states kept, or no sequence starts in this rollout
+        elif rollout.recurrent_states is None:
             # e.g. steps taken by a feed-forward (random) policy: start from zeros there
             self._zero_states(rows[starts] // self.stride)
-        elif len(starts):
+        else:
             slots = torch.as_tensor(rows[starts] // self.stride, device=self.device)
             picked = torch.as_tensor(starts, device=rollout.device)
 

@@ -126,11 +126,13 @@ class _ProcessSampler:
             return
         self.closed = True
         stop.set()
-        try:
-            while True:  # unblock a put() waiting on a full queue
+        while True:  # unblock a put() waiting on a full queue; what it held is dropped
+            try:
                 out.get_nowait()
-        except (queue.Empty, OSError, ValueError):
-            pass
+            except (queue.Empty, ValueError):  # drained, or closed
+                break
+            except (EOFError, OSError):  # a batch whose tensors' sender already exited
+                continue
         process.join(timeout=5)
         if process.is_alive():
             process.kill()
