@@ -152,18 +152,25 @@ class HandPPO:
 
 
 # ---------------------------------------------------------------------------- SB3
-class SB3PPO:
-    def __init__(self) -> None:
-        from stable_baselines3 import PPO as SB3Algo
+class SB3Trainer:
+    """A Stable-Baselines3 model ``self.model``; ``train(n)`` continues its learning for
+    ``n`` more environment steps."""
 
-        self.model = SB3Algo("MlpPolicy", gym.make("CartPole-v1"), seed=0, device="cpu")
-        self.first = True
+    model: Any
+    first = True
 
     def train(self, n: int) -> int:
         before = self.model.num_timesteps
         self.model.learn(n, reset_num_timesteps=self.first)
         self.first = False
         return self.model.num_timesteps - before
+
+
+class SB3PPO(SB3Trainer):
+    def __init__(self) -> None:
+        from stable_baselines3 import PPO as SB3Algo
+
+        self.model = SB3Algo("MlpPolicy", gym.make("CartPole-v1"), seed=0, device="cpu")
 
 
 def compare(variants: dict, steps: int, rounds: int) -> dict[str, float]:

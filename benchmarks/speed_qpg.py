@@ -24,7 +24,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from speed_pg import RlxTrainer, compare, has_sb3
+from speed_pg import RlxTrainer, SB3Trainer, compare, has_sb3
 
 import rlx
 from rlx.algos.qpg import SAC, SACConfig
@@ -48,19 +48,12 @@ class RlxSAC(RlxTrainer):
         return rollout.rewards.double().sum(0).mean().item()
 
 
-class SB3SAC:
+class SB3SAC(SB3Trainer):
     def __init__(self, env: str, learning_starts: int, seed: int = 0) -> None:
         from stable_baselines3 import SAC as SB3Algo
 
         self.model = SB3Algo("MlpPolicy", gym.make(env), learning_starts=learning_starts,
                              seed=seed, device="cpu")  # fmt: skip
-        self.first = True
-
-    def train(self, n: int) -> int:
-        before = self.model.num_timesteps
-        self.model.learn(n, reset_num_timesteps=self.first)
-        self.first = False
-        return self.model.num_timesteps - before
 
     def evaluate(self, env: str, episodes: int = 10) -> float:
         e = gym.make(env)
