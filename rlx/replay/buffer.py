@@ -273,9 +273,9 @@ class ReplayBuffer:
         if self.lock is not None and storage is not None:  # shared: refill it in place
             with self.lock:
                 tree_map(lambda mine, saved: mine.copy_(saved), self.storage, storage)
-        else:
+        else:  # copied: like torch's, a state dict holds references (another buffer's)
             self.storage = None if storage is None else tree_map(
-                lambda x: x.to(self.device), storage
+                lambda x: x.to(self.device, copy=True), storage
             )  # fmt: skip
         if state.get("obs_dtypes") is not None:
             self.obs_dtypes = tree_map(lambda name: getattr(torch, name), state["obs_dtypes"])

@@ -250,8 +250,9 @@ class SequenceReplay(ReplayBuffer):
         self.max_priority = float(state["max_priority"])
         if state["slot_start"] is None:  # nothing stored yet
             return
-        if state["states"] is not None:
-            self.states = tree_map(lambda x: x.to(self.device), state["states"])
+        self.keep_states = state["states"] is not None  # as when the buffer was filled
+        if self.keep_states:
+            self.states = tree_map(lambda x: x.to(self.device, copy=True), state["states"])
         self.slot_start = state["slot_start"].numpy().copy()
         self.complete = np.zeros(len(self.slot_start), dtype=bool)
         self._refresh()

@@ -115,3 +115,26 @@ def test_clear_errors():
         replay.add(flat)
     with pytest.raises(ValueError, match="need at least"):
         SequenceReplay(10, length=8).add(gru_rollouts([4], 4, 1)[2][0])
+
+
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_sequences_keep_states_only_when_the_agent_has_them_also_after_a_checkpoint(recurrent):
+    policy = GRUPolicy(obs_dim=2) if recurrent else MLPPolicy(obs_dim=2)
+    _, agent, segments = gru_rollouts([50], steps=10, chunks=2, policy=policy)
+    replay = SequenceReplay(200, length=5, states=None)
+    replay.add(segments[0])
+    clone = SequenceReplay(200, length=5, states=None)
+    clone.load_state_dict(replay.state_dict())
+    with torch.no_grad():
+        later = agent(policy).steps(10)
+    for buffer in (replay, clone):
+        buffer.add(segments[1])
+        buffer.add(later)
+    a, b = replay.sample(16), clone.sample(16)
+    assert torch.equal(a.observations, b.observations)
+    if recurrent:  # the states written after the checkpoint are there too
+        assert len(replay) == 6 and torch.equal(clone.states, replay.states)
+        assert clone.states.data_ptr() != replay.states.data_ptr()  # loaded as a copy
+        torch.testing.assert_close(b.recurrent_states[0], a.recurrent_states[0])
+    else:
+        assert a.recurrent_states is None and b.recurrent_states is None
