@@ -11,6 +11,7 @@ from rlx.core import (
     Rollout,
     TanhNormal,
     cat,
+    clipped_surrogate,
     extras_wanted,
 )
 from rlx.envs.pomdp import register as _register_environments
@@ -30,5 +31,6 @@ __all__ = [
     "Rollout",
     "TanhNormal",
     "cat",
+    "clipped_surrogate",
     "extras_wanted",
 ]

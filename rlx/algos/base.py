@@ -13,7 +13,7 @@ import torch
 
 from rlx import schedules
 from rlx.core.agent import Agent
-from rlx.core.optim import Adam
+from rlx.core.optim import Adam, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.schedules import Schedule
@@ -255,19 +255,12 @@ class Algorithm:
         return lr
 
     def optimize(self, loss: torch.Tensor, as_tensor: bool = False) -> float | torch.Tensor:
-        """zero_grad, backward, clip, step; returns the gradient norm (a float, or a 0-d
-        tensor with ``as_tensor``, which spares a read-out per minibatch)."""
-        self.agent.zero_grad()
-        loss.backward()
-        norm = self.agent.step() if self.agent.grad_clip is not None else None
-        if norm is None:  # no clipping: measure the norm anyway, then step
-            grads = [p.grad for g in self.optimizer.param_groups for p in g["params"]
-                     if p.grad is not None]  # fmt: skip
-            norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(g) for g in grads])
-            )
-            self.agent.step()
-        return norm.detach() if as_tensor else float(norm)
+        """One step of the agent's optimizer on ``loss``: the gradients of its parameters,
+        clipped to the agent's ``grad_clip``, then the step (:func:`rlx.core.optim.minimize`);
+        returns the gradient norm before clipping (a float, or a 0-d tensor with
+        ``as_tensor``, which spares a read-out per minibatch)."""
+        norm = minimize(loss, self.optimizer, self.agent.grad_clip)
+        return norm if as_tensor else float(norm)
 
     def iteration(self) -> dict[str, float]:
         """Sample one batch and update on it; returns the scalars to log."""
@@ -314,6 +307,9 @@ class Algorithm:
             "progress": self.progress,
             "generator": self.generator.get_state(),
             "lr_scheduler": None if self.lr_scheduler is None else self.lr_scheduler.state_dict(),
+            # How the policy is sampled (dry or not) decides how sampling draws from torch's
+            # generator (rlx.Parametric.numpy_actor): a resumed run samples as it did.
+            "feed_forward": self._feed_forward,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -322,5 +318,6 @@ class Algorithm:
         self.iterations = int(state["iterations"])
         self.progress = float(state["progress"])
         self.generator.set_state(state["generator"])
+        self._feed_forward = state.get("feed_forward")
         if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])

@@ -2,6 +2,7 @@
 
 from rlx.core.agent import Agent, BoundAgent
 from rlx.core.distribution import ActionDistribution, Deterministic, EpsilonGreedy, TanhNormal
+from rlx.core.losses import clipped_surrogate
 from rlx.core.parametric import Parametric, extras_wanted
 from rlx.core.rollout import DryRolloutError, Rollout, cat
 
@@ -16,5 +17,6 @@ __all__ = [
     "Rollout",
     "TanhNormal",
     "cat",
+    "clipped_surrogate",
     "extras_wanted",
 ]

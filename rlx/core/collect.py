@@ -108,6 +108,13 @@ def collect(
     obs_np = obs_store.numpy() if numpy_ok else None
     any_start = bool(first_starts.any())
     next_start = first_starts
+    # A policy that can act in numpy (the ready MLP policies) does so where nothing but
+    # its actions is kept: a dry rollout without gradient (how algorithms sample
+    # feed-forward policies). Step 0 still runs forward, which checks the output.
+    fast = None
+    if dry and not grad and numpy_ok and not wants_prev and init is None:
+        make = getattr(policy, "numpy_actor", None)
+        fast = make(B) if make is not None else None
     T = n
     dropping = extras_dropped() if dry else contextlib.nullcontext()
     with fw.no_validation(not agent.validate_args), dropping:
@@ -120,27 +127,32 @@ def collect(
                 if prev_action is not None:
                     prev_action = fw.reset_rows(prev_action, mask, None)
                     prev_reward = torch.where(mask, 0.0, prev_reward)
-            if wants_prev:
-                if prev_reward is None:  # first step: zeros shaped like the action space
-                    prev_reward = torch.zeros(B, device=device)
-                    prev_action = allocate(agent.action_space, (B,), device)
-                prev_rewards.append(prev_reward)
-                prev_actions.append(prev_action)
-                out = policy(state, obs_t, prev_action, prev_reward)
+            if fast is not None and t > 0:
+                action = torch.from_numpy(fast(obs_np[t], deterministic))
+                next_state = None
             else:
-                out = policy(state, obs_t)
-            if t == 0:
-                fw.check_output(policy, out, B)
-            next_state, dist = out[0], out[1]
-            action = dist.mode() if deterministic else dist.sample()
-            if t == 0:
-                check_action(agent.action_space, action, B)
-                check_distribution(agent.action_space, dist)
-            if next_state is not None:
-                if state is None:  # first step ever: None meant zeros
-                    state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
-                states_in.append(tree_map(torch.Tensor.detach, state))
-                states_out.append(next_state)
+                if wants_prev:
+                    if prev_reward is None:  # first step: zeros shaped like the action space
+                        prev_reward = torch.zeros(B, device=device)
+                        prev_action = allocate(agent.action_space, (B,), device)
+                    prev_rewards.append(prev_reward)
+                    prev_actions.append(prev_action)
+                    out = policy(state, obs_t, prev_action, prev_reward)
+                else:
+                    out = policy(state, obs_t)
+                if t == 0:
+                    fw.check_output(policy, out, B)
+                next_state, dist = out[0], out[1]
+                action = dist.mode() if deterministic else dist.sample()
+                if t == 0:
+                    check_action(agent.action_space, action, B)
+                    check_distribution(agent.action_space, dist)
+                if next_state is not None:
+                    fast = None  # recurrent after all: act through forward
+                    if state is None:  # first step ever: None meant zeros
+                        state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
+                    states_in.append(tree_map(torch.Tensor.detach, state))
+                    states_out.append(next_state)
             obs, r, term, trunc, finals, hole, done = stepper.step(agent._to_env(action))
 
             rewards[t] = r

@@ -83,15 +83,41 @@ class Adam(torch.optim.Adam):
             or getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)
         )
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._plan = None  # the state tensors are replaced
+        super().load_state_dict(state_dict)
+
+    def add_param_group(self, param_group: dict) -> None:
+        self._plan = None
+        super().add_param_group(param_group)
+
     @torch.no_grad()
     def _fused_step(self) -> bool:
         """The fused update on every group; False (and nothing changed) where it does not
-        apply."""
-        work = []
+        apply.
+
+        Which tensors each group updates is remembered from the previous step while every
+        parameter has a gradient and the groups keep their sizes (``load_state_dict`` and
+        ``add_param_group`` forget it): only the gradients are looked up again, which spares
+        a few dictionary lookups per parameter and step."""
+        key = tuple(len(g["params"]) for g in self.param_groups)
+        plan = self.__dict__.get("_plan")
+        if plan is not None and plan[0] == key:
+            work = []
+            for group, params, exp_avgs, exp_avg_sqs, steps in plan[1]:
+                grads = [p.grad for p in params]
+                if any(g is None or g.is_sparse for g in grads):
+                    break
+                work.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
+            else:
+                self._run(work)
+                return True
+        work, complete = [], True
         for group in self.param_groups:
             params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
             for p in group["params"]:
                 if p.grad is None:
+                    complete = False
                     continue
                 if p.grad.is_sparse or p.is_complex():
                     return False
@@ -111,6 +137,12 @@ class Adam(torch.optim.Adam):
             if any(p.device != first.device or p.dtype != first.dtype for p in params):
                 return False
             work.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
+        self._plan = (key, [(g, p, a, b, s) for g, p, _, a, b, s in work]) if complete else None
+        self._run(work)
+        return True
+
+    @staticmethod
+    def _run(work: list) -> None:
         for group, params, grads, exp_avgs, exp_avg_sqs, steps in work:
             beta1, beta2 = group["betas"]
             torch._foreach_add_(steps, 1)
@@ -120,7 +152,6 @@ class Adam(torch.optim.Adam):
                 weight_decay=float(group["weight_decay"]), eps=float(group["eps"]),
                 amsgrad=False, maximize=False,
             )  # fmt: skip
-        return True
 
 
 def minimize(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+import numpy as np
 import torch
 
 _EXTRAS_WANTED: ContextVar[bool] = ContextVar("rlx_extras_wanted", default=True)
@@ -68,6 +69,25 @@ class Parametric(torch.nn.Module):
 
         Override to return a tensor (or tuple/dict of tensors) of leading size
         ``batch_size``, e.g. a learned initial state.
+        """
+        return None
+
+    def numpy_actor(self, batch_size: int) -> Callable[[np.ndarray, bool], np.ndarray] | None:
+        """Optional fast acting: a function ``act(obs, deterministic) -> actions`` on numpy
+        arrays for ``batch_size`` environments, or None (this default) to act through
+        ``forward``.
+
+        At acting batch sizes a small network's torch calls cost several times their
+        arithmetic; numpy's cost a fraction. rlx uses this function where nothing but the
+        actions is kept: a dry rollout sampled without gradient (how the algorithms
+        sample feed-forward policies), of one observation tensor on the CPU, from its
+        second step on (the first runs ``forward``, which checks the output; a policy
+        that then returns a recurrent state is never acted for this way). ``obs`` is the
+        batch ``[B, ...]`` as stored; ``act`` returns actions ``[B, ...]`` drawn from the
+        distribution ``forward`` gives (its mode when ``deterministic``), with noise from
+        torch's generator so that ``torch.manual_seed`` still decides them (it may draw
+        ahead in blocks: the actions are those of forward's distribution, the generator's
+        state afterwards need not be). The ready :class:`rlx.policies.MLPPolicy` has one.
         """
         return None
 

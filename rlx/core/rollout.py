@@ -324,7 +324,18 @@ class Rollout:
                 x = x[:, b_index] if isinstance(b_index, slice) else x.index_select(1, b_index)
             return x
 
-        return self.apply(select)
+        selected = self.apply(select)
+        # Any part of an all-valid rollout is all valid: pass the check on (PPO asks it of
+        # every minibatch).
+        cache = self.__dict__.get("_valid_cache")
+        if (
+            cache is not None
+            and cache[2]
+            and cache[0] is self.valid
+            and cache[1] == self.valid._version
+        ):
+            selected._valid_cache = (selected.valid, selected.valid._version, True)
+        return selected
 
     def __add__(self, other: Rollout) -> Rollout:
         """Join two rollouts along the batch (environment) dimension."""

@@ -4,8 +4,10 @@ linear layers (NoisyNet) and the Nature DQN convolutional encoder."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
@@ -60,6 +62,45 @@ class MLP(nn.Sequential):
             else:
                 x = layer(x)
         return x
+
+    def numpy_function(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The same function on numpy float32 arrays ``[B, inputs]``, reading the
+        parameters' own storage (so it follows every optimiser step without copying), or
+        None where it cannot: a layer other than Linear, Tanh and ReLU, or parameters that
+        are not float32 on the CPU. For acting at small batches, where each torch call
+        costs several times its arithmetic."""
+        steps: list[Any] = []
+        for layer in self:
+            kind = type(layer)
+            if kind is nn.Linear:
+                w, b = layer.weight, layer.bias
+                if w.device.type != "cpu" or w.dtype != torch.float32:
+                    return None
+                steps.append((w.detach().numpy().T, None if b is None else b.detach().numpy()))
+            elif kind is nn.Tanh:
+                steps.append(np.tanh)
+            elif kind is nn.ReLU:
+                steps.append(_relu)
+            else:
+                return None
+        if not steps or type(steps[0]) is not tuple:  # activations write in place: not on x
+            return None
+
+        def run(x: np.ndarray) -> np.ndarray:
+            for step in steps:
+                if type(step) is tuple:
+                    x = x @ step[0]
+                    if step[1] is not None:
+                        x += step[1]
+                else:
+                    step(x, out=x)
+            return x
+
+        return run
+
+
+def _relu(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0, out=out)
 
 
 def mlp(

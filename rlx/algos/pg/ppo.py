@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from rlx.algos.base import Algorithm, AlgorithmConfig, log
+from rlx.core.losses import clipped_surrogate
 from rlx.core.rollout import Rollout
 from rlx.schedules import Schedule
 
@@ -66,8 +67,7 @@ class PPO(Algorithm):
                 adv = mb.standardize(mb.advantages) if c.normalize_advantages else mb.advantages
                 log_ratio = new.logprobs - mb.logprobs
                 ratio = log_ratio.exp()
-                clipped = ratio.clamp(1 - clip, 1 + clip)
-                policy_loss = -mb.step_mean(torch.min(ratio * adv, clipped * adv))
+                policy_loss = -mb.step_mean(clipped_surrogate(ratio, adv, clip))
                 value_error = (new_values - mb.returns).pow(2)
                 if c.value_clip is not None:
                     (old_values,) = mb.others
@@ -119,6 +119,6 @@ class PPO(Algorithm):
             adv = (
                 batch.standardize(batch.advantages) if c.normalize_advantages else batch.advantages
             )
-            surrogate = torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
+            surrogate = clipped_surrogate(ratio, adv, clip)
             value = 0.5 * batch.step_mean((new.others[0] - batch.returns).pow(2))
             return (-batch.step_mean(surrogate) + c.value_coef * value).item()
