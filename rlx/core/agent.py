@@ -12,7 +12,7 @@ import torch
 
 from rlx.core.collect import collect
 from rlx.core.evaluate import evaluate
-from rlx.core.optim import clip_grad_norm
+from rlx.core.optim import Adam, clip_grad_norm
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import action_converter, check_supported
 from rlx.envs.snapshot import restore as restore_env
@@ -122,6 +122,10 @@ class Agent:
         """
         opt = self._optimizer()
         norm = None
+        if self.grad_clip is not None and isinstance(opt, Adam):  # clipped inside its kernel
+            norm = opt.clipped_step(self.grad_clip)
+            if norm is not None:
+                return norm
         if self.grad_clip is not None:
             params = [p for group in opt.param_groups for p in group["params"]]
             norm = clip_grad_norm(params, self.grad_clip)

@@ -28,11 +28,22 @@ def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> torch.Ten
     first = grads[0]
     if any(g.device != first.device or g.dtype != first.dtype or g.is_sparse for g in grads):
         return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    norms = torch._foreach_norm(grads)
-    total = torch.linalg.vector_norm(torch.stack(norms)) if len(norms) > 1 else norms[0]
+    total = grad_norm(grads)
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     torch._foreach_mul_(grads, coef)
     return total
+
+
+def grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The joint 2-norm of ``grads`` (same device and dtype). On the CPU, for small
+    networks, one norm of their concatenation: ``torch._foreach_norm`` runs a kernel per
+    tensor there."""
+    if len(grads) == 1:
+        return torch.linalg.vector_norm(grads[0])
+    first = grads[0]
+    if first.device.type == "cpu" and sum(g.numel() for g in grads) <= 1 << 20:
+        return torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 class Adam(torch.optim.Adam):
@@ -66,14 +77,31 @@ class Adam(torch.optim.Adam):
         """One Adam step. With step hooks registered (``register_step_pre_hook``...) or in
         the fallback cases this is torch's step; otherwise the kernels are called
         directly, skipping the profiler record torch wraps around every step."""
-        if closure is None and self._direct and not self._hooks() and self._fused_step():
+        work = self._prepare() if closure is None else None
+        if work is not None:
+            self._run(work)
             return None
+        self._unshare_steps()
         step = torch.optim.Adam.step
         if not getattr(step, "hooked", False):  # no torch Adam made yet: add its hooks
             step = _torch_optimizer.Optimizer.profile_hook_step(step)
         return step(self, closure)
 
     step.hooked = True  # type: ignore[attr-defined]  # tells torch not to wrap it
+
+    @torch.no_grad()
+    def clipped_step(self, max_norm: float) -> torch.Tensor | None:
+        """Clip the gradients' joint norm to ``max_norm`` and step, the clipping done by
+        the fused kernel as it reads them (it writes the clipped gradients back, as
+        :func:`clip_grad_norm` would leave them): one kernel instead of one per tensor.
+        Returns the norm before clipping, or None (nothing done) where the direct fused
+        step does not apply; then clip and call :meth:`step`."""
+        work = self._prepare()
+        if work is None:
+            return None
+        total = grad_norm([g for w in work for g in w[2]])
+        self._run(work, torch.clamp((total + 1e-6) / max_norm, min=1.0))
+        return total
 
     def _hooks(self) -> bool:
         return bool(
@@ -83,23 +111,48 @@ class Adam(torch.optim.Adam):
             or getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)
         )
 
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        # The step counters of a group may be one shared tensor here (see _prepare); the
+        # saved state has one per parameter, as torch's Adam keeps and expects them.
+        state["state"] = {k: {**v, "step": v["step"].clone()} if "step" in v else v
+                          for k, v in state["state"].items()}  # fmt: skip
+        return state
+
     def load_state_dict(self, state_dict: dict) -> None:
         self._plan = None  # the state tensors are replaced
         super().load_state_dict(state_dict)
+        self._unshare_steps()
 
     def add_param_group(self, param_group: dict) -> None:
         self._plan = None
         super().add_param_group(param_group)
 
+    def _unshare_steps(self) -> None:
+        """Give every parameter its own step counter again (before torch's own step,
+        which increments each counter it is given)."""
+        seen: set[int] = set()
+        for state in self.state.values():
+            step = state.get("step")
+            if step is not None:
+                if id(step) in seen:
+                    state["step"] = step.clone()
+                seen.add(id(step))
+        self._plan = None
+
     @torch.no_grad()
-    def _fused_step(self) -> bool:
-        """The fused update on every group; False (and nothing changed) where it does not
-        apply.
+    def _prepare(self) -> list | None:
+        """What the fused update works on, group by group (params, grads, averages, step
+        counters); None where the direct fused step does not apply (nothing changed).
 
         Which tensors each group updates is remembered from the previous step while every
         parameter has a gradient and the groups keep their sizes (``load_state_dict`` and
-        ``add_param_group`` forget it): only the gradients are looked up again, which spares
-        a few dictionary lookups per parameter and step."""
+        ``add_param_group`` forget it): only the gradients are looked up again. While it
+        is remembered, a group whose parameters all have taken the same number of steps
+        counts them in one shared tensor (``state_dict`` still saves one per parameter):
+        one increment per step instead of one per parameter."""
+        if not self._direct or self._hooks():
+            return None
         key = tuple(len(g["params"]) for g in self.param_groups)
         plan = self.__dict__.get("_plan")
         if plan is not None and plan[0] == key:
@@ -110,8 +163,8 @@ class Adam(torch.optim.Adam):
                     break
                 work.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
             else:
-                self._run(work)
-                return True
+                return work
+        self._unshare_steps()
         work, complete = [], True
         for group in self.param_groups:
             params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
@@ -120,7 +173,7 @@ class Adam(torch.optim.Adam):
                     complete = False
                     continue
                 if p.grad.is_sparse or p.is_complex():
-                    return False
+                    return None
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
@@ -135,22 +188,32 @@ class Adam(torch.optim.Adam):
                 continue
             first = params[0]
             if any(p.device != first.device or p.dtype != first.dtype for p in params):
-                return False
+                return None
             work.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
-        self._plan = (key, [(g, p, a, b, s) for g, p, _, a, b, s in work]) if complete else None
-        self._run(work)
-        return True
+        if complete:
+            for k, (group, params, grads, exp_avgs, exp_avg_sqs, steps) in enumerate(work):
+                if len(steps) > 1 and bool((torch.stack(steps) == steps[0]).all()):
+                    for p in params:
+                        self.state[p]["step"] = steps[0]
+                    work[k] = (group, params, grads, exp_avgs, exp_avg_sqs, [steps[0]] * len(steps))
+            self._plan = (key, [(g, p, a, b, s) for g, p, _, a, b, s in work])
+        return work
 
     @staticmethod
-    def _run(work: list) -> None:
+    def _run(work: list, grad_scale: torch.Tensor | None = None) -> None:
         for group, params, grads, exp_avgs, exp_avg_sqs, steps in work:
             beta1, beta2 = group["betas"]
-            torch._foreach_add_(steps, 1)
+            if len(steps) > 1 and steps[1] is steps[0]:  # one shared counter
+                steps[0].add_(1)
+            else:
+                torch._foreach_add_(steps, 1)
+            if grad_scale is not None and grad_scale.device != params[0].device:
+                grad_scale = grad_scale.to(params[0].device)
             torch._fused_adam_(
                 params, grads, exp_avgs, exp_avg_sqs, [], steps,
                 lr=float(group["lr"]), beta1=float(beta1), beta2=float(beta2),
                 weight_decay=float(group["weight_decay"]), eps=float(group["eps"]),
-                amsgrad=False, maximize=False,
+                amsgrad=False, maximize=False, grad_scale=grad_scale,
             )  # fmt: skip
 
 
@@ -173,9 +236,12 @@ def minimize(
         p.grad = g
     used = [p for p, g in zip(params, grads, strict=True) if g is not None]
     if max_norm is not None:
+        if isinstance(optimizer, Adam):
+            norm = optimizer.clipped_step(max_norm)
+            if norm is not None:
+                return norm.detach()
         norm = clip_grad_norm(used, max_norm)
     else:
-        norms = torch._foreach_norm([p.grad for p in used]) if used else [torch.zeros(())]
-        norm = torch.linalg.vector_norm(torch.stack(norms))
+        norm = grad_norm([p.grad for p in used]) if used else torch.zeros(())
     optimizer.step()
     return norm.detach()

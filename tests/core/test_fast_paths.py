@@ -199,3 +199,54 @@ def test_rlx_adam_with_a_remembered_plan_matches_torch_adam():
         torch.testing.assert_close(p, q)
         for key in ("step", "exp_avg", "exp_avg_sq"):  # the state the optimizer shows
             torch.testing.assert_close(ours.state[p][key], torch_adam.state[q][key])
+
+
+def test_clipped_steps_match_torch_clipping_and_adam_and_save_torch_state():
+    """minimize and Agent.step clip inside the fused kernel and count steps in one
+    shared tensor; the result, the gradients left behind and the saved state are
+    torch's."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    twin = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    ours = Adam(net.parameters(), lr=1e-2)
+    reference = torch.optim.Adam(twin, lr=1e-2)
+    x = torch.randn(32, 3) * 5
+
+    def loss(params):
+        w1, b1, w2, b2 = params
+        return (torch.tanh(x @ w1.T + b1) @ w2.T + b2).pow(2).mean()
+
+    for _ in range(6):
+        norm = minimize(loss(list(net.parameters())), ours, max_norm=0.05)
+        reference.zero_grad()
+        loss(twin).backward()
+        expected = torch.nn.utils.clip_grad_norm_(twin, 0.05)
+        reference.step()
+        torch.testing.assert_close(norm, expected)
+        assert norm > 0.05  # the clipping did something
+        for p, q in zip(net.parameters(), twin, strict=True):
+            torch.testing.assert_close(p.grad, q.grad)  # clipped gradients written back
+            torch.testing.assert_close(p, q)
+    # The saved state is torch's: one step counter per parameter, loadable into torch's
+    # Adam, which then steps exactly as ours.
+    saved = ours.state_dict()
+    counters = [entry["step"] for entry in saved["state"].values()]
+    assert len({id(c) for c in counters}) == len(counters)
+    assert all(float(c) == 6 for c in counters)
+    plain = torch.optim.Adam(twin, lr=1e-2)
+    plain.load_state_dict(copy.deepcopy(saved))
+    for _ in range(2):
+        minimize(loss(list(net.parameters())), ours)
+        plain.zero_grad()
+        loss(twin).backward()
+        plain.step()
+    for p, q in zip(net.parameters(), twin, strict=True):
+        torch.testing.assert_close(p, q)
+    assert all(float(ours.state[p]["step"]) == 8 for p in net.parameters())
+    # Agent.step clips the same way.
+    agent = rlx.Agent("CartPole-v1", optimizer=ours, grad_clip=0.5)
+    agent.zero_grad()
+    loss(list(net.parameters())).backward()
+    reference.zero_grad()
+    loss(twin).backward()
+    torch.testing.assert_close(agent.step(), torch.nn.utils.clip_grad_norm_(twin, 0.5))
