@@ -119,7 +119,6 @@ def collect(
     dropping = extras_dropped() if dry else contextlib.nullcontext()
     with fw.no_validation(not agent.validate_args), dropping:
         for t in range(n):
-            obs_t = obs_store[t] if single else tree_index(obs_store, t)
             if any_start:
                 mask = torch.as_tensor(starts[t], device=device)
                 if state is not None:
@@ -131,6 +130,7 @@ def collect(
                 action = torch.from_numpy(fast(obs_np[t], deterministic))
                 next_state = None
             else:
+                obs_t = obs_store[t] if single else tree_index(obs_store, t)
                 if wants_prev:
                     if prev_reward is None:  # first step: zeros shaped like the action space
                         prev_reward = torch.zeros(B, device=device)
