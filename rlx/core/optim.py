@@ -36,12 +36,12 @@ def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> torch.Ten
 
 def grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """The joint 2-norm of ``grads`` (same device and dtype). On the CPU, for small
-    networks, one norm of their concatenation: ``torch._foreach_norm`` runs a kernel per
-    tensor there."""
+    networks (up to 65,536 numbers, where copying costs less than a kernel call), one
+    norm of their concatenation: ``torch._foreach_norm`` runs a kernel per tensor there."""
     if len(grads) == 1:
         return torch.linalg.vector_norm(grads[0])
     first = grads[0]
-    if first.device.type == "cpu" and sum(g.numel() for g in grads) <= 1 << 20:
+    if first.device.type == "cpu" and sum(g.numel() for g in grads) <= 1 << 16:
         return torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
