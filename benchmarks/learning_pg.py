@@ -58,7 +58,16 @@ CASES = [
         300_000,
         450.0,
         policy="gru",
-        options=dict(num_envs=32, steps=64, epochs=10, minibatches=8, lr=5e-4, anneal_lr=True),
+        options=dict(
+            num_envs=32,
+            steps=64,
+            epochs=10,
+            minibatches=8,
+            lr=5e-4,
+            anneal_lr=True,
+            gamma=0.98,
+            lam=0.98,
+        ),  # fmt: skip
     ),
     Case(
         "ppo-mlp-incomplete-cartpole",
@@ -66,7 +75,16 @@ CASES = [
         "IncompleteCartPole-v1",
         300_000,
         None,
-        options=dict(num_envs=32, steps=64, epochs=10, minibatches=8, lr=5e-4, anneal_lr=True),
+        options=dict(
+            num_envs=32,
+            steps=64,
+            epochs=10,
+            minibatches=8,
+            lr=5e-4,
+            anneal_lr=True,
+            gamma=0.98,
+            lam=0.98,
+        ),  # fmt: skip
     ),
     Case(
         "ppo-pendulum",
