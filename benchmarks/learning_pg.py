@@ -25,7 +25,7 @@ CASES = [
         475.0,
         options=dict(
             num_envs=16, steps=5, lr=7e-4, lam=1.0, anneal_lr=True, normalize_advantages=True
-        ),  # fmt: skip
+        ),
     ),
     Case(
         "reinforce-baseline-cartpole",
@@ -67,7 +67,7 @@ CASES = [
             anneal_lr=True,
             gamma=0.98,
             lam=0.98,
-        ),  # fmt: skip
+        ),
     ),
     Case(
         "ppo-mlp-incomplete-cartpole",
@@ -84,7 +84,7 @@ CASES = [
             anneal_lr=True,
             gamma=0.98,
             lam=0.98,
-        ),  # fmt: skip
+        ),
     ),
     Case(
         "ppo-pendulum",
@@ -101,7 +101,7 @@ CASES = [
             epochs=10,
             minibatches=8,
             anneal_lr=True,
-        ),  # fmt: skip
+        ),
     ),
 ]
 
