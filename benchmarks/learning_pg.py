@@ -15,6 +15,10 @@ from learning import Case, main, train
 
 __all__ = ["CASES", "train"]
 
+# PPO on IncompleteCartPole-v1, for the GRU and for the memoryless MLP beside it.
+INCOMPLETE = dict(num_envs=32, steps=64, epochs=10, minibatches=8, lr=5e-4, anneal_lr=True,
+                  gamma=0.98, lam=0.98)  # fmt: skip
+
 CASES = [
     Case("ppo-cartpole", "ppo", "CartPole-v1", 100_000, 475.0, options=dict(anneal_lr=True)),
     Case(
@@ -58,16 +62,7 @@ CASES = [
         300_000,
         450.0,
         policy="gru",
-        options=dict(
-            num_envs=32,
-            steps=64,
-            epochs=10,
-            minibatches=8,
-            lr=5e-4,
-            anneal_lr=True,
-            gamma=0.98,
-            lam=0.98,
-        ),
+        options=INCOMPLETE,
     ),
     Case(
         "ppo-mlp-incomplete-cartpole",
@@ -75,16 +70,7 @@ CASES = [
         "IncompleteCartPole-v1",
         300_000,
         None,
-        options=dict(
-            num_envs=32,
-            steps=64,
-            epochs=10,
-            minibatches=8,
-            lr=5e-4,
-            anneal_lr=True,
-            gamma=0.98,
-            lam=0.98,
-        ),
+        options=INCOMPLETE,
     ),
     Case(
         "ppo-pendulum",
