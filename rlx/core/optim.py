@@ -77,6 +77,10 @@ class Adam(torch.optim.Adam):
         """One Adam step. With step hooks registered (``register_step_pre_hook``...) or in
         the fallback cases this is torch's step; otherwise the kernels are called
         directly, skipping the profiler record torch wraps around every step."""
+        pending = self.__dict__.pop("_pending", None)  # from clipped_step
+        if pending is not None:
+            self._run(*pending)
+            return None
         work = self._prepare() if closure is None else None
         if work is not None:
             self._run(work)
@@ -100,7 +104,10 @@ class Adam(torch.optim.Adam):
         if work is None:
             return None
         total = grad_norm([g for w in work for g in w[2]])
-        self._run(work, torch.clamp((total + 1e-6) / max_norm, min=1.0))
+        # Through step(), so that whatever wraps it (an LR scheduler's step tracking)
+        # sees the step.
+        self._pending = (work, torch.clamp((total + 1e-6) / max_norm, min=1.0))
+        self.step()
         return total
 
     def _hooks(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -250,3 +251,17 @@ def test_clipped_steps_match_torch_clipping_and_adam_and_save_torch_state():
     reference.zero_grad()
     loss(twin).backward()
     torch.testing.assert_close(agent.step(), torch.nn.utils.clip_grad_norm_(twin, 0.5))
+
+
+def test_clipped_step_is_a_step_for_lr_schedulers():
+    # An LR scheduler wraps optimizer.step to check it ran before scheduler.step();
+    # clipping inside the kernel must still go through that step.
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = Adam([w], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        minimize((w * 10).sum(), opt, max_norm=1.0)
+        scheduler.step()
+    assert opt.param_groups[0]["lr"] == 0.05
+    assert float(opt.state[w]["step"]) == 1
