@@ -13,6 +13,7 @@ from rlx.core import (
     cat,
     clipped_surrogate,
     extras_wanted,
+    frozen,
 )
 from rlx.envs.pomdp import register as _register_environments
 
@@ -33,4 +34,5 @@ __all__ = [
     "cat",
     "clipped_surrogate",
     "extras_wanted",
+    "frozen",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlx.core.parametric import Parametric
+from rlx.core.parametric import Parametric, parameters_and_buffers
 
 
 class TargetNetwork(Parametric):
@@ -46,11 +46,18 @@ class TargetNetwork(Parametric):
     def update(self, tau: float = 1.0) -> None:
         if not 0 < tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {tau}.")
-        pairs = zip(self.target.parameters(), self.source.parameters(), strict=True)
-        for mine, theirs in pairs:
+        mine, mine_buffers = parameters_and_buffers(self.target)
+        theirs, their_buffers = parameters_and_buffers(self.source)
+        if len(mine) != len(theirs) or len(mine_buffers) != len(their_buffers):
+            raise ValueError(
+                f"the target network no longer matches its source ({len(mine)} parameters and "
+                f"{len(mine_buffers)} buffers against {len(theirs)} and {len(their_buffers)}): "
+                "make a new TargetNetwork after changing the source's layers."
+            )
+        if mine:
             if tau == 1.0:
-                mine.copy_(theirs)
+                torch._foreach_copy_(mine, theirs)
             else:
-                mine.lerp_(theirs, tau)
-        for mine, theirs in zip(self.target.buffers(), self.source.buffers(), strict=True):
-            mine.copy_(theirs)
+                torch._foreach_lerp_(mine, theirs, tau)
+        if mine_buffers:
+            torch._foreach_copy_(mine_buffers, their_buffers)

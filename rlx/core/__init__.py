@@ -3,6 +3,7 @@
 from rlx.core.agent import Agent, BoundAgent
 from rlx.core.distribution import ActionDistribution, Deterministic, EpsilonGreedy, TanhNormal
 from rlx.core.losses import clipped_surrogate
+from rlx.core.optim import frozen
 from rlx.core.parametric import Parametric, extras_wanted
 from rlx.core.rollout import DryRolloutError, Rollout, cat
 
@@ -19,4 +20,5 @@ __all__ = [
     "cat",
     "clipped_surrogate",
     "extras_wanted",
+    "frozen",
 ]

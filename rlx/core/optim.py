@@ -10,10 +10,13 @@ settings went from 256 to about 60 us here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.optim.optimizer as _torch_optimizer
+
+from rlx.core.parametric import parameters_and_buffers
 
 _FUSED = hasattr(torch, "_fused_adam_")
 
@@ -222,6 +225,25 @@ class Adam(torch.optim.Adam):
                 weight_decay=float(group["weight_decay"]), eps=float(group["eps"]),
                 amsgrad=False, maximize=False, grad_scale=grad_scale,
             )  # fmt: skip
+
+
+@contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """Within the block, the modules' parameters do not require gradients (restored on
+    leaving, also on error): a loss that flows through a network it must not train (an
+    actor's loss through the critic) then records no weight-gradient work for it, and
+    ``loss.backward()`` cannot touch its ``.grad``.
+
+    ``with rlx.frozen(critic): q = critic(obs, actor_actions)`` still passes gradients
+    through ``q`` to the actions."""
+    params = [p for m in modules for p in parameters_and_buffers(m)[0] if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def minimize(

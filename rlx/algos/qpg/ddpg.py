@@ -14,7 +14,7 @@ from rlx import schedules
 from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
-from rlx.core.optim import minimize
+from rlx.core.optim import frozen, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.policies.continuous import DeterministicActor, GaussianExploration, OUExploration
@@ -105,7 +105,8 @@ class DDPG(ActorCriticAlgorithm):
         info = self.critic_step(q, target, batch, mask)
         if (self.updates + 1) % c.policy_delay == 0:
             current, _ = self.actor_at(self.policy, batch, "mode", then=False)
-            value = self.q(self.critic, batch, steps, current.actions)[0]
+            with frozen(self.critic):  # gradients reach the actions, not the critic
+                value = self.q(self.critic, batch, steps, current.actions)[0]
             actor_loss = -(value.mean() if mask is None else value[mask].mean())
             info["ActorLoss"] = actor_loss.detach()
             info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)

@@ -13,7 +13,7 @@ from gymnasium import spaces
 
 from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
 from rlx.core.agent import Agent
-from rlx.core.optim import Adam, minimize
+from rlx.core.optim import Adam, frozen, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.policies.actor_critic import make_policy
@@ -132,7 +132,8 @@ class SAC(ActorCriticAlgorithm):
             per_step = (pi * (alpha * log_pi - q)).sum(-1)
             entropy = -(pi * log_pi).sum(-1).detach()
         else:
-            q = self.q(self.critic, batch, steps, current.actions).min(0).values
+            with frozen(self.critic):  # gradients reach the actions, not the critic
+                q = self.q(self.critic, batch, steps, current.actions).min(0).values
             per_step = alpha * current.logprobs - q
             entropy = -current.logprobs.detach()
         if mask is None:
