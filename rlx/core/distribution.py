@@ -205,6 +205,10 @@ class TanhNormal(Distribution):
 # pairs), -> centre and radius (None: the unit interval). A policy passes the same bound
 # buffers at every step.
 _BOUNDS_SEEN: dict[tuple[int, int], tuple[Any, ...]] = {}
+_INFINITE_BOUNDS = (
+    "TanhNormal needs finite bounds; a Box with infinite bounds takes an unsquashed Normal "
+    "(squash=False)."
+)
 
 
 def _bounds(
@@ -212,6 +216,11 @@ def _bounds(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The centre and half-width of ``[low, high]`` (None, None for [-1, 1]), after
     checking that the bounds are finite."""
+    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor):
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(_INFINITE_BOUNDS)
+        if low == -1 and high == 1:
+            return None, None
     key = (id(low), id(high))
     seen = _BOUNDS_SEEN.get(key)
     if (
@@ -223,10 +232,7 @@ def _bounds(
     low_t = torch.as_tensor(low, dtype=like.dtype, device=like.device)
     high_t = torch.as_tensor(high, dtype=like.dtype, device=like.device)
     if not bool(torch.isfinite(low_t).all() and torch.isfinite(high_t).all()):
-        raise ValueError(
-            "TanhNormal needs finite bounds; a Box with infinite bounds takes an "
-            "unsquashed Normal (squash=False)."
-        )
+        raise ValueError(_INFINITE_BOUNDS)
     if bool((low_t == -1).all()) and bool((high_t == 1).all()):
         centre = radius = None
     else:
