@@ -18,6 +18,10 @@ __all__ = ["CASES", "train"]
 # PPO on IncompleteCartPole-v1, for the GRU and for the memoryless MLP beside it.
 INCOMPLETE = dict(num_envs=32, steps=64, epochs=10, minibatches=8, lr=5e-4, anneal_lr=True,
                   gamma=0.98, lam=0.98)  # fmt: skip
+# PPO on PositionOnlyCartPole-v1 (both velocities hidden), the memory benchmark: 64
+# environments x 32 steps, whole-rollout backpropagation through time.
+POSITIONS = dict(num_envs=64, steps=32, epochs=10, minibatches=4, lr=1e-3, anneal_lr=True,
+                 gamma=0.98, lam=0.8, sequence_length=None)  # fmt: skip
 
 CASES = [
     Case("ppo-cartpole", "ppo", "CartPole-v1", 100_000, 475.0, options=dict(anneal_lr=True)),
@@ -71,6 +75,24 @@ CASES = [
         300_000,
         None,
         options=INCOMPLETE,
+    ),
+    Case(
+        "ppo-gru-positions-cartpole",
+        "ppo",
+        "PositionOnlyCartPole-v1",
+        500_000,
+        450.0,
+        policy="gru",
+        options=POSITIONS,
+        policy_options=dict(hidden=128),
+    ),
+    Case(
+        "ppo-mlp-positions-cartpole",
+        "ppo",
+        "PositionOnlyCartPole-v1",
+        500_000,
+        None,
+        options=POSITIONS,
     ),
     Case(
         "ppo-pendulum",

@@ -5,6 +5,10 @@ Registered with gymnasium when ``rlx`` is imported:
 - ``IncompleteCartPole-v0`` / ``-v1``: CartPole (200 / 500 steps) without the pole's
   angular velocity (observation: cart position, cart velocity, pole angle), as in the
   original rlx experiments;
+- ``PositionOnlyCartPole-v1``: CartPole with both velocities hidden (observation: cart
+  position, pole angle). Without the pole's angular velocity a memoryless policy still
+  balances for a while from the cart's velocity and the angle; with neither velocity it
+  cannot, so this is the task that separates recurrent from feed-forward policies;
 - ``IncompletePendulum-v1``: Pendulum without the angular velocity (cos, sin of the angle);
 - ``IncompleteAcrobot-v1``: Acrobot without both joint velocities (cos, sin of each angle).
 
@@ -22,6 +26,7 @@ import numpy as np
 INCOMPLETE = {
     "IncompleteCartPole-v0": ("CartPole-v0", (0, 1, 2)),
     "IncompleteCartPole-v1": ("CartPole-v1", (0, 1, 2)),
+    "PositionOnlyCartPole-v1": ("CartPole-v1", (0, 2)),
     "IncompletePendulum-v1": ("Pendulum-v1", (0, 1)),
     "IncompleteAcrobot-v1": ("Acrobot-v1", (0, 1, 2, 3)),
 }

@@ -14,6 +14,7 @@ from rlx.policies import make_policy
     [
         ("IncompleteCartPole-v0", "CartPole-v0", [0, 1, 2], 200),
         ("IncompleteCartPole-v1", "CartPole-v1", [0, 1, 2], 500),
+        ("PositionOnlyCartPole-v1", "CartPole-v1", [0, 2], 500),
         ("IncompletePendulum-v1", "Pendulum-v1", [0, 1], 200),
         ("IncompleteAcrobot-v1", "Acrobot-v1", [0, 1, 2, 3], 500),
     ],
