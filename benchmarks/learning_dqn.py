@@ -27,7 +27,11 @@ CARTPOLE = dict(
 )  # fmt: skip
 
 CASES = [
-    Case("dqn-cartpole", "dqn", "CartPole-v1", 50_000, 475.0, options=CARTPOLE,
+    # The learning rate annealed to zero over the budget: at a constant rate the greedy
+    # policy swings between 100 and 500 until the end, so the final evaluation depended
+    # on the processor's rounding (268.6 vs 500.0 for one seed on two kernel paths).
+    Case("dqn-cartpole", "dqn", "CartPole-v1", 50_000, 475.0,
+         options=dict(CARTPOLE, anneal_lr=True),
          policy_options=dict(hidden=256), evaluate=True),
     Case("rainbow-cartpole", "rainbow", "CartPole-v1", 50_000, 475.0,
          options=dict(CARTPOLE, epsilon=0.0, v_min=0.0, v_max=200.0),

@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -6,6 +5,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from helpers import cpu_capability  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -14,14 +14,6 @@ def _deterministic():
     torch.manual_seed(0)
     torch.set_num_threads(1)
     yield
-
-
-def cpu_capability() -> str:
-    """The kernel path torch's CPU operators take here (``ATEN_CPU_CAPABILITY`` chooses
-    another): learning runs round differently on each, so a failure must name it."""
-    chosen = os.environ.get("ATEN_CPU_CAPABILITY")
-    path = torch.backends.cpu.get_cpu_capability()
-    return f"{path} (ATEN_CPU_CAPABILITY={chosen})" if chosen else f"{path} (the processor's own)"
 
 
 def pytest_report_header(config):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -202,3 +204,11 @@ class CountingVectorEnv(gym.vector.VectorEnv):
         self.obs[:, 0] = self.t
         self.prev_done = terminated.copy()
         return self.obs, reward, terminated, np.zeros(self.num_envs, bool), {}
+
+
+def cpu_capability() -> str:
+    """The kernel path torch's CPU operators take here (``ATEN_CPU_CAPABILITY`` chooses
+    another): learning runs round differently on each, so a failure must name it."""
+    chosen = os.environ.get("ATEN_CPU_CAPABILITY")
+    path = torch.backends.cpu.get_cpu_capability()
+    return f"{path} (ATEN_CPU_CAPABILITY={chosen})" if chosen else f"{path} (the processor's own)"
