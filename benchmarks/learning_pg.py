@@ -20,7 +20,7 @@ __all__ = ["CASES", "train"]
 # (The earlier 32 x 64 steps with 0.98/0.98 reached 335 on one kernel path and 500 on
 # another for the same seed on IncompleteCartPole-v1.)
 MEMORY = dict(num_envs=64, steps=32, epochs=10, minibatches=4, lr=1e-3, anneal_lr=True,
-                 gamma=0.98, lam=0.8, sequence_length=None)  # fmt: skip
+              gamma=0.98, lam=0.8, sequence_length=None)  # fmt: skip
 
 CASES = [
     Case("ppo-cartpole", "ppo", "CartPole-v1", 100_000, 475.0, options=dict(anneal_lr=True)),
