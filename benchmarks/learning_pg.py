@@ -23,7 +23,10 @@ MEMORY = dict(num_envs=64, steps=32, epochs=10, minibatches=4, lr=1e-3, anneal_l
               gamma=0.98, lam=0.8, sequence_length=None)  # fmt: skip
 
 CASES = [
-    Case("ppo-cartpole", "ppo", "CartPole-v1", 100_000, 475.0, options=dict(anneal_lr=True)),
+    # lr 1e-3 annealed: 500 on seeds 0-9 under both the default and the avx2 kernel path,
+    # where the default 3e-4 ended at 466 or 457 on some seeds by 100k steps.
+    Case("ppo-cartpole", "ppo", "CartPole-v1", 100_000, 475.0,
+         options=dict(lr=1e-3, anneal_lr=True)),  # fmt: skip
     Case(
         "a2c-cartpole",
         "a2c",
