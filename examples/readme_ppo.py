@@ -43,7 +43,7 @@ class PolicyValue(rlx.Parametric):
 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--episodes", type=int, default=8, help="episodes per iteration")
     parser.add_argument("--horizon", type=int, default=500)
     parser.add_argument("--k-epochs", type=int, default=4)
@@ -73,9 +73,8 @@ def main(argv: list[str] | None = None) -> float:
 
             ratios = (logprobs - base_logprobs.detach()).exp()
             advantage = base_returns - values
-            policyloss = (
-                -torch.min(ratios, torch.clamp(ratios, 1 - clip, 1 + clip)) * advantage.detach()
-            )
+            adv = advantage.detach()  # the policy loss does not train the values
+            policyloss = -torch.min(ratios * adv, torch.clamp(ratios, 1 - clip, 1 + clip) * adv)
             valueloss = advantage.pow(2)
             loss = policyloss.sum() + 0.5 * valueloss.sum() - entropy.sum() * 0.01
 
