@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from rlx.algos.base import validate_config
+from rlx.algos.config import validate_config
 from rlx.algos.registry import ALGORITHMS, algorithm_class
 from rlx.runner.checkpoint import CheckpointError
 

@@ -13,7 +13,7 @@ import torch
 
 import rlx
 from rlx import schedules
-from rlx.algos.base import validate_config
+from rlx.algos.config import validate_config
 from rlx.algos.pg import PPO, PPOConfig
 from rlx.policies import make_policy
 from rlx.runner import RunConfig, Runner

@@ -6,101 +6,18 @@ from __future__ import annotations
 
 import ast
 import logging
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from rlx import schedules
+from rlx.algos.config import AlgorithmConfig, validate_config
 from rlx.core.agent import Agent
 from rlx.core.optim import Adam, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
-from rlx.schedules import Schedule
 
 log = logging.getLogger("rlx")
-
-
-@dataclass
-class AlgorithmConfig:
-    """Hyper-parameters every on-policy algorithm here has."""
-
-    num_envs: int = 8
-    """Environments sampled in parallel (B)."""
-    steps: int = 128
-    """Steps per environment per iteration, with ``agent(policy).steps(n)``."""
-    episodes: bool = False
-    """Sample whole episodes (``agent(policy).episode(horizon)``) instead of ``steps``."""
-    horizon: int = 500
-    """Longest episode when ``episodes`` is set."""
-    lr: float | Schedule = 3e-4
-    """Adam learning rate."""
-    anneal_lr: bool = False
-    """Decay the learning rate linearly to 0 over the run."""
-    lr_scheduler: str | None = None
-    """A torch LR scheduler stepped after every iteration, written as its call, e.g.
-    'StepLR(step_size=100, gamma=0.5)' (from Python also a function optimizer ->
-    scheduler); instead of a scheduled lr or anneal_lr."""
-    gamma: float = 0.99
-    """Discount factor."""
-    grad_clip: float | None = 0.5
-    """Clip the gradient norm to this value (None: no clipping)."""
-    entropy_coef: float | Schedule = 0.0
-    """Weight of the entropy bonus."""
-
-
-def _check(name: str, value: float, ok: bool, rule: str) -> None:
-    if not ok:
-        raise ValueError(f"--{name.replace('_', '-')} must be {rule}, got {value}.")
-
-
-def _rules(name: str) -> tuple[str, Any] | None:
-    """The range rule of option ``name``: (description, predicate)."""
-    if name in ("num_envs", "steps", "horizon", "epochs", "minibatches", "updates",
-                "replay_episodes", "batch_episodes", "batch_size", "train_freq",
-                "gradient_steps", "target_update_interval", "n_step", "buffer_size",
-                "policy_delay", "atoms"):  # fmt: skip
-        return "at least 1", lambda v: v >= 1
-    if name in ("lr", "critic_lr", "alpha_lr", "clip", "grad_clip", "value_clip", "rho_clip",
-                "c_clip"):  # fmt: skip
-        return "positive", lambda v: v > 0
-    if name in ("gamma", "tau"):
-        return "in (0, 1]", lambda v: 0 < v <= 1
-    if name in ("lam", "epsilon", "alpha", "beta", "priority_alpha", "priority_beta"):
-        return "in [0, 1]", lambda v: 0 <= v <= 1
-    if name in ("entropy_coef", "value_coef", "learning_starts", "exploration_noise",
-                "target_noise", "noise_clip"):  # fmt: skip
-        return "0 or positive", lambda v: v >= 0
-    return None
-
-
-def validate_config(config: Any) -> None:
-    """Raise ValueError naming the first option out of its range.
-
-    Checks every field it knows by name, so subclasses' options are covered too; a
-    schedule is checked at the values it passes through (a plain function at step 0).
-    """
-    for name, value in vars(config).items():
-        if value is None or isinstance(value, bool):
-            continue
-        rule = _rules(name)
-        if rule is None:
-            continue
-        description, ok = rule
-        if isinstance(value, Schedule):
-            points = value.values()
-        elif callable(value):
-            points = [value(0)]
-        else:
-            points = [value]
-        for point in points:
-            if isinstance(point, bool) or not isinstance(point, (int, float)) or not ok(point):
-                shown = value if callable(value) else point
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be {description}, got {shown}"
-                    + (f" (it reaches {point})" if callable(value) else "")
-                    + "."
-                )
 
 
 def make_lr_scheduler(spec: Any, optimizer: torch.optim.Optimizer) -> Any:

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import torch
 
 from rlx import schedules
-from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.algos.base import Algorithm
+from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
@@ -27,27 +28,27 @@ from rlx.schedules import Schedule
 
 @dataclass
 class OffPolicyConfig(AlgorithmConfig):
-    num_envs: int = 1
-    steps: int | Schedule = 1
+    num_envs: int = option(1, AT_LEAST_ONE)
+    steps: int | Schedule = option(1, AT_LEAST_ONE)
     """Environment steps per environment between updates (the update frequency; schedule)."""
-    gradient_steps: int | Schedule = 1
+    gradient_steps: int | Schedule = option(1, AT_LEAST_ONE)
     """Updates after each sampling (schedule)."""
-    batch_size: int | Schedule = 64
+    batch_size: int | Schedule = option(64, AT_LEAST_ONE)
     """Transitions per update (schedule)."""
-    buffer_size: int = 100_000
+    buffer_size: int = option(100_000, AT_LEAST_ONE)
     """Transitions the replay keeps."""
-    learning_starts: int = 1_000
+    learning_starts: int = option(1_000, NON_NEGATIVE)
     """Environment steps of random actions before the first update."""
-    n_step: int = 1
+    n_step: int = option(1, AT_LEAST_ONE)
     """Steps summed into each return (bootstrapping after truncation, never termination)."""
     prioritized: bool = False
     """Prioritized replay (proportional, Schaul et al. 2016)."""
-    priority_alpha: float | Schedule = 0.6
+    priority_alpha: float | Schedule = option(0.6, FRACTION)
     """How strongly priorities shape sampling (schedule; applies to priorities set after
     a change)."""
-    priority_beta: float | Schedule = 0.4
+    priority_beta: float | Schedule = option(0.4, FRACTION)
     """Importance-weight correction, usually raised to 1 (schedule)."""
-    grad_clip: float | None = 10.0
+    grad_clip: float | None = option(10.0, POSITIVE)
     replay_device: str = "cpu"
     """Where the replay's storage lives."""
     replay_obs_dtype: str | None = None

@@ -20,7 +20,7 @@ from rlx.core import forward as fw
 from rlx.core.parametric import extras_dropped
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate, as_space_structure, check_action, check_distribution
-from rlx.core.tree import Tree, tree_index, tree_map
+from rlx.tree import Tree, tree_index, tree_map
 
 if TYPE_CHECKING:
     from rlx.core.agent import Agent

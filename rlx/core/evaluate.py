@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from rlx.core import forward as fw
-from rlx.core.distribution import _sample
+from rlx.core.distribution import sample_component
 from rlx.core.rollout import DATA_FIELDS, Rollout
-from rlx.core.tree import Tree, tree_index, tree_map, tree_structure
+from rlx.tree import Tree, tree_index, tree_map, tree_structure
 
 
 def _policy_error(policy: torch.nn.Module, rollout: Rollout, err: Exception) -> ValueError:
@@ -78,7 +78,8 @@ def evaluate(
 
 def _reparameterised(dist: Any) -> Any:
     """A sample with gradients through every component that has ``rsample``."""
-    return dist._pack([d.rsample() if d.has_rsample else _sample(d) for d in dist.components])
+    parts = [d.rsample() if d.has_rsample else sample_component(d) for d in dist.components]
+    return dist.pack(parts)
 
 
 # How each ``actions`` option picks the actions from a step's distribution (None: stored).

@@ -17,7 +17,7 @@ from torch.distributions import Distribution
 from rlx.core.distribution import ActionDistribution
 from rlx.core.distribution import stack_steps as stack_distributions
 from rlx.core.parametric import Parametric, parameters_and_buffers
-from rlx.core.tree import Tree, tree_index, tree_leaves, tree_map
+from rlx.tree import Tree, tree_index, tree_leaves, tree_map
 
 # Whether a policy returned a recurrent state, learned from its first forward.
 _RECURRENT: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()

@@ -47,6 +47,12 @@ def _structure_changed(*_: Any) -> None:
     _STRUCTURE[0] += 1
 
 
+def structure_version() -> int:
+    """A number that changes whenever any module registers a parameter, buffer or
+    submodule: a cache of a module's parameter list is valid while it stays the same."""
+    return _STRUCTURE[0]
+
+
 _module.register_module_parameter_registration_hook(_structure_changed)
 _module.register_module_buffer_registration_hook(_structure_changed)
 _module.register_module_module_registration_hook(_structure_changed)

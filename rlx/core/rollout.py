@@ -1,7 +1,7 @@
 """``Rollout``: what happened, as ``[T, B]`` tensors, and the operations algorithms need.
 
 Every per-step field has leading dimensions ``[T, B]`` (time, then environment), nested
-observations and actions included (see :mod:`rlx.core.tree`). Rows that are not
+observations and actions included (see :mod:`rlx.tree`). Rows that are not
 transitions — the steps after an environment's episode ended inside
 ``agent(policy).episode()``, or a next-step autoreset — have ``valid`` False and are zero
 in every per-step field, so sums over a rollout are sums over real transitions.
@@ -37,7 +37,7 @@ import torch
 
 from rlx.core import returns as returns_math
 from rlx.core.forward import Deferred
-from rlx.core.tree import Tree, tree_map, tree_structure
+from rlx.tree import Tree, tree_map, tree_structure
 
 
 class DryRolloutError(AttributeError):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from rlx.core.tree import Tree
+from rlx.tree import Tree
 
 
 def tensor_dtype(space: spaces.Space, float_dtype: torch.dtype | None = None) -> torch.dtype:

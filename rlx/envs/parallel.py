@@ -36,7 +36,7 @@ import cloudpickle
 import gymnasium as gym
 import numpy as np
 
-from rlx.core.tree import tree_map
+from rlx.tree import tree_map
 
 STEP_TIMEOUT = 60.0  # seconds a worker may take for one step before it counts as hung
 

@@ -30,9 +30,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlx.core.tree import tree_map
 from rlx.envs.parallel import ParallelVectorEnv
 from rlx.envs.serial import SerialVectorEnv
+from rlx.tree import tree_map
 
 _Mode = getattr(gym.vector, "AutoresetMode", None)
 NATIVE_MIN_ENVS = 5  # below this, stepping B copies of the env in a loop is faster

@@ -25,8 +25,8 @@ from torch import nn
 
 from rlx.core.distribution import ActionDistribution, Deterministic, TanhNormal, categorical
 from rlx.core.parametric import Parametric, extras_wanted
-from rlx.core.tree import tree_map
 from rlx.policies.layers import flat_size, flatten, mlp
+from rlx.tree import tree_map
 
 
 def _box(space: spaces.Space, who: str) -> spaces.Box:

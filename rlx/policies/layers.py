@@ -12,7 +12,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from rlx.core.parametric import _STRUCTURE
+from rlx.core.parametric import structure_version
 
 
 def flat_size(space: spaces.Space) -> int:
@@ -89,7 +89,7 @@ class MLP(nn.Sequential):
         bias) each followed by at most one Tanh or ReLU. Kept until a module anywhere
         registers a parameter or submodule."""
         cached = self.__dict__.get("_cached_plan")
-        if cached is not None and cached[0] == _STRUCTURE[0]:
+        if cached is not None and cached[0] == structure_version():
             return cached[1]
         layers: list[list[Any]] = []
         for layer in self:
@@ -106,7 +106,7 @@ class MLP(nn.Sequential):
             params = [p for layer in layers for p in layer[:2]]
             weights = sum(p.numel() for p in params[::2])
             plan = (tuple(layer[2] for layer in layers), params, weights)
-        self.__dict__["_cached_plan"] = (_STRUCTURE[0], plan)
+        self.__dict__["_cached_plan"] = (structure_version(), plan)
         return plan
 
     def _layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:

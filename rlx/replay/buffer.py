@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from rlx.core.rollout import Rollout
-from rlx.core.tree import tree_map
 from rlx.replay.sumtree import SumTree
+from rlx.tree import tree_map
 
 _STORED = ("observations", "next_observations", "actions", "rewards", "terminations",
            "truncations", "valid", "starts")  # fmt: skip

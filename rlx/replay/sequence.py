@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from rlx.core.rollout import Rollout
-from rlx.core.tree import tree_map
 from rlx.replay.buffer import ReplayBuffer
 from rlx.replay.sumtree import SumTree
+from rlx.tree import tree_map
 
 _FIELDS = ("observations", "next_observations", "actions", "rewards", "terminations",
            "truncations", "valid", "starts", "prev_actions", "prev_rewards")  # fmt: skip

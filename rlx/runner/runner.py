@@ -31,7 +31,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.algos.base import Algorithm
+from rlx.algos.config import AlgorithmConfig
 from rlx.algos.registry import algorithm_class
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric

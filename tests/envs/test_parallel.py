@@ -61,7 +61,7 @@ def released(names: list[str]) -> bool:
 def same(a: rlx.Rollout, b: rlx.Rollout) -> bool:
     fields = ("observations", "next_observations", "actions", "rewards", "terminations",
               "truncations", "valid", "starts")  # fmt: skip
-    leaves = lambda r, f: rlx.core.tree.tree_leaves(getattr(r, f))  # noqa: E731
+    leaves = lambda r, f: rlx.tree.tree_leaves(getattr(r, f))  # noqa: E731
     return all(
         torch.equal(x, y) for f in fields for x, y in zip(leaves(a, f), leaves(b, f), strict=True)
     )

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
+from rlx.algos.config import AT_LEAST_ONE, FRACTION, option
 from rlx.algos.dqn.dqn import DQN, DQNConfig
 from rlx.core.parametric import Parametric
 from rlx.core.returns import categorical_projection
@@ -22,7 +23,7 @@ from rlx.schedules import Schedule
 
 @dataclass
 class C51Config(DQNConfig):
-    atoms: int = 51
+    atoms: int = option(51, AT_LEAST_ONE)
     """Points of the return distribution's support."""
     v_min: float = -10.0
     """Lowest return on the support."""
@@ -87,10 +88,10 @@ class RainbowConfig(C51Config):
     double: bool = True
     dueling: bool = True
     noisy: bool = True
-    epsilon: float | Schedule = 0.0
+    epsilon: float | Schedule = option(0.0, FRACTION)
     prioritized: bool = True
-    priority_beta: float | Schedule = 0.4
-    n_step: int = 3
+    priority_beta: float | Schedule = option(0.4, FRACTION)
+    n_step: int = option(3, AT_LEAST_ONE)
 
 
 class Rainbow(C51):

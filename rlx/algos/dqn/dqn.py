@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from rlx import schedules
+from rlx.algos.config import AT_LEAST_ONE, DISCOUNT, FRACTION, POSITIVE, option
 from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig, whole
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
@@ -23,12 +24,12 @@ from rlx.schedules import Schedule, linear
 
 @dataclass
 class DQNConfig(OffPolicyConfig):
-    lr: float | Schedule = 1e-3
-    epsilon: float | Schedule = linear(1.0, 0.05, 10_000)
+    lr: float | Schedule = option(1e-3, POSITIVE)
+    epsilon: float | Schedule = option(linear(1.0, 0.05, 10_000), FRACTION)
     """Probability of a random action while learning (schedule)."""
-    target_update_interval: int | Schedule = 500
+    target_update_interval: int | Schedule = option(500, AT_LEAST_ONE)
     """Updates (gradient steps) between target-network updates (schedule)."""
-    tau: float | Schedule = 1.0
+    tau: float | Schedule = option(1.0, DISCOUNT)
     """Fraction of the way the target moves at each of its updates: 1 copies, less
     averages (Polyak; schedule)."""
     double: bool = True

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
+from rlx.algos.config import AT_LEAST_ONE, FRACTION, option
 from rlx.algos.dqn.dqn import DQN, DQNConfig
 from rlx.core.parametric import Parametric
 from rlx.core.returns import value_rescale, value_rescale_inverse
@@ -22,9 +23,9 @@ from rlx.schedules import Schedule
 
 @dataclass
 class R2D2Config(DQNConfig):
-    num_envs: int = 8
-    steps: int | Schedule = 20
-    batch_size: int | Schedule = 32
+    num_envs: int = option(8, AT_LEAST_ONE)
+    steps: int | Schedule = option(20, AT_LEAST_ONE)
+    batch_size: int | Schedule = option(32, AT_LEAST_ONE)
     """Sequences per update (schedule)."""
     sequence_length: int = 40
     """Steps of each sequence that are learned from."""
@@ -32,15 +33,15 @@ class R2D2Config(DQNConfig):
     """Steps before them that only refresh the stored recurrent state."""
     stride: int | None = None
     """Steps between sequence starts (default: sequence_length)."""
-    n_step: int = 5
+    n_step: int = option(5, AT_LEAST_ONE)
     prioritized: bool = True
-    priority_alpha: float | Schedule = 0.9
-    priority_beta: float | Schedule = 0.6
+    priority_alpha: float | Schedule = option(0.9, FRACTION)
+    priority_beta: float | Schedule = option(0.6, FRACTION)
     priority_eta: float = 0.9
     """Sequence priority: eta * max |TD error| + (1 - eta) * mean |TD error|."""
     value_rescaling: bool = True
     """Learn h(Q) with h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x."""
-    target_update_interval: int | Schedule = 400
+    target_update_interval: int | Schedule = option(400, AT_LEAST_ONE)
 
 
 class R2D2(DQN):

@@ -64,7 +64,8 @@ from gymnasium import spaces
 from torch.nn.utils import parameters_to_vector
 
 from rlx import schedules
-from rlx.algos.base import Algorithm, AlgorithmConfig
+from rlx.algos.base import Algorithm
+from rlx.algos.config import AT_LEAST_ONE, AlgorithmConfig, option
 from rlx.algos.es.population import Population, load_vector
 from rlx.algos.es.strategy import CMA, default_population
 from rlx.core.agent import Agent
@@ -80,7 +81,7 @@ class CMAESConfig(AlgorithmConfig):
 
     episodes: bool = True
     """Whole episodes are sampled (always, for CMA-ES)."""
-    horizon: int | Schedule = 1000
+    horizon: int | Schedule = option(1000, AT_LEAST_ONE)
     """Longest episode (schedule); the environment's own time limit applies first."""
     population: int | None = None
     """Candidates per generation (λ, at least 2); None: 4 + ⌊3 ln n⌋ for n policy

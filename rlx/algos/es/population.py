@@ -19,9 +19,9 @@ import torch
 from torch.distributions import Distribution
 from torch.nn.utils import vector_to_parameters
 
-from rlx.core.distribution import ActionDistribution, _mode, _sample
+from rlx.core.distribution import ActionDistribution, component_mode, sample_component
 from rlx.core.parametric import Parametric
-from rlx.core.tree import tree_index, tree_map
+from rlx.tree import tree_index, tree_map
 
 
 def load_vector(module: torch.nn.Module, vector: torch.Tensor) -> None:
@@ -44,11 +44,11 @@ class Blocks(Distribution):
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
         if sample_shape:
             return torch.cat([p.sample(sample_shape) for p in self.parts], len(sample_shape))
-        return torch.cat([_sample(p) for p in self.parts])
+        return torch.cat([sample_component(p) for p in self.parts])
 
     @property
     def mode(self) -> torch.Tensor:
-        return torch.cat([_mode(p) for p in self.parts])
+        return torch.cat([component_mode(p) for p in self.parts])
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         rows = value.split(self.sizes)

@@ -8,18 +8,19 @@ from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, AlgorithmConfig, log
+from rlx.algos.base import Algorithm, log
+from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
 
 
 @dataclass
 class A2CConfig(AlgorithmConfig):
-    steps: int = 5
+    steps: int = option(5, AT_LEAST_ONE)
     """Steps per environment per update (n of the n-step returns)."""
-    lr: float = 7e-4
-    lam: float = 1.0
+    lr: float = option(7e-4, POSITIVE)
+    lam: float = option(1.0, FRACTION)
     """GAE lambda; 1.0 gives n-step returns bootstrapped at the segment's end."""
-    value_coef: float = 0.5
+    value_coef: float = option(0.5, NON_NEGATIVE)
     """Weight of the value loss."""
     normalize_advantages: bool = False
     """Standardise advantages within each batch."""

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, AlgorithmConfig, log
+from rlx.algos.base import Algorithm, log
+from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
@@ -24,18 +25,18 @@ from rlx.replay.episodes import EpisodeReplay
 class OffPACConfig(AlgorithmConfig):
     episodes: bool = True
     """Sample whole episodes from the behaviour policy."""
-    lr: float = 1e-3
-    replay_episodes: int = 100
+    lr: float = option(1e-3, POSITIVE)
+    replay_episodes: int = option(100, AT_LEAST_ONE)
     """Episodes kept in the replay."""
-    batch_episodes: int = 8
+    batch_episodes: int = option(8, AT_LEAST_ONE)
     """Replayed episodes per update."""
-    updates: int = 4
+    updates: int = option(4, AT_LEAST_ONE)
     """Updates per iteration (per batch of new episodes)."""
-    rho_clip: float = 1.0
+    rho_clip: float = option(1.0, POSITIVE)
     """Truncation of the importance weight in targets and policy gradient."""
-    c_clip: float = 1.0
+    c_clip: float = option(1.0, POSITIVE)
     """Truncation of the trace-cutting weight."""
-    value_coef: float = 0.5
+    value_coef: float = option(0.5, NON_NEGATIVE)
     """Weight of the value loss."""
     normalize_advantages: bool = False
     """Divide advantages by their standard deviation within each batch (no mean shift:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, AlgorithmConfig, log
+from rlx.algos.base import Algorithm, log
+from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.losses import clipped_surrogate
 from rlx.core.rollout import Rollout
 from rlx.schedules import Schedule
@@ -15,17 +16,17 @@ from rlx.schedules import Schedule
 
 @dataclass
 class PPOConfig(AlgorithmConfig):
-    lam: float = 0.95
+    lam: float = option(0.95, FRACTION)
     """GAE lambda."""
-    clip: float | Schedule = 0.2
+    clip: float | Schedule = option(0.2, POSITIVE)
     """Clip range of the probability ratio."""
-    epochs: int = 10
+    epochs: int = option(10, AT_LEAST_ONE)
     """Passes over each batch."""
-    minibatches: int = 8
+    minibatches: int = option(8, AT_LEAST_ONE)
     """Minibatches per pass (of transitions; of sequence pieces for recurrent policies)."""
-    value_coef: float = 0.5
+    value_coef: float = option(0.5, NON_NEGATIVE)
     """Weight of the value loss."""
-    value_clip: float | None = None
+    value_clip: float | None = option(None, POSITIVE)
     """Clip value updates to this range around the sampled values (None: off)."""
     normalize_advantages: bool = True
     """Standardise advantages within each minibatch."""

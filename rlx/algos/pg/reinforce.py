@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, AlgorithmConfig, log
+from rlx.algos.base import Algorithm, log
+from rlx.algos.config import NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
 
 
@@ -15,10 +16,10 @@ from rlx.core.rollout import Rollout
 class REINFORCEConfig(AlgorithmConfig):
     episodes: bool = True
     """Whole episodes: Monte-Carlo returns need an episode's end."""
-    lr: float = 1e-3
+    lr: float = option(1e-3, POSITIVE)
     standardize_return: bool = False
     """Standardise the policy-gradient signal within each batch (never the value target)."""
-    value_coef: float = 0.5
+    value_coef: float = option(0.5, NON_NEGATIVE)
     """Weight of the value loss (baseline variant only)."""
 
 

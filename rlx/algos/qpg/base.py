@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlx.algos.config import AT_LEAST_ONE, DISCOUNT, NON_NEGATIVE, POSITIVE, option
 from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
@@ -24,16 +25,16 @@ from rlx.schedules import Schedule
 
 @dataclass
 class QPGConfig(OffPolicyConfig):
-    lr: float | Schedule = 3e-4
+    lr: float | Schedule = option(3e-4, POSITIVE)
     """Actor learning rate (schedule)."""
-    critic_lr: float | Schedule | None = None
+    critic_lr: float | Schedule | None = option(None, POSITIVE)
     """Critic learning rate (schedule; None: the actor's)."""
-    tau: float | Schedule = 0.005
+    tau: float | Schedule = option(0.005, DISCOUNT)
     """Polyak averaging rate of the target networks (schedule)."""
-    batch_size: int | Schedule = 256
-    buffer_size: int = 1_000_000
-    learning_starts: int = 100
-    grad_clip: float | None = None
+    batch_size: int | Schedule = option(256, AT_LEAST_ONE)
+    buffer_size: int = option(1_000_000, AT_LEAST_ONE)
+    learning_starts: int = option(100, NON_NEGATIVE)
+    grad_clip: float | None = option(None, POSITIVE)
     critics: int = 2
     """Q-functions in the critic (clipped double Q takes their minimum)."""
     critic_hidden: int = 256

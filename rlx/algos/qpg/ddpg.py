@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from rlx import schedules
+from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, option
 from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
@@ -24,16 +25,16 @@ from rlx.schedules import Schedule
 @dataclass
 class DDPGConfig(QPGConfig):
     critics: int = 1
-    exploration_noise: float | Schedule = 0.1
+    exploration_noise: float | Schedule = option(0.1, NON_NEGATIVE)
     """Std (or OU sigma) of the exploration noise, in units of the action range's
     half-width (schedule)."""
     noise: str = "gaussian"
     """Exploration noise: gaussian, or ou (Ornstein-Uhlenbeck, carried per episode)."""
-    policy_delay: int = 1
+    policy_delay: int = option(1, AT_LEAST_ONE)
     """Critic updates per actor (and target) update."""
-    target_noise: float = 0.0
+    target_noise: float = option(0.0, NON_NEGATIVE)
     """Std of the noise smoothing the target policy's action (half-width units)."""
-    noise_clip: float = 0.5
+    noise_clip: float = option(0.5, NON_NEGATIVE)
     """Clip of that noise."""
 
 
@@ -117,8 +118,8 @@ class DDPG(ActorCriticAlgorithm):
 @dataclass
 class TD3Config(DDPGConfig):
     critics: int = 2
-    policy_delay: int = 2
-    target_noise: float = 0.2
+    policy_delay: int = option(2, AT_LEAST_ONE)
+    target_noise: float = option(0.2, NON_NEGATIVE)
 
 
 class TD3(DDPG):

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
+from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, option
 from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
 from rlx.core.agent import Agent
 from rlx.core.optim import Adam, frozen, minimize
@@ -23,14 +24,14 @@ from rlx.schedules import Schedule
 
 @dataclass
 class SACConfig(QPGConfig):
-    entropy_coef: float | Schedule | None = None
+    entropy_coef: float | Schedule | None = option(None, NON_NEGATIVE)
     """Temperature alpha (schedule); None learns it to keep the entropy near
     target_entropy."""
     target_entropy: float | None = None
     """None: -(action dimensions) for Box actions, 0.98 log(actions) for Discrete."""
     initial_entropy_coef: float = 1.0
     """Starting temperature when it is learned."""
-    target_update_interval: int = 1
+    target_update_interval: int = option(1, AT_LEAST_ONE)
     """Updates between Polyak steps of the target critic."""
 
 

@@ -1,0 +1,97 @@
+"""Algorithm options: typed dataclass fields, each numeric one carrying the range it must
+lie in (in its field metadata), checked once when an algorithm is built."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rlx.schedules import Schedule
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where an option's values must lie, and how to say so in an error."""
+
+    description: str
+    contains: Callable[[float], bool]
+
+
+AT_LEAST_ONE = Range("at least 1", lambda v: v >= 1)
+POSITIVE = Range("positive", lambda v: v > 0)
+NON_NEGATIVE = Range("0 or positive", lambda v: v >= 0)
+DISCOUNT = Range("in (0, 1]", lambda v: 0 < v <= 1)
+FRACTION = Range("in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+def option(default: Any, valid: Range) -> Any:
+    """A config field with ``default`` whose values (or a schedule's) must be ``valid``."""
+    return dataclasses.field(default=default, metadata={"range": valid})
+
+
+@dataclass
+class AlgorithmConfig:
+    """Hyper-parameters every algorithm here has."""
+
+    num_envs: int = option(8, AT_LEAST_ONE)
+    """Environments sampled in parallel (B)."""
+    steps: int = option(128, AT_LEAST_ONE)
+    """Steps per environment per iteration, with ``agent(policy).steps(n)``."""
+    episodes: bool = False
+    """Sample whole episodes (``agent(policy).episode(horizon)``) instead of ``steps``."""
+    horizon: int = option(500, AT_LEAST_ONE)
+    """Longest episode when ``episodes`` is set."""
+    lr: float | Schedule = option(3e-4, POSITIVE)
+    """Adam learning rate."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly to 0 over the run."""
+    lr_scheduler: str | None = None
+    """A torch LR scheduler stepped after every iteration, written as its call, e.g.
+    'StepLR(step_size=100, gamma=0.5)' (from Python also a function optimizer ->
+    scheduler); instead of a scheduled lr or anneal_lr."""
+    gamma: float = option(0.99, DISCOUNT)
+    """Discount factor."""
+    grad_clip: float | None = option(0.5, POSITIVE)
+    """Clip the gradient norm to this value (None: no clipping)."""
+    entropy_coef: float | Schedule = option(0.0, NON_NEGATIVE)
+    """Weight of the entropy bonus."""
+
+
+def _range(config: Any, name: str) -> Range | None:
+    """The range declared for ``name`` by the config's class or, where a subclass only
+    changes the default, by the nearest base class that declares one."""
+    for cls in type(config).__mro__:
+        declared = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if declared is not None and "range" in declared.metadata:
+            return declared.metadata["range"]
+    return None
+
+
+def validate_config(config: Any) -> None:
+    """Raise ValueError naming the first option out of its range; a schedule is checked
+    at the values it passes through (a plain function at step 0)."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        valid = _range(config, field.name)
+        if value is None or isinstance(value, bool) or valid is None:
+            continue
+        if isinstance(value, Schedule):
+            points = value.values()
+        elif callable(value):
+            points = [value(0)]
+        else:
+            points = [value]
+        for point in points:
+            if (
+                isinstance(point, bool)
+                or not isinstance(point, (int, float))
+                or not valid.contains(point)
+            ):
+                shown = value if callable(value) else point
+                raise ValueError(
+                    f"--{field.name.replace('_', '-')} must be {valid.description}, got {shown}"
+                    + (f" (it reaches {point})" if callable(value) else "")
+                    + "."
+                )
