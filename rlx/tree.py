@@ -7,22 +7,11 @@ containers. ``tree_map`` applies one function to every leaf of one or more trees
 same structure, so ``rollout[:, idx]`` indexes every leaf at once (the role of rlpyt's
 namedarraytuple).
 
-Why not ``tensordict``? Measured by ``benchmarks/nested.py`` on a ``[128, 8]`` rollout
-with a Dict observation (two leaves) and next observations, actions, rewards,
-terminations, truncations, valid and starts (ten leaves), torch 2.13.0 CPU, tensordict
-0.15.3, one thread; microseconds per operation, best of 5 (typical of three runs):
-
-    operation                  rlx trees   TensorDict
-    index one step  r[5]            22.9         27.8
-    slice time      r[:64]          23.0         27.7
-    permute envs    r[:, perm]      72.5        284.5
-    concatenate     cat(r1, r2)     68.8         72.7
-
-Over six runs on this noisy 2-core machine the ratios (TensorDict time / rlx time) were
-0.98-1.22 for indexing, 1.05-1.20 for slicing, 1.65-3.93 for permuting environments
-(rlx uses ``index_select``) and 0.73-1.11 for concatenation: equal within noise except
-permutation, where trees win. With no speed reason to take on a dependency, rlx keeps
-plain trees, whose fields stay ordinary attributes that a debugger shows directly.
+Why not ``tensordict``? ``benchmarks/nested.py`` times both on a rollout with nested
+observations: they index, slice and concatenate equally fast, and trees permute the
+environments faster (the README has the figures). With no speed reason to take on a
+dependency, rlx keeps plain trees, whose fields stay ordinary attributes that a debugger
+shows directly.
 """
 
 from __future__ import annotations

@@ -47,9 +47,7 @@ def make_lr_scheduler(spec: Any, optimizer: torch.optim.Optimizer) -> Any:
 
 
 def default_optimizer(policy: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam (eps 1e-5) stepping with the fused kernel (:class:`rlx.core.optim.Adam`): one
-    step of a 2x64 actor-critic measured here takes about 40 us, against 150 us for
-    ``torch.optim.Adam(fused=True)`` and 417 us for its per-tensor loop."""
+    """Adam (eps 1e-5) stepping with the fused kernel (:class:`rlx.core.optim.Adam`)."""
     return Adam(policy.parameters(), lr=lr, eps=1e-5)
 
 

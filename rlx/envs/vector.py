@@ -67,9 +67,8 @@ def make_vector_env(
             or a ready ``gymnasium.vector.VectorEnv`` (used as it is).
         num_envs: number of environments B for ids and factories.
         vectorization: ``None`` uses an id's own vector implementation when it has one
-            and ``num_envs >= 5``, else ``"sync"`` (CartPole-v1 measured here: the numpy
-            vector version costs ~42 us a step at B=1 to 5 and ~63 at 8; the serial
-            environment ~10 us at B=1, ~32 at 4, ~42 at 5, ~74 at 8); ``"sync"`` steps
+            and ``num_envs >= 5`` (where it steps faster than separate environments),
+            else ``"sync"``; ``"sync"`` steps
             the environments one after another in this process
             (:class:`~rlx.envs.serial.SerialVectorEnv`), ``"async"`` in gymnasium's
             ``AsyncVectorEnv`` subprocesses; ``"parallel"`` makes a

@@ -16,18 +16,10 @@ sampler="parallel")`` steps those environments in worker processes.
 After every generation ``self.policy`` holds the strategy's mean (``keep="mean"``, the
 default) or the best candidate so far (``keep="best"``); evaluation, checkpoints and
 ``rlx eval`` see it. The best candidate is kept either way (``algo.best``, logged as
-BestReturn), but its fitness is the luckiest of many noisy estimates. Measured on
-fresh episodes: after 100 generations on Pendulum-v1 the mean scored better than the
-best in 3 of 3 seeds (-319, -201, -410 against -797, -227, -619); on CartPole-v1 with
-one episode per candidate, "best" kept a policy whose one episode had returned 500
-and that scored 376, and never reached 475 in 100 generations (seed 2).
-
-Other defaults, measured the same way (16-unit actor, 3 seeds): σ₀ = 1, because on
-Pendulum-v1 σ₀ = 0.5 reached a median of -817 after 100 generations against -319, and
-σ₀ = 0.1 hardly left the random policy's -1,000 to -1,200 (on CartPole-v1 all three
-reached 475 within 27 generations but one seed at σ₀ = 0.5, in 49); 4 episodes per
-candidate, because with 2 Pendulum-v1 reached a median of -809 (with 1, -1,100 after
-60 generations on seed 0, where 4 had reached -235).
+BestReturn), but its fitness is the luckiest of many noisy estimates: scored on fresh
+episodes, the mean did better than the best on Pendulum-v1 for every seed tried.
+The defaults (σ₀ = 1, 4 episodes per candidate) were chosen by the same kind of
+comparison; ``benchmarks/README.md`` has the figures.
 
 Why a CMA-ES of our own (:mod:`rlx.algos.es.strategy`, 200 lines of torch) and not the
 ``cma`` package, the reference implementation: checkpoints. A resumed run must continue
@@ -36,21 +28,9 @@ exactly, and rlx reads checkpoints with ``torch.load(weights_only=True)``. cma's
 callbacks) drawing from numpy's global generator; that loader refuses it, and copying
 its internals into tensors would tie rlx to private attributes of one cma version. Ours
 keeps everything in a few tensors and numbers (``CMA.state_dict``) and does as well as
-cma with its defaults, measured with ``python benchmarks/learning_es.py --compare``
-(cma 4.5, on the 2-core machine while other jobs ran; rlx / cma):
-
-- Rosenbrock, n = 10, from 0 with σ₀ = 0.5, seeds 0-9: median evaluations to
-  f < 1e-8 5,035 / 4,920; solved 10 / 9 (cma's tenth run stays in the local minimum).
-- ask + tell per generation with the default λ, n = 114 / 450 / 2,000 parameters:
-  1.3 / 2.6 / 61 ms against 0.8 / 2.2 / 36 ms (torch on one thread; under load from
-  other jobs an earlier run measured 1.4 / 4.9 / 100 against 1.3 / 24 / 180 ms).
-- CartPole-v1, the benchmark case with each strategy (same policy, fitness and λ),
-  seeds 0-9: median 16.5 / 16 generations and 87k / 79k environment steps to 475.
-
-Both give the worst half of the candidates negative ("active") weights; without them
-ours needed about 6,100 evaluations on Rosenbrock, as cma does with
-``CMA_active=False``. Either way ask and tell take milliseconds, and a generation's
-episodes about a second on CartPole-v1.
+cma with its defaults (``python benchmarks/learning_es.py --compare``; figures in
+``benchmarks/README.md``). Both give the worst half of the candidates negative
+("active") weights.
 """
 
 from __future__ import annotations
