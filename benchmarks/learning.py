@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 import rlx
-from rlx.algos import ALGORITHMS
+from rlx.algos.registry import algorithm_class
 
 WINDOW = 10  # finished episodes in the "return" of a run
 EVAL_EPISODES = 10
@@ -72,7 +72,7 @@ def train(case: Case, seed: int) -> dict[str, Any]:
     """Train one case on one seed; the curve and the figures of the table."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    cls = ALGORITHMS[case.algo]
+    cls = algorithm_class(case.algo)
     config = cls.Config(**case.options)
     agent = rlx.Agent(case.env, num_envs=config.num_envs, seed=seed)
     policy = cls.default_policy(

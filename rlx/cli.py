@@ -16,7 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from rlx.algos.config import validate_config
-from rlx.algos.registry import ALGORITHMS, algorithm_class
+from rlx.algos.registry import ALGORITHMS, ALIASES, algorithm_class, canonical_name
 from rlx.runner.checkpoint import CheckpointError
 
 USAGE_ERRORS = (
@@ -53,7 +53,10 @@ def train_parser(algo: str | None) -> Parser:
     from rlx.runner.config import RunConfig, add_arguments
 
     parser = Parser(prog="rlx train", description="Train an algorithm on an environment.")
-    parser.add_argument("algo", nargs="?", help=f"algorithm: {', '.join(ALGORITHMS)}")
+    aliases = ", ".join(f"{short} for {full}" for short, full in ALIASES.items())
+    parser.add_argument(
+        "algo", nargs="?", help=f"algorithm: {', '.join(ALGORITHMS)} (aliases: {aliases})"
+    )
     parser.add_argument("env", nargs="?", help="gymnasium environment id, e.g. CartPole-v1")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     add_arguments(parser, RunConfig, skip=("algo", "env"))
@@ -95,7 +98,7 @@ def cmd_train(argv: list[str]) -> int:
                     "or --resume RUN_DIR."
                 )
             algo_cls = algorithm_class(args.algo)
-            run = from_arguments(RunConfig, args, algo=args.algo, env=args.env)
+            run = from_arguments(RunConfig, args, algo=canonical_name(args.algo), env=args.env)
             algo_config = from_arguments(algo_cls.Config, args)
             validate_config(algo_config)
             runner = Runner(run, algo_config)
@@ -176,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     return command(argv[1:])
 
 
-# ------------------------------------------------------------- the rlx seed's form
-SEED_ALGOS = ("rf", "ac", "a2c", "ppo", "offpac")
+# --------------------------------------------------- the original rlx command line
+ORIGINAL_ALGOS = ("rf", "ac", "a2c", "ppo", "offpac")
 
 
-def seed_main(argv: list[str] | None = None) -> int:
-    """``python main.py --algo ppo --policytype rnn --batch_size 16 ...`` (the rlx seed's CLI).
+def original_main(argv: list[str] | None = None) -> int:
+    """``python main.py --algo ppo --policytype rnn --batch_size 16 ...``: the original rlx
+    README's command line.
 
     Each update uses ``--batch_size`` whole episodes of at most ``--horizon`` steps
     (sampled in parallel environments); training stops after ``--max_episode`` episodes.
@@ -189,8 +193,8 @@ def seed_main(argv: list[str] | None = None) -> int:
     from rlx.runner.config import RunConfig
     from rlx.runner.runner import Runner
 
-    p = Parser(prog="main.py", description=seed_main.__doc__)
-    p.add_argument("--algo", default="ppo", help="|".join(SEED_ALGOS))
+    p = Parser(prog="main.py", description=original_main.__doc__)
+    p.add_argument("--algo", default="ppo", help="|".join(ORIGINAL_ALGOS))
     p.add_argument("--policytype", default="mlp", choices=("mlp", "rnn"))
     p.add_argument("--env", default="CartPole-v0")
     p.add_argument("--gamma", type=float, default=0.99)
@@ -212,9 +216,9 @@ def seed_main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     try:
-        if a.algo not in SEED_ALGOS:
+        if a.algo not in ORIGINAL_ALGOS:
             raise ValueError(
-                f"unknown algorithm {a.algo!r}: choose one of {', '.join(SEED_ALGOS)}."
+                f"unknown algorithm {a.algo!r}: choose one of {', '.join(ORIGINAL_ALGOS)}."
             )
         cls = algorithm_class(a.algo)
         for name in ("batch_size", "horizon", "max_episode", "ppo_k_epochs"):
@@ -229,9 +233,9 @@ def seed_main(argv: list[str] | None = None) -> int:
         known = {f for f in cls.Config.__dataclass_fields__}
         fields.update({k: v for k, v in extra.items() if k in known})
         algo_config = cls.Config(**fields)
-        run = RunConfig(algo=a.algo, env=a.env, policy=a.policytype, seed=a.seed, device=a.device,
-                        total_steps=a.max_episode * a.horizon, total_episodes=a.max_episode,
-                        tbdir=a.tbdir,
+        run = RunConfig(algo=canonical_name(a.algo), env=a.env, policy=a.policytype,
+                        seed=a.seed, device=a.device, total_steps=a.max_episode * a.horizon,
+                        total_episodes=a.max_episode, tbdir=a.tbdir,
                         checkpoint_every=a.interval)  # fmt: skip
         runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:

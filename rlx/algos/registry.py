@@ -11,8 +11,8 @@ from rlx.algos.pg import A2C, PPO, REINFORCE, OffPAC, REINFORCEBaseline
 from rlx.algos.qpg import DDPG, SAC, TD3
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
-    "rf": REINFORCE,
-    "ac": REINFORCEBaseline,
+    "reinforce": REINFORCE,
+    "reinforce-baseline": REINFORCEBaseline,
     "a2c": A2C,
     "ppo": PPO,
     "offpac": OffPAC,
@@ -26,13 +26,22 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     "cmaes": CMAES,
 }
 
+ALIASES: dict[str, str] = {"rf": "reinforce", "ac": "reinforce-baseline", "cma-es": "cmaes"}
+"""Short names (the original rlx command line's ``rf`` and ``ac``) for full ones."""
+
+
+def canonical_name(name: str) -> str:
+    """The full name of algorithm ``name`` (given in any case, or as an alias)."""
+    name = name.lower()
+    return ALIASES.get(name, name)
+
 
 def algorithm_class(name: str) -> type[Algorithm]:
     """The algorithm class called ``name``; a ValueError listing the choices otherwise."""
     try:
-        return ALGORITHMS[name.lower()]
+        return ALGORITHMS[canonical_name(name)]
     except KeyError:
-        close = difflib.get_close_matches(name.lower(), ALGORITHMS, n=1)
+        close = difflib.get_close_matches(name.lower(), [*ALGORITHMS, *ALIASES], n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"unknown algorithm {name!r}.{hint} Choose one of: {', '.join(ALGORITHMS)}."
@@ -40,5 +49,6 @@ def algorithm_class(name: str) -> type[Algorithm]:
 
 
 def make_algorithm(name: str, agent, policy, config=None) -> Algorithm:
+    """Algorithm ``name`` on ``agent`` and ``policy``, with its default config if none."""
     cls = algorithm_class(name)
     return cls(agent, policy, config if config is not None else cls.Config())

@@ -75,7 +75,7 @@ def _sample_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: An
             agent.close()
 
 
-class _ProcessSampler:
+class ProcessSampler:
     """What both samplers share: the learner, a shared-memory copy of its weights with a
     version counter, and the bookkeeping of arrived batches."""
 
@@ -145,7 +145,7 @@ class _ProcessSampler:
             self.close()
 
 
-class AsyncSampler(_ProcessSampler):
+class AsyncSampler(ProcessSampler):
     """Samples ``steps``-step rollouts in a separate process; see the module docstring.
 
     Args:
@@ -238,7 +238,7 @@ def _worker_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: An
             agent.close()
 
 
-class WorkerSampler(_ProcessSampler):
+class WorkerSampler(ProcessSampler):
     """Worker processes that each run their own copy of the policy on their own group of
     environments (rlpyt's CPU sampler); ``get()`` samples ``steps`` steps in all of them
     at once and joins the pieces along the environment dimension.

@@ -37,7 +37,7 @@ from rlx.core import forward as fw
 from rlx.core.agent import Agent
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate
-from rlx.sampling.asynchronous import SamplerError, _ProcessSampler
+from rlx.sampling.asynchronous import ProcessSampler, SamplerError
 
 
 def _example(agent: Agent, policy: torch.nn.Module) -> Rollout:
@@ -95,7 +95,7 @@ def _replay_loop(payload: bytes, replay: Any, shared: torch.nn.Module, lock: Any
             agent.close()
 
 
-class ReplaySampler(_ProcessSampler):
+class ReplaySampler(ProcessSampler):
     """Samples for a replay-based algorithm in a separate process; see the module doc.
 
     Args:

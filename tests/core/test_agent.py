@@ -1,5 +1,7 @@
 """Sampling: agent(policy).episode() and .steps()."""
 
+import io
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 import rlx
+from rlx.policies import make_policy
 
 MODES = ["SameStep", "NextStep", "Disabled", "holes"]
 
@@ -242,3 +245,49 @@ def test_cartpole_uses_its_numpy_vector_env_only_where_it_is_faster(num_envs, na
     assert is_sync is not native
     forced = rlx.Agent("CartPole-v1", num_envs=num_envs, vectorization="sync")
     assert isinstance(forced.env.unwrapped, gym.vector.SyncVectorEnv)
+
+
+def test_a_policy_that_did_not_see_an_episode_start_begins_it_from_zero():
+    agent = rlx.Agent(counting_vec([3]))
+    a, b = GRUPolicy(obs_dim=2), GRUPolicy(obs_dim=2)
+    with torch.no_grad():
+        agent(a).steps(2)
+        agent(b).steps(3)  # the episode ends under b; a new one begins
+        r = agent(a).steps(1)
+    assert r.observations[0, 0, 0] == 2 and not r.starts[0, 0]
+    assert r.recurrent_states[0].eq(0).all()  # not a's stale state from the old episode
+
+
+def test_agent_arguments_that_would_be_ignored_are_refused():
+    vec = gym.make_vec("CartPole-v1", num_envs=2)
+    with pytest.raises(ValueError, match="has 2 environments but num_envs=8"):
+        rlx.Agent(vec, num_envs=8)
+    with pytest.raises(ValueError, match="used as it is"):
+        rlx.Agent(gym.make("CartPole-v1"), vectorization="async")
+
+
+@pytest.mark.parametrize(
+    ("env", "kind"), [("CartPole-v1", "rnn"), ("Pendulum-v1", "mlp"), (None, "rnn")]
+)
+def test_agent_state_dict_resumes_sampling_exactly(env, kind):
+    def make():
+        if env is None:
+            return rlx.Agent(lambda: CountingEnv(7), num_envs=3, seed=0)
+        return rlx.Agent(env, num_envs=3, seed=0)
+
+    a = make()
+    policy = make_policy(a.observation_space, a.action_space, kind)
+    with torch.no_grad():
+        a(policy).steps(45)
+        buffer = io.BytesIO()
+        torch.save(a.state_dict(policy), buffer)
+        rng = torch.get_rng_state()
+        expected = a(policy).steps(60)
+        b = make()
+        buffer.seek(0)
+        assert b.load_state_dict(torch.load(buffer, weights_only=True), policy)
+        torch.set_rng_state(rng)
+        got = b(policy).steps(60)
+    assert torch.equal(expected.observations, got.observations)
+    assert torch.equal(expected.logprobs, got.logprobs)
+    assert a.total_steps == b.total_steps and a.pop_episodes() == b.pop_episodes()

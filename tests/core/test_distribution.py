@@ -1,6 +1,17 @@
+import math
+
 import pytest
 import torch
-from torch.distributions import Bernoulli, Categorical, Independent, Normal
+from torch import nn
+from torch.distributions import (
+    AffineTransform,
+    Bernoulli,
+    Categorical,
+    Independent,
+    Normal,
+    TanhTransform,
+    TransformedDistribution,
+)
 
 import rlx
 
@@ -112,3 +123,95 @@ def test_tanh_normal_sample_and_rsample():
     joint = rlx.ActionDistribution(d)
     with pytest.raises(NotImplementedError, match="no closed-form entropy"):
         joint.entropy()
+
+
+def test_tanh_normal_rsample_log_prob_is_the_transformed_gaussian_density():
+    torch.manual_seed(0)
+    loc = torch.randn(6, 2, requires_grad=True)
+    scale = torch.rand(6, 2).add(0.3).requires_grad_()
+    low, high = torch.tensor([-2.0, 0.0]), torch.tensor([2.0, 1.0])
+    d = rlx.TanhNormal(loc, scale, low, high)
+    action = d.rsample()
+    mine = d.log_prob(action)
+    u = d._rsampled[1]
+    reference = TransformedDistribution(
+        Normal(loc, scale), [TanhTransform(), AffineTransform((high + low) / 2, (high - low) / 2)]
+    )
+    expected = reference.log_prob(reference.transforms[1](reference.transforms[0](u)))
+    expected_exact = Normal(loc, scale).log_prob(u) - torch.log1p(-(torch.tanh(u) ** 2))
+    expected_exact = expected_exact - torch.log((high - low) / 2)
+    torch.testing.assert_close(mine, expected_exact, rtol=1e-4, atol=1e-4)
+    assert torch.isfinite(expected).all()
+    g_mine = torch.autograd.grad(mine.sum(), [loc, scale], retain_graph=True)
+    g_ref = torch.autograd.grad(expected_exact.sum(), [loc, scale])
+    for a, b in zip(g_mine, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+    assert bool(((action >= low) & (action <= high)).all())
+    # a stored action (not the one just drawn) is inverted through atanh instead
+    stored = action.detach().clone()
+    torch.testing.assert_close(d.log_prob(stored), mine.detach(), rtol=1e-3, atol=1e-3)
+    assert d.sample().shape == (6, 2) and d._rsampled is None
+    with torch.no_grad():
+        assert math.isfinite(float(rlx.TanhNormal(loc, scale).log_prob(torch.ones(6, 2)).sum()))
+
+
+class Squashed(rlx.Parametric):
+    def __init__(self):
+        super().__init__()
+        self.mean = nn.Linear(3, 1)
+
+    def forward(self, *states):
+        mean = self.mean(states[1])
+        dist = TransformedDistribution(Normal(mean, torch.ones_like(mean)), [TanhTransform()])
+        return None, rlx.ActionDistribution(dist)
+
+
+def test_tanh_squashed_normal_samples_evaluates_and_explains_entropy():
+    agent = rlx.Agent("Pendulum-v1", num_envs=2)
+    r = agent(Squashed()).steps(5)
+    assert r.logprobs.shape == (5, 2) and (r.actions.abs() < 1).all()
+    with pytest.raises(NotImplementedError, match="no closed-form entropy.*-rollout.logprobs"):
+        r.entropy
+    e = agent(Squashed()).evaluate(r)
+    assert e.logprobs.shape == (5, 2) and e[:2].logprobs.shape == (2, 2)
+    det = agent(Squashed()).episode(3, deterministic=True)
+    assert det.actions.abs().max() < 1
+
+
+class QPolicy(rlx.Parametric):
+    """Q-values as the extra, ε-greedy actions."""
+
+    def __init__(self, epsilon: float) -> None:
+        super().__init__()
+        self.q = nn.Linear(4, 2)
+        self.epsilon = epsilon
+
+    def forward(self, *states):
+        _, obs = states
+        q = self.q(obs)
+        return None, rlx.ActionDistribution(rlx.EpsilonGreedy(q, self.epsilon)), q
+
+
+def test_epsilon_greedy_mixes_the_greedy_and_uniform_actions():
+    q = torch.tensor([[0.0, 3.0, 1.0, 2.0]]).expand(20_000, 4)
+    d = rlx.EpsilonGreedy(q, 0.2)
+    counts = torch.bincount(d.sample(), minlength=4).float() / 20_000
+    torch.testing.assert_close(counts, torch.tensor([0.05, 0.85, 0.05, 0.05]), atol=0.01, rtol=0)
+    assert (d.mode == 1).all()
+    one = rlx.EpsilonGreedy(q[:1], 0.2)
+    torch.testing.assert_close(one.log_prob(torch.tensor([1])), torch.log(torch.tensor([0.85])))
+    assert rlx.EpsilonGreedy(q[:1], 0.0).entropy().item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_q_network_samples_and_acts_greedily_through_the_agent():
+    agent = rlx.Agent("CartPole-v1", num_envs=3, seed=0)
+    policy = QPolicy(epsilon=0.5)
+    with torch.no_grad():
+        rollout = agent(policy).steps(40)
+        greedy = agent(policy).steps(10, deterministic=True)
+    (q,) = rollout.others
+    assert q.shape == (40, 3, 2)
+    chose_greedy = rollout.actions == q.argmax(-1)
+    assert 0.6 < chose_greedy[rollout.valid].float().mean() < 0.9  # 0.75 expected
+    (q2,) = greedy.others
+    assert (greedy.actions == q2.argmax(-1))[greedy.valid].all()

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from helpers import CountingVectorEnv, GRUPolicy, MLPPolicy, counting_vec
+from torch import nn
 
 import rlx
 
@@ -225,3 +226,23 @@ def test_shifted_rollouts_look_from_the_next_observations():
     gru_rollout = rlx.Agent(counting_vec([3]), seed=0)(GRUPolicy(obs_dim=2)).steps(3, dry=True)
     with pytest.raises(ValueError, match="recurrent"):
         gru_rollout.shifted()
+
+
+class LearnedStart(GRUPolicy):
+    def __init__(self):
+        super().__init__(obs_dim=2)
+        self.h0 = nn.Parameter(torch.full((16,), 0.3))
+
+    def initial_state(self, batch_size):
+        return self.h0.expand(batch_size, -1)
+
+
+def test_learned_initial_state_gets_gradients_through_evaluate():
+    agent = rlx.Agent(counting_vec([3, 4]))
+    policy = LearnedStart()
+    with torch.no_grad():
+        r = agent(policy).episode(6)
+    e = agent(policy).evaluate(r)
+    torch.testing.assert_close(e.logprobs, r.logprobs)
+    e.logprobs.sum().backward()
+    assert policy.h0.grad is not None and policy.h0.grad.abs().sum() > 0

@@ -1,5 +1,6 @@
 """Rollout operations keep every field aligned (hypothesis) and behave as documented."""
 
+import numpy as np
 import pytest
 import torch
 from helpers import GRUPolicy, MLPPolicy, counting_vec
@@ -222,3 +223,24 @@ def test_step_mean_and_standardize_agree_with_and_without_invalid_steps():
     # the all-valid flag follows in-place edits of valid
     full.valid[0, 0] = False
     torch.testing.assert_close(full.step_mean(x[:2]), x[:2][full.valid].mean())
+
+
+def test_rollout_indexing_like_torch():
+    r = rlx.Agent("CartPole-v1", num_envs=4)(MLPPolicy()).steps(6)
+    assert torch.equal(r[:, [0, -1]].rewards, r.rewards[:, [0, 3]])
+    assert torch.equal(r[np.int64(2)].observations, r.observations[2:3])
+    assert torch.equal(r[torch.tensor(-1)].actions, r.actions[-1:])
+    for bad in (lambda: r[6], lambda: r[:, 4], lambda: r[:, [0, 9]], lambda: r[..., 0]):
+        with pytest.raises(IndexError):
+            bad()
+
+
+def test_as_dry_lets_evaluated_and_dry_rollouts_join():
+    agent = rlx.Agent("CartPole-v1")
+    policy = MLPPolicy()
+    evaluated = agent(policy).episode(5)
+    dry = agent(policy).episode(5, dry=True)
+    joined = evaluated.as_dry() + dry
+    assert joined.dry and joined.batch_size == 2
+    with pytest.raises(rlx.DryRolloutError):
+        joined.logprobs

@@ -160,3 +160,62 @@ def test_async_vector_env_gives_the_same_transitions():
     assert torch.equal(a.next_observations, b.next_observations)
     assert torch.equal(a.rewards, b.rewards) and torch.equal(a.terminations, b.terminations)
     assert torch.equal(a.next_observations[..., 0][a.valid], a.observations[..., 0][a.valid] + 1)
+
+
+class PrevPolicy(rlx.Parametric):
+    previous_action_reward = True
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+        self.lin = nn.Linear(3, 8)
+        self.seen = []
+
+    def forward(self, recur_state, obs, prev_action, prev_reward):
+        self.seen.append(prev_action)
+        return None, self.make(self.lin(obs))
+
+
+@pytest.mark.parametrize(
+    ("space", "make", "check"),
+    [
+        (spaces.MultiDiscrete([2, 3]),
+         lambda x: rlx.ActionDistribution(Categorical(logits=x[:, :2]), Categorical(logits=x[:, 2:5])),
+         lambda a: isinstance(a, torch.Tensor) and a.shape[-1] == 2),
+        (spaces.Dict({"a": spaces.Discrete(2), "b": spaces.Discrete(3)}),
+         lambda x: rlx.ActionDistribution(Categorical(logits=x[:, :2]), Categorical(logits=x[:, 2:5])),
+         lambda a: isinstance(a, dict) and set(a) == {"a", "b"}),
+    ],
+)  # fmt: skip
+def test_previous_actions_follow_the_action_space_structure(space, make, check):
+    class Env(gym.Env):
+        observation_space = spaces.Box(-1, 1, (3,))
+        action_space = space
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(3, np.float32), {}
+
+        def step(self, action):
+            return np.zeros(3, np.float32), 1.0, False, False, {}
+
+    policy = PrevPolicy(make)
+    agent = rlx.Agent(lambda: Env(), num_envs=2)
+    r = agent(policy).steps(4)
+    assert all(check(a) for a in policy.seen)
+    assert check(r.prev_actions)
+    agent(policy).evaluate(r)
+
+
+def test_too_many_categories_are_caught_on_the_first_step():
+    class Wide(rlx.Parametric):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+
+        def forward(self, *states):
+            logits = self.lin(states[1])
+            logits = logits - torch.tensor([0.0, 0.0, 100.0])  # the third is never drawn
+            return None, rlx.ActionDistribution(Categorical(logits=logits))
+
+    with pytest.raises(ValueError, match="Categorical over 3 categories.*has 2"):
+        rlx.Agent("CartPole-v1")(Wide()).steps(1)

@@ -26,7 +26,7 @@ class REINFORCEConfig(AlgorithmConfig):
 class REINFORCE(Algorithm):
     """Policy gradient with Monte-Carlo returns: ``-log pi(a|s) * G``."""
 
-    name = "rf"
+    name = "reinforce"
     reevaluates = True
     Config = REINFORCEConfig
     config: REINFORCEConfig
@@ -66,5 +66,5 @@ class REINFORCE(Algorithm):
 class REINFORCEBaseline(REINFORCE):
     """REINFORCE with the policy's first extra as a learned baseline ``V(s)``."""
 
-    name = "ac"
+    name = "reinforce-baseline"
     baseline = True

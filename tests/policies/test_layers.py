@@ -1,17 +1,11 @@
-"""The fused MLP (one autograd node with a written-out backward), ``rlx.frozen``, the
-written-out ``TanhNormal`` and the target-network update, each against the plain torch
-computation it replaces."""
+"""The fused MLP (one autograd node with a written-out backward) against the layer-by-layer
+torch computation it replaces."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
-import rlx
-from rlx.algos.target import TargetNetwork
 from rlx.policies import layers, mlp
 
 
@@ -111,65 +105,3 @@ def test_fused_mlp_without_gradient_is_the_same_function():
     with torch.no_grad():
         torch.testing.assert_close(fused(x), plain(x))
         assert fused(x[0]).shape == (2,)  # one unbatched vector
-
-
-def test_frozen_stops_weight_gradients_and_restores_even_on_error():
-    critic, actor = torch.nn.Linear(3, 1), torch.nn.Linear(2, 3)
-    critic.bias.requires_grad_(False)  # stays as it was
-    with rlx.frozen(critic):
-        assert not any(p.requires_grad for p in critic.parameters())
-        q = critic(actor(torch.randn(4, 2))).sum()
-    q.backward()
-    assert critic.weight.grad is None and actor.weight.grad is not None
-    assert critic.weight.requires_grad and not critic.bias.requires_grad
-    with pytest.raises(RuntimeError, match="inside"), rlx.frozen(critic):
-        raise RuntimeError("inside")
-    assert critic.weight.requires_grad
-
-
-def test_tanh_normal_rsample_log_prob_is_the_transformed_gaussian_density():
-    torch.manual_seed(0)
-    loc = torch.randn(6, 2, requires_grad=True)
-    scale = torch.rand(6, 2).add(0.3).requires_grad_()
-    low, high = torch.tensor([-2.0, 0.0]), torch.tensor([2.0, 1.0])
-    d = rlx.TanhNormal(loc, scale, low, high)
-    action = d.rsample()
-    mine = d.log_prob(action)
-    u = d._rsampled[1]
-    reference = TransformedDistribution(
-        Normal(loc, scale), [TanhTransform(), AffineTransform((high + low) / 2, (high - low) / 2)]
-    )
-    expected = reference.log_prob(reference.transforms[1](reference.transforms[0](u)))
-    expected_exact = Normal(loc, scale).log_prob(u) - torch.log1p(-(torch.tanh(u) ** 2))
-    expected_exact = expected_exact - torch.log((high - low) / 2)
-    torch.testing.assert_close(mine, expected_exact, rtol=1e-4, atol=1e-4)
-    assert torch.isfinite(expected).all()
-    g_mine = torch.autograd.grad(mine.sum(), [loc, scale], retain_graph=True)
-    g_ref = torch.autograd.grad(expected_exact.sum(), [loc, scale])
-    for a, b in zip(g_mine, g_ref, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
-    assert bool(((action >= low) & (action <= high)).all())
-    # a stored action (not the one just drawn) is inverted through atanh instead
-    stored = action.detach().clone()
-    torch.testing.assert_close(d.log_prob(stored), mine.detach(), rtol=1e-3, atol=1e-3)
-    assert d.sample().shape == (6, 2) and d._rsampled is None
-    with torch.no_grad():
-        assert math.isfinite(float(rlx.TanhNormal(loc, scale).log_prob(torch.ones(6, 2)).sum()))
-
-
-def test_target_update_averages_copies_buffers_and_follows_replaced_layers():
-    source = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
-    target = TargetNetwork(source)
-    before = target.target[0].weight.detach().clone()
-    with torch.no_grad():
-        source[0].weight.add_(1.0)
-    source(torch.randn(4, 2))  # moves the running statistics
-    target.update(0.25)
-    torch.testing.assert_close(target.target[0].weight, before + 0.25)
-    torch.testing.assert_close(target.target[1].running_mean, source[1].running_mean)
-    source[0] = torch.nn.Linear(2, 3)  # a reset layer: new parameter objects
-    target.update()
-    torch.testing.assert_close(target.target[0].weight, source[0].weight)
-    source.append(torch.nn.Linear(3, 1))
-    with pytest.raises(ValueError, match="no longer matches its source"):
-        target.update(0.5)

@@ -1,4 +1,4 @@
-"""The rlx command line and the seed's main.py."""
+"""The rlx command line and the original rlx README's main.py."""
 
 import subprocess
 import sys
@@ -8,10 +8,10 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from rlx.cli import main, seed_main
+from rlx.cli import main, original_main
 from rlx.runner.plot import curves
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--num-envs", "4", "--steps", "32", "--epochs", "1", "--no-progress", "--no-tensorboard"]
 
 
@@ -108,12 +108,12 @@ def test_plot_groups_seeds_and_draws_their_mean(tmp_path):
 
 @pytest.mark.parametrize("policytype", ["mlp", "rnn"])
 @pytest.mark.parametrize("algo", ["rf", "ac", "a2c", "ppo", "offpac"])
-def test_seed_main_runs_each_algorithm(algo, policytype, tmp_path, monkeypatch, capsys):
+def test_original_main_runs_each_algorithm(algo, policytype, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = ["--algo", algo, "--policytype", policytype, "--batch_size", "4",
             "--max_episode", "12", "--horizon", "50", "--env", "CartPole-v0",
             "--standardize_return"]  # fmt: skip
-    assert seed_main(argv) == 0
+    assert original_main(argv) == 0
     out = capsys.readouterr().out
     episodes = int(out.split("episodes ")[1].split()[0])
     assert episodes >= 12
@@ -173,11 +173,11 @@ def test_missing_extras_and_dependencies_are_one_line_errors(tmp_path, monkeypat
         del gym.registry["NeedsBox2D-v0"]
 
 
-def test_seed_main_stops_when_the_horizon_cuts_every_episode(tmp_path, monkeypatch, capsys):
+def test_original_main_stops_when_the_horizon_cuts_every_episode(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = ["--algo", "a2c", "--horizon", "5", "--max_episode", "20", "--batch_size", "4",
             "--env", "Pendulum-v1"]  # fmt: skip
-    assert seed_main(argv) == 0
+    assert original_main(argv) == 0
     out = capsys.readouterr().out
     assert int(out.split("episodes ")[1].split()[0]) == 20
 
@@ -205,3 +205,22 @@ def test_friendly_numbers_and_flag_suggestions(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "ppo", "CartPole-v1", "--total-steps", "1.5"])
     assert "invalid int value: '1.5'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "full"),
+    [("rf", "reinforce"), ("ac", "reinforce-baseline"), ("REINFORCE", "reinforce"),
+     ("cma-es", "cmaes"), ("ppo", "ppo")],
+)  # fmt: skip
+def test_short_names_are_aliases_of_the_full_ones(given, full, tmp_path):
+    from rlx.algos.registry import ALGORITHMS, algorithm_class
+
+    assert algorithm_class(given) is ALGORITHMS[full] and ALGORITHMS[full].name == full
+    if given == "ac":  # the run is recorded under the full name
+        run_dir = tmp_path / "run"
+        argv = ["train", given, "CartPole-v1", "--num-envs", "2", "--total-steps", "200",
+                "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir)]  # fmt: skip
+        assert main(argv) == 0
+        import json
+
+        assert json.loads((run_dir / "config.json").read_text())["run"]["algo"] == full
