@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from learning import Case, main, train
-
+from benchmarks.learning import Case, main, train
 from rlx.schedules import linear
 
 __all__ = ["CASES", "train"]

@@ -19,7 +19,7 @@ and steps, and the median wall time; pass/fail compares the median with the targ
 problems: evaluations to solve Rosenbrock, time per ``ask`` + ``tell``, and
 generations to solve CartPole-v1 with the same policy, fitness and population.
 
-Run: ``python benchmarks/learning_es.py [--only cmaes-cartpole] [--seeds 0 1 2]
+Run: ``python -m benchmarks.learning_es [--only cmaes-cartpole] [--seeds 0 1 2]
 [--set sigma0=0.5] [--compare]``. Exits non-zero when a target is missed.
 """
 
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from learning import evaluate, parse_sets, run_jobs, select
 
 import rlx
+from benchmarks.learning import evaluate, parse_sets, run_jobs, select
 from rlx.algos.es import CMA, CMAES, CMAESConfig
 
 

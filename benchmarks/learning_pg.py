@@ -2,7 +2,7 @@
 
 Each case trains one algorithm with its ready policy on fixed seeds for a budget of
 environment steps; the final return is the mean of the last 10 training episodes (see
-``learning.py`` for the table). Run: ``python benchmarks/learning_pg.py [--only
+``learning.py`` for the table). Run: ``python -m benchmarks.learning_pg [--only
 ppo-cartpole,a2c-cartpole] [--seeds 0 1 2] [--set lr=1e-3]``. Exits non-zero when a
 target is missed.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from learning import Case, main, train
+from benchmarks.learning import Case, main, train
 
 __all__ = ["CASES", "train"]
 

@@ -4,7 +4,7 @@ Each case trains one algorithm with its ready actor and critic on fixed seeds fo
 budget of environment steps; training acts with exploration noise, so the final return
 is the mean of 10 deterministic episodes on separate environments (the measure the RL
 Baselines3 Zoo reports), evaluated every 2,000 steps too (see ``learning.py``). The
-settings are the Zoo's for Pendulum-v1. Run: ``python benchmarks/learning_qpg.py
+settings are the Zoo's for Pendulum-v1. Run: ``python -m benchmarks.learning_qpg
 [--only sac-pendulum] [--seeds 0 1 2]``. Exits non-zero when a target is missed.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from learning import Case, main, train
+from benchmarks.learning import Case, main, train
 
 __all__ = ["CASES", "train"]
 

@@ -17,7 +17,7 @@ of ``timeit``. A benchmark, not a test: no thresholds, always exits 0.
 
 Run from the repository root::
 
-    python benchmarks/nested.py
+    python -m benchmarks.nested
 """
 
 from __future__ import annotations

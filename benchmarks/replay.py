@@ -15,7 +15,7 @@ one thread, medians of interleaved rounds of 200 calls):
   tensors the buffers allocated once filled (random frames: the memory does not depend
   on what the frames show), divided by the capacity.
 
-Run: ``python benchmarks/replay.py [--rounds 5] [--memory-only]``. Ends with
+Run: ``python -m benchmarks.replay [--rounds 5] [--memory-only]``. Ends with
 ``N passed, M failed`` over the targets and exits 1 when one is missed.
 """
 

@@ -10,7 +10,7 @@ Variants are interleaved over several rounds and the median of the per-round rat
 reported, because this machine is noisy. Also printed: the cost of one
 ``Categorical.sample`` at batch 8 with validation on and off, and rlx's sampler.
 
-Run: ``python benchmarks/sampling.py [--rounds 9] [--batches 12]``. Exits non-zero when a
+Run: ``python -m benchmarks.sampling [--rounds 9] [--batches 12]``. Exits non-zero when a
 target is missed.
 """
 

@@ -8,7 +8,7 @@ iterations, and at the end. Target: growth from the warm-up to the end below 5%.
 first iterations allocate torch's and the allocator's working memory once; what the
 target guards against is memory that keeps growing with the iteration count.
 
-Run: ``python benchmarks/soak.py [--iterations 2000]``. Exits non-zero on a miss.
+Run: ``python -m benchmarks.soak [--iterations 2000]``. Exits non-zero on a miss.
 """
 
 from __future__ import annotations

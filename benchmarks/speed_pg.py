@@ -13,7 +13,7 @@ Every variant trains for the same number of environment steps, in rounds that
 alternate between the variants (this machine is noisy); steps/s is the total steps
 over the total time of each variant, and the ratio of those is the figure checked.
 
-Run: ``python benchmarks/speed_pg.py [--steps 102400] [--rounds 5]``. Needs
+Run: ``python -m benchmarks.speed_pg [--steps 102400] [--rounds 5]``. Needs
 ``stable-baselines3`` (``pip install -e ".[bench]"``). Exits non-zero on a miss.
 """
 

@@ -9,7 +9,7 @@
    the Zoo) for ``--cheetah-steps`` steps each: the mean return of 10 deterministic
    episodes at the end and steps/s, printed side by side (no target).
 
-Torch runs on one thread for both. Run: ``python benchmarks/speed_qpg.py [--steps 6000]
+Torch runs on one thread for both. Run: ``python -m benchmarks.speed_qpg [--steps 6000]
 [--rounds 3] [--cheetah-steps 50000]`` (``--cheetah-steps 0`` skips part 2). Needs
 ``stable-baselines3`` and MuJoCo (``pip install -e ".[bench,mujoco]"``). Exits non-zero
 when the throughput target is missed.
@@ -24,9 +24,9 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from speed_pg import RlxTrainer, SB3Trainer, compare, has_sb3
 
 import rlx
+from benchmarks.speed_pg import RlxTrainer, SB3Trainer, compare, has_sb3
 from rlx.algos.qpg import SAC, SACConfig
 
 TARGET = 1.5

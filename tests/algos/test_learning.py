@@ -17,18 +17,12 @@ apart); the benchmarks run three seeds against the issues' stricter targets.
 from __future__ import annotations
 
 import statistics
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from helpers import cpu_capability
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-import learning_dqn  # noqa: E402
-import learning_es  # noqa: E402
-import learning_pg  # noqa: E402
-import learning_qpg  # noqa: E402
+from benchmarks import learning_dqn, learning_es, learning_pg, learning_qpg
 
 SEEDS = (0, 1, 2)
 

@@ -28,7 +28,7 @@ exactly, and rlx reads checkpoints with ``torch.load(weights_only=True)``. cma's
 callbacks) drawing from numpy's global generator; that loader refuses it, and copying
 its internals into tensors would tie rlx to private attributes of one cma version. Ours
 keeps everything in a few tensors and numbers (``CMA.state_dict``) and does as well as
-cma with its defaults (``python benchmarks/learning_es.py --compare``; figures in
+cma with its defaults (``python -m benchmarks.learning_es --compare``; figures in
 ``benchmarks/README.md``). Both give the worst half of the candidates negative
 ("active") weights.
 """
