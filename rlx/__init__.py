@@ -16,6 +16,7 @@ from rlx.core import (
     frozen,
 )
 from rlx.envs.pomdp import register as _register_environments
+from rlx.fast import fast_paths
 
 _register_environments()
 
@@ -34,5 +35,6 @@ __all__ = [
     "cat",
     "clipped_surrogate",
     "extras_wanted",
+    "fast_paths",
     "frozen",
 ]

@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import rlx.fast
+
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import cpu_capability  # noqa: E402
 
@@ -16,9 +18,14 @@ def _deterministic():
     yield
 
 
+def describe() -> str:
+    fast = "on" if rlx.fast.enabled() else "off (RLX_FAST=0)"
+    return f"torch {torch.__version__}, CPU kernel path {cpu_capability()}, rlx fast paths {fast}"
+
+
 def pytest_report_header(config):
-    return f"torch {torch.__version__}, CPU kernel path {cpu_capability()}"
+    return describe()
 
 
 def pytest_terminal_summary(terminalreporter):
-    terminalreporter.write_line(f"torch {torch.__version__}, CPU kernel path {cpu_capability()}")
+    terminalreporter.write_line(describe())

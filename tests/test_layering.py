@@ -50,8 +50,9 @@ def test_no_private_name_crosses_a_package(path):
 BELOW = {
     "tree": set(),
     "schedules": set(),
+    "fast": {"tree"},
     "envs": {"tree"},
-    "core": {"tree", "envs"},
+    "core": {"tree", "envs", "fast"},
 }
 
 

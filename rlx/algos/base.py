@@ -13,7 +13,7 @@ import torch
 from rlx import schedules
 from rlx.algos.config import AlgorithmConfig, validate_config
 from rlx.core.agent import Agent
-from rlx.core.optim import Adam, minimize
+from rlx.core.optim import adam, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 
@@ -47,8 +47,8 @@ def make_lr_scheduler(spec: Any, optimizer: torch.optim.Optimizer) -> Any:
 
 
 def default_optimizer(policy: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam (eps 1e-5) stepping with the fused kernel (:class:`rlx.core.optim.Adam`)."""
-    return Adam(policy.parameters(), lr=lr, eps=1e-5)
+    """Adam with eps 1e-5 (:func:`rlx.core.optim.adam`)."""
+    return adam(policy.parameters(), lr=lr, eps=1e-5)
 
 
 class Algorithm:

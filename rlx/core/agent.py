@@ -12,7 +12,7 @@ import torch
 
 from rlx.core.collect import collect
 from rlx.core.evaluate import evaluate
-from rlx.core.optim import Adam, clip_grad_norm
+from rlx.core.optim import step as optimizer_step
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import action_converter, check_supported
 from rlx.envs.snapshot import restore as restore_env
@@ -115,22 +115,10 @@ class Agent:
         """Clear the optimizer's gradients."""
         self._optimizer().zero_grad(set_to_none=True)
 
-    def step(self) -> torch.Tensor | None:
-        """Clip gradients (if ``grad_clip``) and take an optimizer step.
-
-        Returns the gradient norm before clipping when ``grad_clip`` is set.
-        """
-        opt = self._optimizer()
-        norm = None
-        if self.grad_clip is not None and isinstance(opt, Adam):  # clipped inside its kernel
-            norm = opt.clipped_step(self.grad_clip)
-            if norm is not None:
-                return norm
-        if self.grad_clip is not None:
-            params = [p for group in opt.param_groups for p in group["params"]]
-            norm = clip_grad_norm(params, self.grad_clip)
-        opt.step()
-        return norm
+    def step(self) -> torch.Tensor:
+        """Clip gradients (if ``grad_clip``) and take an optimizer step
+        (:func:`rlx.core.optim.step`); returns the gradient norm before clipping."""
+        return optimizer_step(self._optimizer(), self.grad_clip)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:

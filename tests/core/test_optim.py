@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import rlx
-from rlx.core.optim import Adam, minimize
+from rlx.core.optim import minimize
+from rlx.fast.optim import Adam
 
 
 def test_rlx_adam_with_a_remembered_plan_matches_torch_adam():
@@ -120,3 +121,34 @@ def test_frozen_stops_weight_gradients_and_restores_even_on_error():
     with pytest.raises(RuntimeError, match="inside"), rlx.frozen(critic):
         raise RuntimeError("inside")
     assert critic.weight.requires_grad
+
+
+@pytest.mark.parametrize("max_norm", [None, 0.05])
+def test_fast_and_plain_optimiser_steps_agree(max_norm):
+    """``minimize`` with the fast paths on (rlx's Adam, clipping in the kernel) and off
+    (``torch.optim.Adam`` and ``clip_grad_norm_``): the same norms and parameters."""
+    from rlx.core.optim import adam
+
+    results = []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+        with rlx.fast_paths(fast):
+            optimizer = adam(net.parameters(), lr=1e-2, eps=1e-5)
+            assert isinstance(optimizer, Adam) == fast
+            norms = [
+                minimize(net(torch.randn(32, 3)).pow(2).mean(), optimizer, max_norm)
+                for _ in range(10)
+            ]
+        results.append((torch.stack(norms), [p.detach().clone() for p in net.parameters()]))
+    (fast_norms, fast_params), (plain_norms, plain_params) = results
+    torch.testing.assert_close(fast_norms, plain_norms)
+    for a, b in zip(fast_params, plain_params, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_fast_paths_switch_restores_the_previous_setting():
+    before = rlx.fast.enabled()
+    with rlx.fast_paths(not before):
+        assert rlx.fast.enabled() is (not before)
+    assert rlx.fast.enabled() is before

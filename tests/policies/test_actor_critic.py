@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import rlx
-from rlx.core.optim import Adam, minimize
+from rlx.core.optim import minimize
+from rlx.fast.optim import Adam
 from rlx.policies import MLPPolicy
 
 

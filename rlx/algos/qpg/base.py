@@ -15,7 +15,7 @@ from rlx.algos.config import AT_LEAST_ONE, DISCOUNT, NON_NEGATIVE, POSITIVE, opt
 from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
-from rlx.core.optim import Adam, minimize
+from rlx.core.optim import adam, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.policies.continuous import Critic, RecurrentCritic
@@ -77,7 +77,7 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
             )
         self.critic = critic
         self.critic_target = TargetNetwork(critic)
-        self.critic_optimizer = Adam(critic.parameters(), lr=self.critic_learning_rate())
+        self.critic_optimizer = adam(critic.parameters(), lr=self.critic_learning_rate())
         space = agent.action_space
         if hasattr(space, "low"):  # Box bounds, for noise and clipping
             device = next(iter(policy.parameters())).device

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, option
 from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
 from rlx.core.agent import Agent
-from rlx.core.optim import Adam, frozen, minimize
+from rlx.core.optim import adam, frozen, minimize
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.policies.actor_critic import make_policy
@@ -57,7 +57,7 @@ class SAC(ActorCriticAlgorithm):
         device = next(iter(policy.parameters())).device
         self.log_alpha = torch.tensor(math.log(config.initial_entropy_coef), device=device,
                                       requires_grad=True)  # fmt: skip
-        self.alpha_optimizer = Adam([self.log_alpha], lr=self.hp("lr"))
+        self.alpha_optimizer = adam([self.log_alpha], lr=self.hp("lr"))
 
     @classmethod
     def default_policy(
