@@ -1,7 +1,8 @@
 """The rlx core: Parametric, ActionDistribution, Agent, Rollout. Knows no algorithm."""
 
 from rlx.core.agent import Agent, BoundAgent
-from rlx.core.distribution import ActionDistribution, Deterministic, EpsilonGreedy, TanhNormal
+from rlx.core.components import Deterministic, EpsilonGreedy, TanhNormal
+from rlx.core.distribution import ActionDistribution
 from rlx.core.losses import clipped_surrogate
 from rlx.core.optim import frozen
 from rlx.core.parametric import Parametric, extras_wanted

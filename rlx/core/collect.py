@@ -20,6 +20,7 @@ from rlx.core import forward as fw
 from rlx.core.parametric import extras_dropped
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate, as_space_structure, check_action, check_distribution
+from rlx.fast.distributions import without_validation
 from rlx.tree import Tree, tree_index, tree_map
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def collect(
         fast = make(B) if make is not None else None
     T = n
     dropping = extras_dropped() if dry else contextlib.nullcontext()
-    with fw.no_validation(not agent.validate_args), dropping:
+    with without_validation(not agent.validate_args), dropping:
         for t in range(n):
             if any_start:
                 mask = torch.as_tensor(starts[t], device=device)
@@ -282,7 +283,7 @@ def _build(
     need = dones.clone()
     need[-1] = True
     need &= valid_t
-    with torch.set_grad_enabled(grad), fw.no_validation(not agent.validate_args):
+    with torch.set_grad_enabled(grad), without_validation(not agent.validate_args):
         next_others = fw.bootstrap_extras(
             policy,
             others,
@@ -297,7 +298,7 @@ def _build(
     mask = (lambda x: x) if all_valid else (lambda x: fw.mask_steps(x, valid_t))
 
     # Log-probs and entropy are computed when first read, under sampling's grad mode.
-    with torch.set_grad_enabled(grad), fw.no_validation(not agent.validate_args):
+    with torch.set_grad_enabled(grad), without_validation(not agent.validate_args):
         logprobs_fn, entropy_fn = fw.step_logprobs_entropy(dists, actions_t, T, len(valid[0]))
         logprobs = fw.deferred(lambda: mask(logprobs_fn()))
         entropy = fw.deferred(lambda: mask(entropy_fn()))

@@ -24,12 +24,13 @@ positional components and a dict for keyword components.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
-from torch.distributions import Categorical, Distribution, Normal, TransformedDistribution
-from torch.distributions.utils import lazy_property
+from torch.distributions import Categorical, Distribution, TransformedDistribution
+
+import rlx.fast
+from rlx.fast import distributions as fast_distributions
 
 Action = Any  # a tensor, a tuple of tensors or a dict of tensors
 
@@ -42,49 +43,33 @@ def _per_step(x: torch.Tensor) -> torch.Tensor:
 
 
 def categorical(logits: torch.Tensor, validate_args: bool | None = None) -> Categorical:
-    """``torch.distributions.Categorical(logits=logits)``, built faster.
-
-    torch normalises the logits with ``logsumexp`` and a subtraction, about 10 us on one
-    CPU thread whatever the batch; ``log_softmax`` gives the same normalised logits in one
-    kernel of about 1 us. The result is an ordinary ``Categorical`` (the ready policies
-    build theirs this way; a user policy may too).
-    """
+    """``torch.distributions.Categorical(logits=logits)``; with the fast paths on, built
+    by :func:`rlx.fast.distributions.categorical` (one ``log_softmax`` instead of torch's
+    normalisation). The ready policies build theirs this way; a user policy may too."""
     if logits.dim() < 1:
         raise ValueError("categorical needs logits with at least one dimension.")
-    d = Categorical.__new__(Categorical)
-    d.logits = torch.log_softmax(logits, -1)
-    d._param = d.logits
-    d._num_events = logits.shape[-1]
-    Distribution.__init__(d, logits.shape[:-1], validate_args=validate_args)
-    return d
+    if rlx.fast.enabled():
+        return fast_distributions.categorical(logits, validate_args)
+    return Categorical(logits=logits, validate_args=validate_args)
 
 
 def sample_component(d: Distribution) -> torch.Tensor:
-    """``d.sample()``, with faster exact samplers for the most common components.
-
-    ``Categorical.sample`` costs about 50 us at batch 8 on one CPU thread (multinomial
-    plus reshapes); the exponential race ``argmax(p / Exp(1))`` draws from the same
-    distribution in about 5 us. ``Normal`` skips its shape bookkeeping the same way.
-    Subclasses fall back to their own ``sample``.
-    """
-    kind = type(d)
-    if kind is Categorical:
-        # Normalised logits exponentiate to the probabilities in one kernel; torch's lazy
-        # ``probs`` (a softmax inside a grad-mode switch) costs several times more.
-        probs = d.__dict__.get("probs")
-        probs = d.logits.detach().exp() if probs is None else probs.detach()
-        return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
-    if kind is Normal:
-        return torch.normal(d.loc.detach(), d.scale.detach())
+    """``d.sample()``, or with the fast paths on an exact faster sampler for the most
+    common components (:func:`rlx.fast.distributions.sample`)."""
+    if rlx.fast.enabled():
+        drawn = fast_distributions.sample(d)
+        if drawn is not None:
+            return drawn
     return d.sample()
 
 
-def _log_prob(d: Distribution, a: torch.Tensor) -> torch.Tensor:
-    """``d.log_prob(a)``; for a plain ``Categorical`` a gather from its normalised logits
-    (the same numbers without torch's broadcasting and validation, ~4x cheaper)."""
-    if type(d) is Categorical and not d._validate_args and a.shape == d.batch_shape:
-        return d.logits.gather(-1, a.long().unsqueeze(-1)).squeeze(-1)
-    return d.log_prob(a)
+def component_log_prob(d: Distribution, action: torch.Tensor) -> torch.Tensor:
+    """``d.log_prob(action)`` (with the fast paths on, a gather for a ``Categorical``)."""
+    if rlx.fast.enabled():
+        found = fast_distributions.log_prob(d, action)
+        if found is not None:
+            return found
+    return d.log_prob(action)
 
 
 def component_mode(d: Distribution) -> torch.Tensor:
@@ -105,227 +90,6 @@ def component_mode(d: Distribution) -> torch.Tensor:
                 f"{type(d).__name__} has neither a mode nor a mean, so rlx cannot act "
                 "deterministically with it; sample instead."
             ) from None
-
-
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-_LOG2 = math.log(2.0)
-
-
-class TanhNormal(Distribution):
-    """A diagonal Gaussian squashed by ``tanh`` and rescaled to ``[low, high]``.
-
-    The log-prob includes the change of variables (``log(1 - tanh(u)^2)`` in its
-    numerically stable form, plus the rescaling), so it is the density of the action
-    the environment sees; it is per action dimension, shape ``loc.shape``. There is no
-    closed-form entropy: algorithms use ``rollout.entropy_or_estimate()``, which falls
-    back to ``-logprobs``.
-
-    The log-prob of the last ``rsample()``'d action starts from its exact pre-squash
-    value: recovering it with ``atanh`` from a saturated action (``tanh`` rounds to
-    +-1 in float32) would underestimate it badly, and SAC's entropy term would then pay
-    the actor to saturate. Any other action (a stored one) is inverted with ``atanh``,
-    clamped just inside the bounds so that an action on a bound keeps a finite log-prob.
-    Written out rather than as a ``TransformedDistribution``: the same numbers in about
-    a third of the operations, which counts in SAC's update.
-
-    Args:
-        loc, scale: mean and standard deviation of the Gaussian before squashing.
-        low, high: bounds of the action (default -1 and 1), broadcastable to ``loc``.
-    """
-
-    arg_constraints: dict = {}
-    has_rsample = True
-
-    def __init__(
-        self,
-        loc: torch.Tensor,
-        scale: torch.Tensor,
-        low: torch.Tensor | float = -1.0,
-        high: torch.Tensor | float = 1.0,
-    ) -> None:
-        self.loc, self.scale = loc, scale
-        self.centre, self.radius = _bounds(low, high, loc)
-        self._rsampled: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        super().__init__(loc.shape, validate_args=False)
-
-    def _squash(self, u: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(u)
-        return y if self.radius is None else torch.addcmul(self.centre, self.radius, y)
-
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
-        """A reparameterised action (gradients flow into ``loc`` and ``scale``)."""
-        shape = torch.Size(sample_shape) + self.loc.shape
-        noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
-        u = torch.addcmul(self.loc, self.scale, noise)
-        action = self._squash(u)
-        self._rsampled = (action, u, noise)
-        return action
-
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
-        """An action without gradient. Its log-prob is computed from the action itself
-        (not the pre-squash value), exactly as when a stored rollout is re-evaluated, so
-        sampled and re-evaluated log-probs agree to the last bit; ``rsample`` keeps the
-        pre-squash value (exact, for reparameterised losses)."""
-        with torch.no_grad():
-            y = self.rsample(sample_shape)
-        self._rsampled = None
-        return y
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        cached = self._rsampled
-        if cached is not None and value is cached[0]:
-            u, z = cached[1], cached[2]  # z = (u - loc) / scale, exactly as drawn
-        else:
-            y = value if self.radius is None else (value - self.centre) / self.radius
-            eps = torch.finfo(y.dtype).eps
-            u = torch.atanh(y.clamp(-1 + eps, 1 - eps))
-            z = (u - self.loc) / self.scale
-        # log N(u) - log |d tanh(u) / du| - log radius; the middle term stably as
-        # 2 (log 2 - u - softplus(-2u))
-        log_density = -0.5 * z * z - torch.log(self.scale) - _LOG_SQRT_2PI
-        log_det = 2.0 * (_LOG2 - u - torch.nn.functional.softplus(-2.0 * u))
-        if self.radius is not None:
-            log_det = log_det + torch.log(self.radius)
-        return log_density - log_det
-
-    def entropy(self) -> torch.Tensor:
-        raise NotImplementedError("a tanh-squashed Gaussian has no closed-form entropy")
-
-    @property
-    def mode(self) -> torch.Tensor:
-        """The squashed Gaussian mean: the usual deterministic action (not the true mode)."""
-        return self._squash(self.loc)
-
-    @property
-    def mean(self) -> torch.Tensor:
-        raise NotImplementedError("a tanh-squashed Gaussian has no closed-form mean")
-
-
-# Bound tensors already checked, by identity and version (kept alive here, at most 64
-# pairs), -> centre and radius (None: the unit interval). A policy passes the same bound
-# buffers at every step.
-_BOUNDS_SEEN: dict[tuple[int, int], tuple[Any, ...]] = {}
-_INFINITE_BOUNDS = (
-    "TanhNormal needs finite bounds; a Box with infinite bounds takes an unsquashed Normal "
-    "(squash=False)."
-)
-
-
-def _bounds(
-    low: torch.Tensor | float, high: torch.Tensor | float, like: torch.Tensor
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The centre and half-width of ``[low, high]`` (None, None for [-1, 1]), after
-    checking that the bounds are finite."""
-    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor):
-        if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(_INFINITE_BOUNDS)
-        if low == -1 and high == 1:
-            return None, None
-    key = (id(low), id(high))
-    seen = _BOUNDS_SEEN.get(key)
-    if (
-        seen is not None and seen[0] is low and seen[1] is high
-        and seen[2] == low._version and seen[3] == high._version  # type: ignore[union-attr]
-        and seen[4].dtype == like.dtype and seen[4].device == like.device
-    ):  # fmt: skip
-        return seen[5], seen[6]
-    low_t = torch.as_tensor(low, dtype=like.dtype, device=like.device)
-    high_t = torch.as_tensor(high, dtype=like.dtype, device=like.device)
-    if not bool(torch.isfinite(low_t).all() and torch.isfinite(high_t).all()):
-        raise ValueError(_INFINITE_BOUNDS)
-    if bool((low_t == -1).all()) and bool((high_t == 1).all()):
-        centre = radius = None
-    else:
-        centre, radius = (high_t + low_t) / 2, (high_t - low_t) / 2
-    if isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor):
-        if len(_BOUNDS_SEEN) > 64:
-            _BOUNDS_SEEN.clear()
-        _BOUNDS_SEEN[key] = (low, high, low._version, high._version, low_t, centre, radius)
-    return centre, radius
-
-
-class Deterministic(Distribution):
-    """All probability on one action ``value`` ``[B, ...]``: a deterministic policy's
-    action as an action component (DDPG's and TD3's actors; exploration noise is added by
-    a wrapper such as :class:`rlx.policies.GaussianExploration`).
-
-    ``sample``, ``rsample`` and ``mode`` return ``value`` (``rsample`` with its
-    gradient); ``log_prob`` and ``entropy`` are 0: there is no density to speak of, and
-    algorithms for deterministic policies use neither.
-    """
-
-    arg_constraints: dict = {}
-    has_rsample = True
-
-    def __init__(self, value: torch.Tensor) -> None:
-        self.value = value
-        super().__init__(value.shape[:1], value.shape[1:], validate_args=False)
-
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
-        return self.value.detach().expand(*sample_shape, *self.value.shape).clone()
-
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
-        return self.value.expand(*sample_shape, *self.value.shape)
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.value
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.value
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(value.shape[: value.dim() - len(self.event_shape)],
-                           dtype=self.value.dtype, device=self.value.device)  # fmt: skip
-
-    def entropy(self) -> torch.Tensor:
-        return torch.zeros(self.batch_shape, dtype=self.value.dtype, device=self.value.device)
-
-
-class EpsilonGreedy(Categorical):
-    """The greedy action of ``values`` (e.g. Q-values ``[B, n]``) with probability
-    ``1 - epsilon``, a uniform one otherwise: ε-greedy exploration as an action component,
-    so a Q-network samples through ``agent(policy).steps(n)`` like any policy.
-
-    ``mode`` is the greedy action; ``log_prob`` and ``entropy`` are those of the mixture.
-    ``epsilon`` may be a float or a tensor broadcastable to ``[B, 1]``. Sampling draws
-    the greedy action and replaces it by a uniform one with probability ``epsilon``; the
-    probabilities are only formed if something asks for them (an update re-evaluating a
-    Q-network pays nothing for the exploration it does not use).
-    """
-
-    arg_constraints: dict = {}
-
-    def __init__(self, values: torch.Tensor, epsilon: float | torch.Tensor) -> None:
-        self.values = values.detach()
-        self.epsilon = epsilon
-        self._num_events = values.shape[-1]
-        self._param = self.values
-        Distribution.__init__(self, values.shape[:-1], validate_args=False)
-
-    @lazy_property
-    def probs(self) -> torch.Tensor:  # type: ignore[override]
-        n = self._num_events
-        greedy = torch.nn.functional.one_hot(self.values.argmax(-1), n).to(self.values.dtype)
-        return self.epsilon / n + (1 - self.epsilon) * greedy
-
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
-        greedy = self.values.argmax(-1)
-        if sample_shape:
-            greedy = greedy.expand(*sample_shape, *greedy.shape)
-        epsilon = self.epsilon
-        if isinstance(epsilon, torch.Tensor):
-            epsilon = epsilon.reshape(epsilon.shape[:-1]) if epsilon.dim() else epsilon
-        elif epsilon <= 0:
-            return greedy.clone()
-        explore = torch.rand(greedy.shape, device=greedy.device) < epsilon
-        uniform = torch.randint(self._num_events, greedy.shape, device=greedy.device)
-        return torch.where(explore, uniform, greedy)
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.values.argmax(-1)
 
 
 class ActionDistribution:
@@ -402,9 +166,9 @@ class ActionDistribution:
     def log_prob(self, action: Action) -> torch.Tensor:
         """Joint log-probability of ``action``, shape ``[B]``."""
         parts = self.unpack(action)
-        total = _per_step(_log_prob(self.components[0], parts[0]))
+        total = _per_step(component_log_prob(self.components[0], parts[0]))
         for d, a in zip(self.components[1:], parts[1:], strict=True):
-            total = total + _per_step(_log_prob(d, a))
+            total = total + _per_step(component_log_prob(d, a))
         return total
 
     def entropy(self) -> torch.Tensor:
@@ -435,47 +199,17 @@ class ActionDistribution:
         return f"ActionDistribution({inner})"
 
 
-def _normalized_categorical(logits: torch.Tensor) -> Categorical:
-    """A Categorical over logits that are already normalised (no renormalisation, so
-    log-probs gathered from it equal those of the distributions they were stacked from)."""
-    d = Categorical.__new__(Categorical)
-    d.logits = logits
-    d._param = logits
-    d._num_events = logits.shape[-1]
-    Distribution.__init__(d, logits.shape[:-1], validate_args=False)
-    return d
-
-
 def stack_steps(dists: list[ActionDistribution]) -> ActionDistribution | None:
-    """The per-step distributions of a rollout as one distribution over ``T * B`` rows.
-
-    Sampling keeps one ``ActionDistribution`` per step; computing log-probs step by step
-    costs a call per step (2,048 gathers for a PPO batch of one environment). When every
-    step has the same components and each is a plain ``Categorical`` or ``Normal``, their
-    parameters are stacked once into a ``[T * B, ...]`` distribution whose log-probs are
-    the same numbers in one call. Returns None for anything else (the caller then goes
-    step by step).
-    """
+    """The per-step distributions of a rollout as one distribution over ``T * B`` rows,
+    whose log-probs are the same numbers in one call (with the fast paths on, where
+    :func:`rlx.fast.distributions.stack_components` can join them); None otherwise (the
+    caller then goes step by step)."""
     first = dists[0]
-    kinds = [type(c) for c in first.components]
-    if any(k is not Categorical and k is not Normal for k in kinds):
+    if not rlx.fast.enabled() or any(d.names != first.names for d in dists):
         return None
-    n = len(kinds)
-    for d in dists:
-        if len(d.components) != n or d.names != first.names:
-            return None
-        if any(type(c) is not k for c, k in zip(d.components, kinds, strict=True)):
-            return None
-    stacked = []
-    for i, kind in enumerate(kinds):
-        parts = [d.components[i] for d in dists]
-        if kind is Categorical:
-            logits = torch.cat([p.logits for p in parts])
-            stacked.append(_normalized_categorical(logits))
-        else:
-            loc = torch.cat([p.loc for p in parts])
-            scale = torch.cat([p.scale for p in parts])
-            stacked.append(Normal(loc, scale, validate_args=False))
+    stacked = fast_distributions.stack_components([d.components for d in dists])
+    if stacked is None:
+        return None
     if first.names is not None:
         return ActionDistribution(**dict(zip(first.names, stacked, strict=True)))
     return ActionDistribution(*stacked)

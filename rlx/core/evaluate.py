@@ -22,6 +22,7 @@ import torch
 from rlx.core import forward as fw
 from rlx.core.distribution import sample_component
 from rlx.core.rollout import DATA_FIELDS, Rollout
+from rlx.fast.distributions import without_validation
 from rlx.tree import Tree, tree_index, tree_map, tree_structure
 
 
@@ -63,7 +64,7 @@ def evaluate(
     data = {k: v for k, v in rollout._raw_fields().items() if k in DATA_FIELDS}
     T, B = rollout.shape
     draw = _DRAW[actions]
-    with fw.no_validation(not agent.validate_args):
+    with without_validation(not agent.validate_args):
         try:
             if fw.is_recurrent(policy) is not True:
                 out = None
@@ -103,7 +104,7 @@ def _burned_in(agent: Any, policy: torch.nn.Module, rollout: Rollout, steps: int
         return rest
     device = fw.policy_device(policy)
     head = rollout[:steps].to(device)
-    with torch.no_grad(), fw.no_validation(not agent.validate_args):
+    with torch.no_grad(), without_validation(not agent.validate_args):
         after = _recurrent(policy, head, steps, head.batch_size)[3]
         if after is None:  # a feed-forward policy: nothing to warm up
             return rest

@@ -23,26 +23,6 @@ from rlx.tree import Tree, tree_index, tree_leaves, tree_map
 _RECURRENT: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
-class no_validation:
-    """Turn off torch.distributions argument validation while rlx runs a policy.
-
-    Validation costs about as much as a small MLP's forward on every step; the sampled
-    actions are checked against the action space by rlx instead. Restores the previous
-    setting on exit, so user code outside rlx calls is untouched.
-    """
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-
-    def __enter__(self) -> None:
-        self.saved = Distribution._validate_args
-        if self.enabled:
-            Distribution._validate_args = False
-
-    def __exit__(self, *exc: Any) -> None:
-        Distribution._validate_args = self.saved
-
-
 class Deferred:
     """A value computed on first use, once, under the gradient mode and distribution
     validation setting in force when the ``Deferred`` was made.

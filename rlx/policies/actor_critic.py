@@ -23,7 +23,8 @@ from gymnasium import spaces
 from torch import nn
 from torch.distributions import Bernoulli, Normal
 
-from rlx.core.distribution import ActionDistribution, TanhNormal, categorical
+from rlx.core.components import TanhNormal
+from rlx.core.distribution import ActionDistribution, categorical
 from rlx.core.parametric import Parametric, extras_wanted
 from rlx.policies.layers import flat_size, flatten, mlp
 

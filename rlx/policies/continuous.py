@@ -23,7 +23,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from rlx.core.distribution import ActionDistribution, Deterministic, TanhNormal, categorical
+from rlx.core.components import Deterministic, TanhNormal
+from rlx.core.distribution import ActionDistribution, categorical
 from rlx.core.parametric import Parametric, extras_wanted
 from rlx.policies.layers import flat_size, flatten, mlp
 from rlx.tree import tree_map

@@ -23,7 +23,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from rlx.core.distribution import ActionDistribution, EpsilonGreedy
+from rlx.core.components import EpsilonGreedy
+from rlx.core.distribution import ActionDistribution
 from rlx.core.parametric import Parametric
 from rlx.policies.layers import NatureCNN, NoisyLinear, flat_size, flatten, is_image, mlp
 
