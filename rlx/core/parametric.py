@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.modules import module as _module
+
+import rlx.fast
+from rlx.fast import params as fast_params
 
 _EXTRAS_WANTED: ContextVar[bool] = ContextVar("rlx_extras_wanted", default=True)
 
@@ -37,39 +38,14 @@ def extras_dropped() -> Iterator[None]:
         _EXTRAS_WANTED.reset(token)
 
 
-# Listing a module's parameters walks its submodules in Python (~40 us for a twin critic);
-# the lists are kept until any module anywhere registers a parameter, buffer or submodule.
-_STRUCTURE = [0]
-_LISTED: weakref.WeakKeyDictionary[torch.nn.Module, tuple] = weakref.WeakKeyDictionary()
-
-
-def _structure_changed(*_: Any) -> None:
-    _STRUCTURE[0] += 1
-
-
-def structure_version() -> int:
-    """A number that changes whenever any module registers a parameter, buffer or
-    submodule: a cache of a module's parameter list is valid while it stays the same."""
-    return _STRUCTURE[0]
-
-
-_module.register_module_parameter_registration_hook(_structure_changed)
-_module.register_module_buffer_registration_hook(_structure_changed)
-_module.register_module_module_registration_hook(_structure_changed)
-
-
 def parameters_and_buffers(
     module: torch.nn.Module,
 ) -> tuple[tuple[torch.nn.Parameter, ...], tuple[torch.Tensor, ...]]:
-    """``(tuple(module.parameters()), tuple(module.buffers()))``, listed again only after
-    a parameter, buffer or submodule was registered somewhere (for per-step helpers such
-    as target-network updates and :func:`rlx.frozen`)."""
-    seen = _LISTED.get(module)
-    if seen is not None and seen[0] == _STRUCTURE[0]:
-        return seen[1], seen[2]
-    params, buffers = tuple(module.parameters()), tuple(module.buffers())
-    _LISTED[module] = (_STRUCTURE[0], params, buffers)
-    return params, buffers
+    """``(tuple(module.parameters()), tuple(module.buffers()))`` (remembered between
+    calls with the fast paths on: :mod:`rlx.fast.params`)."""
+    if rlx.fast.enabled():
+        return fast_params.parameters_and_buffers(module)
+    return tuple(module.parameters()), tuple(module.buffers())
 
 
 class Parametric(torch.nn.Module):

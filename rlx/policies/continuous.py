@@ -220,6 +220,8 @@ class GaussianExploration(Parametric):
     def forward(self, *states: Any):
         mu = self.actor.action(states[1])
         scale = (self.std * self.actor.bounds.radius).expand_as(mu)
+        if self.std == 0:  # noise annealed away: a Normal may not have a zero scale
+            return None, ActionDistribution(Deterministic(mu))
         return None, ActionDistribution(torch.distributions.Normal(mu, scale))
 
 

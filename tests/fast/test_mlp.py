@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlx.policies import layers, mlp
+from rlx.fast import mlp as layers
+from rlx.policies import mlp
 
 
 @pytest.fixture
