@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+import rlx.fast
 from rlx.core import forward as fw
 from rlx.core.parametric import extras_dropped
 from rlx.core.rollout import Rollout
@@ -113,7 +114,7 @@ def collect(
     # its actions is kept: a dry rollout without gradient (how algorithms sample
     # feed-forward policies). Step 0 still runs forward, which checks the output.
     fast = None
-    if dry and not grad and numpy_ok and not wants_prev and init is None:
+    if dry and not grad and numpy_ok and not wants_prev and init is None and rlx.fast.enabled():
         make = getattr(policy, "numpy_actor", None)
         fast = make(B) if make is not None else None
     T = n

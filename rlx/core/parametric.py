@@ -91,9 +91,10 @@ class Parametric(torch.nn.Module):
         ``forward``.
 
         At acting batch sizes a small network's torch calls cost several times their
-        arithmetic; numpy's cost a fraction. rlx uses this function where nothing but the
-        actions is kept: a dry rollout sampled without gradient (how the algorithms
-        sample feed-forward policies), of one observation tensor on the CPU, from its
+        arithmetic; numpy's cost a fraction. With the fast paths on (:mod:`rlx.fast`),
+        rlx uses this function where nothing but the actions is kept: a dry rollout
+        sampled without gradient (how the algorithms sample feed-forward policies), of
+        one observation tensor on the CPU, from its
         second step on (the first runs ``forward``, which checks the output; a policy
         that then returns a recurrent state is never acted for this way). ``obs`` is the
         batch ``[B, ...]`` as stored; ``act`` returns actions ``[B, ...]`` drawn from the

@@ -23,31 +23,12 @@ from gymnasium import spaces
 from torch import nn
 from torch.distributions import Bernoulli, Normal
 
+import rlx.fast
 from rlx.core.components import TanhNormal
 from rlx.core.distribution import ActionDistribution, categorical
 from rlx.core.parametric import Parametric, extras_wanted
+from rlx.fast import acting as fast_acting
 from rlx.policies.layers import flat_size, flatten, mlp
-
-
-class _Noise:
-    """Noise of one acting step at a time, drawn in blocks of steps from torch's generator
-    (so ``torch.manual_seed`` decides it): one torch call per block instead of per step."""
-
-    def __init__(self, shape: tuple[int, ...], draw: Callable[[tuple[int, ...]], torch.Tensor],
-                 block: int = 256) -> None:  # fmt: skip
-        self.shape, self.draw, self.block = shape, draw, block
-        self.values: np.ndarray = np.empty((0, *shape), dtype=np.float32)
-        self.used = 0
-
-    def next(self) -> np.ndarray:
-        if self.used == len(self.values):
-            self.values, self.used = self.draw((self.block, *self.shape)).numpy(), 0
-        self.used += 1
-        return self.values[self.used - 1]
-
-
-def _gumbel(shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.empty(shape).exponential_().log_().neg_()
 
 
 class ActionHead(nn.Module):
@@ -122,50 +103,6 @@ class ActionHead(nn.Module):
             return [TanhNormal(mean, std, self.low, self.high)]
         return [Normal(mean, std)]
 
-    def numpy_actor(
-        self, body: Callable[[np.ndarray], np.ndarray], batch_size: int
-    ) -> Callable[[np.ndarray, bool], np.ndarray] | None:
-        """Actions drawn in numpy from the features ``body(obs)`` of ``batch_size``
-        observations (see :meth:`MLPPolicy.numpy_actor`): for Discrete actions and
-        unsquashed Box ones; None for the other spaces."""
-        w, b = self.linear.weight, self.linear.bias
-        if w.device.type != "cpu" or w.dtype != torch.float32:
-            return None
-        weight, bias = w.detach().numpy().T, b.detach().numpy()
-        space = self.space
-        if isinstance(space, spaces.Discrete):
-            # Gumbel-max: argmax(logits + G) with G = -log E, E ~ Exp(1), is a draw from
-            # the softmax (the exponential race rlx's torch sampler runs, in log space).
-            gumbel = _Noise((batch_size, int(space.n)), _gumbel)
-
-            def categorical(obs: np.ndarray, deterministic: bool) -> np.ndarray:
-                y = body(obs) @ weight
-                y += bias
-                if not deterministic:
-                    y += gumbel.next()
-                return y.argmax(-1)
-
-            return categorical
-        if not isinstance(space, spaces.Box) or self.squash:
-            return None
-        shape, size = space.shape, int(math.prod(space.shape))
-        log_std = None if self.state_dependent_std else self.log_std.detach().numpy().reshape(-1)
-        gaussian = _Noise((batch_size, size), torch.randn)
-
-        def normal(obs: np.ndarray, deterministic: bool) -> np.ndarray:
-            y = body(obs) @ weight
-            y += bias
-            mean = y[:, :size]
-            if not deterministic:
-                if log_std is None:
-                    std = np.exp(np.clip(y[:, size:], -20.0, 2.0))
-                else:
-                    std = np.exp(log_std)
-                mean = mean + std * gaussian.next()
-            return mean.reshape(len(y), *shape)
-
-        return normal
-
     def forward(self, x: torch.Tensor) -> ActionDistribution:
         if isinstance(self.space, spaces.Dict):
             return ActionDistribution(
@@ -213,38 +150,16 @@ class MLPPolicy(Parametric):
         return None, dist, self.critic.forward(x)
 
     def numpy_actor(self, batch_size: int) -> Callable[[np.ndarray, bool], np.ndarray] | None:
-        """The actor in numpy, for rlx's sampling without gradients or extras (see
-        :meth:`rlx.Parametric.numpy_actor`): at acting batch sizes a torch call costs
-        several times its arithmetic; this draws from the same distribution (its noise
-        from torch's generator, so ``torch.manual_seed`` still decides the actions) at a
-        fraction of the cost, and takes the same deterministic actions.
-
-        None where it does not apply: observations other than a Box; MultiDiscrete,
-        MultiBinary, Tuple, Dict or squashed actions; parameters not float32 on the CPU;
-        a subclass that overrides ``forward``; forward hooks; or batches large enough
-        that torch is as fast (more than 65,536 multiply-adds in a layer).
-        """
-        if (
-            type(self).forward is not MLPPolicy.forward
-            or self._forward_hooks
-            or self._forward_pre_hooks
-            or nn.modules.module._global_forward_hooks
-            or nn.modules.module._global_forward_pre_hooks
-            or not isinstance(self.observation_space, spaces.Box)
-        ):
+        """With the fast paths on, the actor in numpy for rlx's sampling without gradients
+        or extras (:func:`rlx.fast.acting.mlp_policy_actor`); None otherwise, or where it
+        does not apply (including a subclass that overrides ``forward``)."""
+        if not rlx.fast.enabled() or type(self).forward is not MLPPolicy.forward:
             return None
-        widest = max(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
-        if batch_size * widest > 2**16:
-            return None
-        body = self.actor.numpy_function()
-        if body is None:
-            return None
-
-        def features(obs: np.ndarray) -> np.ndarray:
-            x = obs.reshape(len(obs), -1)
-            return body(x if x.dtype == np.float32 else x.astype(np.float32))
-
-        return self.head.numpy_actor(features, batch_size)
+        head = self.head
+        return fast_acting.mlp_policy_actor(
+            self, self.observation_space, self.actor, head.space, head.linear,
+            getattr(head, "log_std", None), head.squash, batch_size,
+        )  # fmt: skip
 
 
 class RecurrentCore(nn.Module):

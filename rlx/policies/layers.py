@@ -4,10 +4,8 @@ linear layers (NoisyNet) and the Nature DQN convolutional encoder."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
@@ -61,12 +59,6 @@ class MLP(nn.Sequential):
         if rlx.fast.enabled():
             return fast_mlp.forward(self, x)
         return super().forward(x)
-
-    def numpy_function(self) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The same function on numpy float32 arrays ``[B, inputs]`` for fast acting
-        (:func:`rlx.fast.mlp.numpy_function`); None with the fast paths off or where it
-        cannot be had."""
-        return fast_mlp.numpy_function(self) if rlx.fast.enabled() else None
 
 
 def mlp(

@@ -1,0 +1,119 @@
+"""Acting in numpy: the ready MLP policy's actor run on numpy arrays while rlx samples
+without gradients or extras (a dry rollout, how the algorithms sample feed-forward
+policies). At acting batch sizes each torch call costs several times its arithmetic;
+numpy's calls cost a fraction. The actions are drawn from the distribution the policy's
+``forward`` gives (the same deterministic actions), with noise from torch's generator so
+that ``torch.manual_seed`` still decides them (drawn ahead in blocks: the generator's
+state afterwards differs from torch's own sampling). ``benchmarks/sampling.py`` measures
+dry sampling against a hand-written loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from rlx.fast.mlp import numpy_function
+
+Actor = Callable[[np.ndarray, bool], np.ndarray]
+
+
+class _Noise:
+    """Noise of one acting step at a time, drawn in blocks of steps from torch's generator
+    (so ``torch.manual_seed`` decides it): one torch call per block instead of per step."""
+
+    def __init__(self, shape: tuple[int, ...], draw: Callable[[tuple[int, ...]], torch.Tensor],
+                 block: int = 256) -> None:  # fmt: skip
+        self.shape, self.draw, self.block = shape, draw, block
+        self.values: np.ndarray = np.empty((0, *shape), dtype=np.float32)
+        self.used = 0
+
+    def next(self) -> np.ndarray:
+        if self.used == len(self.values):
+            self.values, self.used = self.draw((self.block, *self.shape)).numpy(), 0
+        self.used += 1
+        return self.values[self.used - 1]
+
+
+def _gumbel(shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.empty(shape).exponential_().log_().neg_()
+
+
+def mlp_policy_actor(
+    policy: nn.Module, observation_space: spaces.Space, body: nn.Sequential,
+    action_space: spaces.Space, linear: nn.Linear, log_std: torch.Tensor | None,
+    squash: bool, batch_size: int,
+) -> Actor | None:  # fmt: skip
+    """``act(obs, deterministic) -> actions`` for a policy whose actor is the MLP ``body``
+    followed by ``linear`` (logits of a Discrete action, or the mean, then the log-std
+    where ``log_std`` is None, of an unsquashed Box one). None where it does not apply:
+    observations other than a Box; other action spaces or squashed actions; parameters
+    not float32 on the CPU; forward hooks; or batches large enough that torch is as fast
+    (more than 65,536 multiply-adds in a layer)."""
+    if (
+        policy._forward_hooks
+        or policy._forward_pre_hooks
+        or nn.modules.module._global_forward_hooks
+        or nn.modules.module._global_forward_pre_hooks
+        or not isinstance(observation_space, spaces.Box)
+    ):
+        return None
+    widest = max(m.weight.numel() for m in policy.modules() if isinstance(m, nn.Linear))
+    if batch_size * widest > 2**16:
+        return None
+    run = numpy_function(body)
+    if run is None:
+        return None
+
+    def features(obs: np.ndarray) -> np.ndarray:
+        x = obs.reshape(len(obs), -1)
+        return run(x if x.dtype == np.float32 else x.astype(np.float32))
+
+    return _head_actor(features, action_space, linear, log_std, squash, batch_size)
+
+
+def _head_actor(
+    body: Callable[[np.ndarray], np.ndarray], space: spaces.Space, linear: nn.Linear,
+    log_std: torch.Tensor | None, squash: bool, batch_size: int,
+) -> Actor | None:  # fmt: skip
+    w, b = linear.weight, linear.bias
+    if w.device.type != "cpu" or w.dtype != torch.float32:
+        return None
+    weight, bias = w.detach().numpy().T, b.detach().numpy()
+    if isinstance(space, spaces.Discrete):
+        # Gumbel-max: argmax(logits + G) with G = -log E, E ~ Exp(1), is a draw from the
+        # softmax (the exponential race of rlx.fast.distributions.sample, in log space).
+        gumbel = _Noise((batch_size, int(space.n)), _gumbel)
+
+        def categorical(obs: np.ndarray, deterministic: bool) -> np.ndarray:
+            y = body(obs) @ weight
+            y += bias
+            if not deterministic:
+                y += gumbel.next()
+            return y.argmax(-1)
+
+        return categorical
+    if not isinstance(space, spaces.Box) or squash:
+        return None
+    shape, size = space.shape, int(math.prod(space.shape))
+    fixed_log_std = None if log_std is None else log_std.detach().numpy().reshape(-1)
+    gaussian = _Noise((batch_size, size), torch.randn)
+
+    def normal(obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        y = body(obs) @ weight
+        y += bias
+        mean = y[:, :size]
+        if not deterministic:
+            if fixed_log_std is None:
+                std = np.exp(np.clip(y[:, size:], -20.0, 2.0))
+            else:
+                std = np.exp(fixed_log_std)
+            mean = mean + std * gaussian.next()
+        return mean.reshape(len(y), *shape)
+
+    return normal
