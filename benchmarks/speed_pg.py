@@ -9,6 +9,9 @@ Two comparisons, measured side by side in one run with torch on one thread for a
    environments x 128 steps, 4 epochs x 4 minibatches, the same networks and losses)
    against rlx's PPO with the same settings. Target: rlx >= 1.0x (no overhead).
 
+Both comparisons also run rlx with its fast paths off (``rlx-plain``, plain PyTorch
+throughout; no target), so the speed of both paths is printed side by side.
+
 Every variant trains for the same number of environment steps, in rounds that
 alternate between the variants (this machine is noisy); steps/s is the total steps
 over the total time of each variant, and the ratio of those is the figure checked.
@@ -72,6 +75,19 @@ class RlxPPO(RlxTrainer):
             grad_clip=0.5,
         )
         self.algo = PPO(self.agent, policy, config)
+
+
+class PlainRlxPPO(RlxPPO):
+    """The same, built and trained with rlx's fast paths off (``rlx.fast_paths(False)``):
+    the plain-PyTorch reference path, for its speed beside the fast one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with rlx.fast_paths(False):
+            super().__init__(*args, **kwargs)
+
+    def train(self, n: int) -> int:
+        with rlx.fast_paths(False):
+            return super().train(n)
 
 
 # ---------------------------------------------------------------------- hand loop
@@ -206,10 +222,15 @@ def main() -> int:
         return 2
     results = []
     sb3 = compare(
-        {"sb3": SB3PPO(), "rlx": RlxPPO(**SB3), "hand": HandPPO(**SB3)}, args.steps, args.rounds
-    )
+        {"sb3": SB3PPO(), "rlx": RlxPPO(**SB3), "hand": HandPPO(**SB3),
+         "rlx-plain": PlainRlxPPO(**SB3)},
+        args.steps, args.rounds,
+    )  # fmt: skip
     results.append(("SB3 defaults (1 env x 2048, 10 epochs x mb 64)", sb3, "sb3", SB3_TARGET))
-    hand = compare({"hand": HandPPO(**HAND), "rlx": RlxPPO(**HAND)}, args.steps, args.rounds)
+    hand = compare(
+        {"hand": HandPPO(**HAND), "rlx": RlxPPO(**HAND), "rlx-plain": PlainRlxPPO(**HAND)},
+        args.steps, args.rounds,
+    )  # fmt: skip
     setting = "hand loop settings (4 envs x 128, 4 epochs x 4 mb)"
     results.append((setting, hand, "hand", HAND_TARGET))
 
