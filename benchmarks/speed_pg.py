@@ -236,7 +236,7 @@ def main() -> int:
 
     print(f"CartPole-v1, torch {torch.__version__}, 1 thread, seed 0, {args.steps:,} steps "
           f"per variant in {args.rounds} interleaved rounds")  # fmt: skip
-    header = f"{'setting':52} {'variant':8} {'steps/s':>9} {'rlx ratio':>10} {'target':>7}  result"
+    header = f"{'setting':52} {'variant':9} {'steps/s':>9} {'rlx ratio':>10} {'target':>7}  result"
     print(header)
     print("-" * len(header))
     passed = failed = 0
@@ -248,7 +248,7 @@ def main() -> int:
             is_base = name == baseline
             cells = (f"{ratio:>10.2f} {target:>6.1f}x  {'pass' if ok else 'FAIL'}" if is_base
                      else f"{rates['rlx'] / rate:>10.2f}" if name != "rlx" else "")  # fmt: skip
-            print(f"{setting:52} {name:8} {rate:>9,.0f} {cells}")
+            print(f"{setting:52} {name:9} {rate:>9,.0f} {cells}")
             setting = ""
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

@@ -51,6 +51,28 @@ def default_optimizer(policy: torch.nn.Module, lr: float) -> torch.optim.Optimiz
     return adam(policy.parameters(), lr=lr, eps=1e-5)
 
 
+class Means:
+    """The scalars an update logs, averaged over its steps: ``add(Loss=...)`` per step
+    (0-d tensors are kept as they are and read out once, in :meth:`means`)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[torch.Tensor | float]] = {}
+
+    def add(self, **scalars: torch.Tensor | float) -> None:
+        for name, value in scalars.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach()
+            self.values.setdefault(name, []).append(value)
+
+    def means(self) -> dict[str, float]:
+        return {
+            name: torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in values])
+            .mean()
+            .item()
+            for name, values in self.values.items()
+        }
+
+
 class Algorithm:
     """Base of the algorithms: owns the optimizer and samples with the agent.
 
@@ -196,7 +218,10 @@ class Algorithm:
     def _iterate(self) -> dict[str, float]:
         self.set_learning_rates()
         rollout = self.sample()
+        before = self._debug_loss(rollout)
         info = self.update(rollout)
+        if before is not None:
+            self.log_change("loss", before, self._debug_loss(rollout))
         if self.sampler is not None:
             self.sampler.publish()
             info["PolicyLag"] = float(self.policy_lag)
@@ -206,6 +231,19 @@ class Algorithm:
             self.lr_scheduler.step()
         info.update(self.scheduled())
         return info
+
+    def batch_loss(self, rollout: Rollout) -> torch.Tensor | None:
+        """The loss ``update`` minimises, on ``rollout`` under the current parameters
+        (called without gradient); logged at DEBUG level before and after every update,
+        as rlmodels does. None (this default): nothing to log."""
+        return None
+
+    def _debug_loss(self, rollout: Rollout) -> float | None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return None
+        with torch.no_grad():
+            loss = self.batch_loss(rollout)
+        return None if loss is None else float(loss)
 
     def log_change(self, name: str, before: float, after: float) -> None:
         """At DEBUG level, the loss on the batch before and after the update (as rlmodels)."""

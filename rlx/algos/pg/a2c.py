@@ -3,12 +3,11 @@ environments, bootstrapped advantages, one gradient step per segment."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, log
+from rlx.algos.base import Algorithm
 from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
 
@@ -53,21 +52,18 @@ class A2C(Algorithm):
         }
 
     def update(self, rollout: Rollout) -> dict[str, float]:
-        c = self.config
         losses = self.losses(rollout)
-        loss = (
+        info = {k: v.item() for k, v in losses.items()}
+        info["GradNorm"] = self.optimize(self.total(losses))
+        return info
+
+    def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss minimised: policy loss, weighted value loss, entropy bonus."""
+        return (
             losses["PolicyLoss"]
-            + c.value_coef * losses["ValueLoss"]
+            + self.config.value_coef * losses["ValueLoss"]
             - self.hp("entropy_coef") * losses["Entropy"]
         )
-        info = {k: v.item() for k, v in losses.items()}
-        info["GradNorm"] = self.optimize(loss)
-        if log.isEnabledFor(logging.DEBUG):
-            with torch.no_grad():
-                after = self.losses(rollout)
-            self.log_change(
-                "loss",
-                info["PolicyLoss"] + c.value_coef * info["ValueLoss"],
-                (after["PolicyLoss"] + c.value_coef * after["ValueLoss"]).item(),
-            )
-        return info
+
+    def batch_loss(self, rollout: Rollout) -> torch.Tensor:
+        return self.total(self.losses(rollout))

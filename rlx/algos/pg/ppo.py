@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, log
+from rlx.algos.base import Algorithm, Means
 from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.losses import clipped_surrogate
 from rlx.core.rollout import Rollout
@@ -45,60 +44,69 @@ class PPO(Algorithm):
     def update(self, rollout: Rollout) -> dict[str, float]:
         c = self.config
         clip, entropy_coef = self.hp("clip"), self.hp("entropy_coef")
-        (values,) = rollout.others
-        rollout.gae(values, c.gamma, c.lam)
-        # Feed-forward: shuffle single transitions. Recurrent: keep sequences (whole, or
-        # pieces of sequence_length steps), each with its stored initial state.
-        if rollout.recurrent_states is None:
-            batch = rollout.vectorize()
-        elif c.sequence_length:
-            batch = rollout.chunks(c.sequence_length)
-        else:
-            batch = rollout
+        batch = self.training_batch(rollout)
         size = max(1, batch.batch_size // c.minibatches)
-        debug = log.isEnabledFor(logging.DEBUG)
-        if debug:
-            before = self.objective(batch, clip)
-        stats: dict[str, list[torch.Tensor]] = {"PolicyLoss": [], "ValueLoss": [], "GradNorm": []}
-        entropies, log_ratios = [], []
+        stats, log_ratios = Means(), []
         for _ in range(c.epochs):
             for mb in batch.minibatches(size, generator=self.generator):
                 new = self.agent(self.policy).evaluate(mb)
-                (new_values,) = new.others
-                adv = mb.standardize(mb.advantages) if c.normalize_advantages else mb.advantages
-                log_ratio = new.logprobs - mb.logprobs
-                ratio = log_ratio.exp()
-                policy_loss = -mb.step_mean(clipped_surrogate(ratio, adv, clip))
-                value_error = (new_values - mb.returns).pow(2)
-                if c.value_clip is not None:
-                    (old_values,) = mb.others
-                    moved = old_values + (new_values - old_values).clamp(
-                        -c.value_clip, c.value_clip
-                    )
-                    value_error = torch.max(value_error, (moved - mb.returns).pow(2))
-                value_loss = 0.5 * mb.step_mean(value_error)
-                loss = policy_loss + c.value_coef * value_loss
+                losses = self.losses(mb, new, clip, entropy=bool(entropy_coef))
+                loss = losses["PolicyLoss"] + c.value_coef * losses["ValueLoss"]
                 if entropy_coef:
-                    entropy = mb.step_mean(new.entropy_or_estimate())
-                    loss = loss - entropy_coef * entropy
-                    entropies.append(entropy.detach())
-                stats["GradNorm"].append(self.optimize(loss, as_tensor=True))
-                stats["PolicyLoss"].append(policy_loss.detach())
-                stats["ValueLoss"].append(value_loss.detach())
-                log_ratios.append((log_ratio.detach(), mb.valid))
-        info = {k: torch.stack(v).mean().item() for k, v in stats.items()}
-        info.update(self.ratio_statistics(log_ratios, clip))
-        with torch.no_grad():  # entropy kept out of the graph: once, after the update
-            info["Entropy"] = (
-                torch.stack(entropies).mean().item()
-                if entropies
-                else batch.step_mean(
-                    self.agent(self.policy).evaluate(batch).entropy_or_estimate()
-                ).item()
-            )
-        if debug:
-            self.log_change("loss", before, self.objective(batch, clip))
+                    loss = loss - entropy_coef * losses["Entropy"]
+                stats.add(GradNorm=self.optimize(loss, as_tensor=True), **losses)
+                log_ratios.append(((new.logprobs - mb.logprobs).detach(), mb.valid))
+        info = {**stats.means(), **self.ratio_statistics(log_ratios, clip)}
+        if not entropy_coef:  # kept out of the graph: once, after the update
+            with torch.no_grad():
+                new = self.agent(self.policy).evaluate(batch)
+                info["Entropy"] = batch.step_mean(new.entropy_or_estimate()).item()
         return info
+
+    def training_batch(self, rollout: Rollout) -> Rollout:
+        """The rollout with its GAE advantages and returns, cut as PPO trains on it:
+        single transitions for a feed-forward policy; for a recurrent one, sequences
+        (whole, or pieces of ``sequence_length`` steps) with their stored initial states."""
+        c = self.config
+        (values,) = rollout.others
+        rollout.gae(values, c.gamma, c.lam)
+        if rollout.recurrent_states is None:
+            return rollout.vectorize()
+        return rollout.chunks(c.sequence_length) if c.sequence_length else rollout
+
+    def losses(
+        self, batch: Rollout, new: Rollout, clip: float, entropy: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """PolicyLoss (the clipped surrogate, negated), ValueLoss (clipped around the
+        sampled values with ``value_clip``) and, with ``entropy``, Entropy: per-step means
+        over ``batch`` as re-evaluated in ``new``."""
+        c = self.config
+        adv = batch.standardize(batch.advantages) if c.normalize_advantages else batch.advantages
+        ratio = (new.logprobs - batch.logprobs).exp()
+        (new_values,) = new.others
+        value_error = (new_values - batch.returns).pow(2)
+        if c.value_clip is not None:
+            (old_values,) = batch.others
+            moved = old_values + (new_values - old_values).clamp(-c.value_clip, c.value_clip)
+            value_error = torch.max(value_error, (moved - batch.returns).pow(2))
+        losses = {
+            "PolicyLoss": -batch.step_mean(clipped_surrogate(ratio, adv, clip)),
+            "ValueLoss": 0.5 * batch.step_mean(value_error),
+        }
+        if entropy:
+            losses["Entropy"] = batch.step_mean(new.entropy_or_estimate())
+        return losses
+
+    def batch_loss(self, rollout: Rollout) -> torch.Tensor:
+        """The loss PPO minimises, on the whole rollout (for the DEBUG log)."""
+        c, entropy_coef = self.config, self.hp("entropy_coef")
+        batch = self.training_batch(rollout)
+        losses = self.losses(batch, self.agent(self.policy).evaluate(batch), self.hp("clip"))
+        return (
+            losses["PolicyLoss"]
+            + c.value_coef * losses["ValueLoss"]
+            - entropy_coef * losses["Entropy"]
+        )
 
     @staticmethod
     def ratio_statistics(log_ratios: list[tuple[torch.Tensor, torch.Tensor]], clip: float):
@@ -110,16 +118,3 @@ class PPO(Algorithm):
             "ClipFraction": ((ratio - 1).abs() > clip).float().mean().item(),
             "ApproxKL": ((ratio - 1) - log_ratio).mean().item(),
         }
-
-    def objective(self, batch: Rollout, clip: float) -> float:
-        """The clipped loss on a whole batch under the current policy (for DEBUG logs)."""
-        c = self.config
-        with torch.no_grad():
-            new = self.agent(self.policy).evaluate(batch)
-            ratio = (new.logprobs - batch.logprobs).exp()
-            adv = (
-                batch.standardize(batch.advantages) if c.normalize_advantages else batch.advantages
-            )
-            surrogate = clipped_surrogate(ratio, adv, clip)
-            value = 0.5 * batch.step_mean((new.others[0] - batch.returns).pow(2))
-            return (-batch.step_mean(surrogate) + c.value_coef * value).item()

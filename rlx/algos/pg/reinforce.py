@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, log
+from rlx.algos.base import Algorithm
 from rlx.algos.config import NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
 
@@ -49,18 +48,21 @@ class REINFORCE(Algorithm):
         return losses
 
     def update(self, rollout: Rollout) -> dict[str, float]:
-        c = self.config
         losses = self.losses(rollout)
+        info = {k: v.item() for k, v in losses.items()}
+        info["GradNorm"] = self.optimize(self.total(losses))
+        return info
+
+    def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss minimised: policy loss, entropy bonus and (with a baseline) the
+        weighted value loss."""
         loss = losses["PolicyLoss"] - self.hp("entropy_coef") * losses["Entropy"]
         if "ValueLoss" in losses:
-            loss = loss + c.value_coef * losses["ValueLoss"]
-        info = {k: v.item() for k, v in losses.items()}
-        info["GradNorm"] = self.optimize(loss)
-        if log.isEnabledFor(logging.DEBUG):
-            with torch.no_grad():
-                after = self.losses(rollout)
-            self.log_change("policy loss", info["PolicyLoss"], after["PolicyLoss"].item())
-        return info
+            loss = loss + self.config.value_coef * losses["ValueLoss"]
+        return loss
+
+    def batch_loss(self, rollout: Rollout) -> torch.Tensor:
+        return self.total(self.losses(rollout))
 
 
 class REINFORCEBaseline(REINFORCE):

@@ -1,0 +1,49 @@
+"""The DEBUG log of the loss before and after each update (rlmodels' promise), through
+the algorithms' shared ``batch_loss`` hook."""
+
+import logging
+
+import pytest
+import torch
+
+import rlx
+from rlx.algos.registry import algorithm_class
+
+CASES = [
+    ("ppo", dict(value_clip=0.2, entropy_coef=0.01, epochs=2)),
+    ("a2c", dict(entropy_coef=0.01)),
+    ("reinforce", dict(episodes=False, steps=16)),
+    ("reinforce-baseline", dict(episodes=False, steps=16)),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), CASES, ids=[c[0] for c in CASES])
+def test_each_update_logs_its_batch_loss_before_and_after(name, options, caplog):
+    cls = algorithm_class(name)
+    config = cls.Config(num_envs=4, **{"steps": 32, **options})
+    agent = rlx.Agent("CartPole-v1", num_envs=4, seed=0)
+    algo = cls(agent, cls.default_policy(agent.observation_space, agent.action_space, config),
+               config)  # fmt: skip
+    rollouts = []
+    sample = algo.sample
+    algo.sample = lambda: rollouts.append(sample()) or rollouts[-1]
+    with caplog.at_level(logging.DEBUG, logger="rlx"):
+        algo.iteration()
+    (record,) = [r for r in caplog.records if "loss" in r.getMessage()]
+    before, after = (float(x) for x in record.getMessage().split(": loss ")[1].split(" -> "))
+    with torch.no_grad():
+        now = float(algo.batch_loss(rollouts[0]))
+    assert after == pytest.approx(now, rel=1e-5) and before != pytest.approx(after, rel=1e-6)
+
+
+def test_nothing_is_computed_for_the_log_above_debug_level(caplog):
+    cls = algorithm_class("ppo")
+    config = cls.Config(num_envs=2, steps=16, epochs=1)
+    agent = rlx.Agent("CartPole-v1", num_envs=2, seed=0)
+    algo = cls(agent, cls.default_policy(agent.observation_space, agent.action_space, config),
+               config)  # fmt: skip
+    calls = []
+    algo.batch_loss = lambda rollout: calls.append(1)
+    with caplog.at_level(logging.INFO, logger="rlx"):
+        algo.iteration()
+    assert not calls
