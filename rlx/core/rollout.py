@@ -25,233 +25,46 @@ Fields:
 Indexing follows ``[T, B]``: ``rollout[:-1]`` and ``rollout[:100]`` slice time,
 ``rollout[:, idx]`` selects environments. ``rollout1 + rollout2`` joins along the batch
 (the shorter padded in time with invalid steps); :func:`cat` joins along time.
+
+The field names and their storage are in :mod:`rlx.core.rollout_fields`, index and
+padding helpers in :mod:`rlx.core.rollout_axes`, :func:`cat` in :mod:`rlx.core.rollout_cat`
+and what the return methods compute from in :mod:`rlx.core.rollout_returns`; the names
+other modules use (``Rollout``, ``DryRolloutError``, ``cat``, ``DATA_FIELDS``,
+``STEP_FIELDS``) are importable from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
 from rlx.core import returns as returns_math
 from rlx.core.forward import Deferred
-from rlx.tree import Tree, tree_map, tree_structure
-
-
-class DryRolloutError(AttributeError):
-    """Raised when a dry rollout is asked for what only a policy evaluation produces."""
-
-
-# Per-step fields, in order; each holds a tree of [T, B, ...] tensors or None.
-STEP_FIELDS = (
-    "observations",
-    "next_observations",
-    "actions",
-    "rewards",
-    "terminations",
-    "truncations",
-    "valid",
-    "starts",
-    "recurrent_states",
-    "prev_actions",
-    "prev_rewards",
-    "_logprobs",
-    "_entropy",
-    "_others",
-    "_next_others",
-    "_returns",
-    "_advantages",
+from rlx.core.rollout_axes import ALL, as_index, pad_time, permutation
+from rlx.core.rollout_cat import cat
+from rlx.core.rollout_fields import (
+    DATA_FIELDS,
+    EVALUATED_FIELDS,
+    STEP_FIELDS,
+    DryRolloutError,
+    RolloutFields,
 )
-_EVALUATED = ("_logprobs", "_entropy", "_others", "_next_others")
-# What the environment produced (and the states that entered each step): a dry rollout.
-DATA_FIELDS = STEP_FIELDS[:11]
+from rlx.core.rollout_returns import as_steps, bootstrap_values, episode_cuts
+from rlx.tree import tree_map
+
+__all__ = ["DATA_FIELDS", "STEP_FIELDS", "DryRolloutError", "Rollout", "cat"]
 
 
-def _dry_error(name: str) -> DryRolloutError:
-    return DryRolloutError(
-        f"this rollout is dry (sampled with dry=True): it holds observations, actions and "
-        f"rewards but no {name}. Re-evaluate it under a policy first: "
-        "`rollout = agent(policy).evaluate(rollout)`."
-    )
+class Rollout(RolloutFields):
+    """Experience with leading dimensions ``[T, B]``; see the module docstring.
 
-
-class Rollout:
-    """Experience with leading dimensions ``[T, B]``; see the module docstring."""
-
-    def __init__(
-        self,
-        *,
-        observations: Tree,
-        next_observations: Tree,
-        actions: Tree,
-        rewards: torch.Tensor,
-        terminations: torch.Tensor,
-        truncations: torch.Tensor,
-        valid: torch.Tensor,
-        starts: torch.Tensor,
-        recurrent_states: Tree = None,
-        prev_actions: Tree = None,
-        prev_rewards: torch.Tensor | None = None,
-        logprobs: torch.Tensor | Callable[[], torch.Tensor] | None = None,
-        entropy: torch.Tensor | Callable[[], torch.Tensor] | None = None,
-        others: tuple[Any, ...] | None = None,
-        next_others: tuple[Any, ...] | None = None,
-        returns: torch.Tensor | None = None,
-        advantages: torch.Tensor | None = None,
-        dry: bool = True,
-    ) -> None:
-        self.observations = observations
-        self.next_observations = next_observations
-        self.actions = actions
-        self.rewards = rewards
-        self.terminations = terminations
-        self.truncations = truncations
-        self.valid = valid
-        self.starts = starts
-        self.recurrent_states = recurrent_states
-        self.prev_actions = prev_actions
-        self.prev_rewards = prev_rewards
-        self._logprobs = logprobs
-        self._entropy = entropy
-        self._others = others
-        self._next_others = next_others
-        self._returns = returns
-        self._advantages = advantages
-        self.dry = dry
-        self._entropy_error: str | None = None
-
-    # ------------------------------------------------------------------ fields
-    def _materialize(self) -> None:
-        """Compute log-probs, entropy and extras given as :class:`Deferred` values."""
-        self._resolve_logprobs()
-        self._resolve_entropy()
-        if isinstance(self._others, Deferred):
-            self._others = self._others()
-
-    def _resolve_logprobs(self) -> None:
-        if isinstance(self._logprobs, Deferred):
-            self._logprobs = self._logprobs()
-
-    def _resolve_entropy(self) -> None:
-        if isinstance(self._entropy, Deferred):
-            try:
-                self._entropy = self._entropy()
-            except NotImplementedError as err:  # e.g. a tanh-squashed Normal
-                self._entropy, self._entropy_error = None, str(err)
-
-    @property
-    def logprobs(self) -> torch.Tensor:
-        """Joint log-probability of each action under the policy, ``[T, B]``."""
-        if self.dry:
-            raise _dry_error("log-probs")
-        self._resolve_logprobs()
-        return self._logprobs
-
-    @property
-    def entropy(self) -> torch.Tensor:
-        """Entropy of the policy's action distribution at each step, ``[T, B]``."""
-        if self.dry:
-            raise _dry_error("entropy")
-        self._resolve_entropy()
-        if self._entropy_error is not None:
-            raise NotImplementedError(self._entropy_error)
-        return self._entropy
-
-    def entropy_or_estimate(self) -> torch.Tensor:
-        """``entropy`` where the distribution has it in closed form, else ``-logprobs``:
-        the one-sample estimate (e.g. for a tanh-squashed Gaussian), ``[T, B]``."""
-        if self.dry:
-            raise _dry_error("entropy")
-        self._resolve_entropy()
-        if self._entropy_error is not None:
-            return -self.logprobs
-        return self._entropy
-
-    @property
-    def others(self) -> tuple[Any, ...]:
-        """The policy's extras in the order ``forward`` returned them, each ``[T, B, ...]``."""
-        if self.dry:
-            raise _dry_error("extras (rollout.others)")
-        if isinstance(self._others, Deferred):
-            self._others = self._others()
-        return self._others
-
-    @property
-    def next_others(self) -> tuple[Any, ...]:
-        """The extras evaluated at ``next_observations``: bootstrap values come from here."""
-        if self.dry:
-            raise _dry_error("extras (rollout.next_others)")
-        if isinstance(self._next_others, Deferred):
-            self._next_others = self._next_others()
-        return self._next_others
-
-    @property
-    def returns(self) -> torch.Tensor:
-        """Return targets ``[T, B]``, set by ``mc_returns``, ``gae`` or ``nstep_returns``."""
-        if self._returns is None:
-            raise AttributeError(
-                "rollout.returns is not set yet: call rollout.mc_returns(gamma), "
-                "rollout.gae(values, gamma, lam) or rollout.nstep_returns(values, n, gamma)."
-            )
-        return self._returns
-
-    @returns.setter
-    def returns(self, value: torch.Tensor) -> None:
-        self._returns = value
-
-    @property
-    def advantages(self) -> torch.Tensor:
-        """Advantages ``[T, B]`` set by :meth:`gae`."""
-        if self._advantages is None:
-            raise AttributeError("rollout.advantages is set by rollout.gae(values, gamma, lam).")
-        return self._advantages
-
-    @property
-    def dones(self) -> torch.Tensor:
-        """Episode ended at this step (terminated or truncated), ``[T, B]``."""
-        return self.terminations | self.truncations
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.rewards.shape[:2])  # type: ignore[return-value]
-
-    @property
-    def batch_size(self) -> int:
-        """Number of environments (columns) B."""
-        return self.rewards.shape[1]
-
-    @property
-    def num_steps(self) -> int:
-        """Number of valid transitions."""
-        return int(self.valid.sum())
-
-    @property
-    def device(self) -> torch.device:
-        return self.rewards.device
-
-    def __len__(self) -> int:
-        """Number of time steps T."""
-        return self.rewards.shape[0]
-
-    def __repr__(self) -> str:
-        kind = "dry" if self.dry else "evaluated"
-        T, B = self.shape
-        return f"Rollout(T={T}, B={B}, valid={self.num_steps}, {kind}, device={self.device})"
+    The fields and their reading (``logprobs``, ``others``, ``returns``, ``shape``, ...)
+    come from :class:`~rlx.core.rollout_fields.RolloutFields`.
+    """
 
     # ------------------------------------------------------------- structure
-    def _fields(self) -> dict[str, Any]:
-        """Every field, deferred ones computed."""
-        self._materialize()
-        if isinstance(self._next_others, Deferred):
-            self._next_others = self._next_others()
-        return self._raw_fields()
-
-    def _raw_fields(self) -> dict[str, Any]:
-        """The fields as stored, deferred ones not computed."""
-        return {name: getattr(self, name) for name in STEP_FIELDS}
-
     def _replace(self, fields: dict[str, Any]) -> Rollout:
         new = Rollout.__new__(Rollout)
         new.__dict__.update(fields)
@@ -300,7 +113,7 @@ class Rollout:
     def as_dry(self) -> Rollout:
         """The same experience without log-probs, entropy and extras, ready to re-evaluate."""
         fields = self._fields()
-        for name in _EVALUATED:
+        for name in EVALUATED_FIELDS:
             fields[name] = None
         new = self._replace(fields)
         new.dry, new._entropy_error = True, None
@@ -312,9 +125,9 @@ class Rollout:
         if len(index) > 2:
             raise IndexError("a Rollout is indexed as rollout[time] or rollout[time, env].")
         T, B = self.shape
-        t_index = _as_index(index[0], T, self.device, "time")
-        b_index = _as_index(index[1], B, self.device, "environment") if len(index) == 2 else _ALL
-        t_all, b_all = t_index == _ALL, b_index == _ALL
+        t_index = as_index(index[0], T, self.device, "time")
+        b_index = as_index(index[1], B, self.device, "environment") if len(index) == 2 else ALL
+        t_all, b_all = t_index == ALL, b_index == ALL
 
         def select(x: torch.Tensor) -> torch.Tensor:
             # index_select is several times cheaper than advanced indexing for small tensors
@@ -389,7 +202,7 @@ class Rollout:
             raise ValueError(f"chunk length must be at least 1, got {length}.")
         T, B = self.shape
         pieces = -(-T // length)
-        fields = _pad_time(self._fields(), pieces * length - T)
+        fields = pad_time(self._fields(), pieces * length - T)
 
         def cut(x: torch.Tensor) -> torch.Tensor:
             x = x.reshape(pieces, length, B, *x.shape[2:]).transpose(0, 1)
@@ -404,7 +217,7 @@ class Rollout:
         this shuffles individual transitions. Uses ``generator`` or a freshly seeded
         one: the global RNG state is never touched.
         """
-        perm = _permutation(self.batch_size, generator)
+        perm = permutation(self.batch_size, generator)
         shuffled = self[:, perm.to(self.device)]
         self.__dict__.update(shuffled.__dict__)
         return self
@@ -413,7 +226,7 @@ class Rollout:
         """Shuffled minibatches of ``size`` columns (environments; transitions once vectorized)."""
         if size < 1:
             raise ValueError(f"minibatch size must be at least 1, got {size}.")
-        perm = _permutation(self.batch_size, generator).to(self.device)
+        perm = permutation(self.batch_size, generator).to(self.device)
         # One gather for the whole pass, then each minibatch is a view (a slice):
         # cheaper than a gather per minibatch over every field.
         shuffled = self[:, perm]
@@ -456,31 +269,10 @@ class Rollout:
             return x
         return torch.where(self.valid, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
-    def _cuts(self) -> torch.Tensor:
-        """Where a return recursion stops: episode ends, invalid steps, and any step
-        followed by an episode start (rollouts joined with ``cat`` or after a reset)."""
-        cuts = self.terminations | self.truncations | ~self.valid
-        cuts[:-1] |= self.starts[1:]
-        return cuts
-
-    def _next_values_for(self, values: torch.Tensor, next_values: torch.Tensor | None):
-        if next_values is not None:
-            return next_values
-        if not self.dry and self._others is not None:
-            for extra, nxt in zip(self.others, self.next_others or (), strict=False):
-                if extra is values:
-                    return nxt
-        raise ValueError(
-            "cannot find the bootstrap values for these values. Pass the extra itself "
-            "(values, = rollout.others; rollout.gae(values, ...)) so rlx uses the matching "
-            "rollout.next_others entry, or pass next_values=... explicitly (the values of "
-            "rollout.next_observations, e.g. from agent(critic).evaluate(rollout).next_others)."
-        )
-
     def mc_returns(self, gamma: float = 0.99) -> torch.Tensor:
         """Discounted Monte-Carlo returns within episodes, no bootstrapping; sets ``returns``."""
         self._returns = self._masked(
-            returns_math.discounted_returns(self.rewards, self._cuts(), gamma)
+            returns_math.discounted_returns(self.rewards, episode_cuts(self), gamma)
         )
         return self._returns
 
@@ -498,10 +290,10 @@ class Rollout:
         ``values`` when ``values`` is one of ``rollout.others``. ``returns`` becomes
         ``advantages + values`` (the value target).
         """
-        nxt = _as_steps(self._next_values_for(values, next_values), self.shape, "next_values")
-        values = _as_steps(values, self.shape, "values")
+        nxt = bootstrap_values(self, values, next_values)
+        values = as_steps(values, self.shape, "values")
         adv = returns_math.gae(
-            self.rewards, values, nxt, self.terminations, self._cuts(), gamma, lam
+            self.rewards, values, nxt, self.terminations, episode_cuts(self), gamma, lam
         )
         self._advantages = self._masked(adv)
         self._returns = self._masked(adv + values.detach())
@@ -523,11 +315,11 @@ class Rollout:
         ``advantages`` (already weighted by the truncated ratio). ``next_values`` is
         found as in :meth:`gae`.
         """
-        nxt = _as_steps(self._next_values_for(values, next_values), self.shape, "next_values")
-        values = _as_steps(values, self.shape, "values")
+        nxt = bootstrap_values(self, values, next_values)
+        values = as_steps(values, self.shape, "values")
         targets, adv = returns_math.vtrace(
-            self.rewards, values, nxt, _as_steps(log_ratios, self.shape, "log_ratios"),
-            self.terminations, self._cuts(), gamma, rho_clip, c_clip,
+            self.rewards, values, nxt, as_steps(log_ratios, self.shape, "log_ratios"),
+            self.terminations, episode_cuts(self), gamma, rho_clip, c_clip,
         )  # fmt: skip
         self._returns = self._masked(targets)
         self._advantages = self._masked(adv)
@@ -542,126 +334,9 @@ class Rollout:
     ) -> torch.Tensor:
         """n-step bootstrapped returns; sets ``returns``. ``values`` locates ``next_values``
         as in :meth:`gae`."""
-        nxt = _as_steps(self._next_values_for(values, next_values), self.shape, "next_values")
+        nxt = bootstrap_values(self, values, next_values)
         out = returns_math.nstep_returns(
-            self.rewards, nxt, self.terminations, self._cuts(), n, gamma
+            self.rewards, nxt, self.terminations, episode_cuts(self), n, gamma
         )
         self._returns = self._masked(out)
         return self._returns
-
-
-def _as_steps(x: torch.Tensor, shape: tuple[int, int], name: str) -> torch.Tensor:
-    if x.dim() == 3 and x.shape[2] == 1:
-        x = x.squeeze(2)
-    if tuple(x.shape) != tuple(shape):
-        raise ValueError(
-            f"{name} has shape {tuple(x.shape)} but the rollout is {list(shape)}: pass one "
-            "value per step, shape [T, B]."
-        )
-    return x
-
-
-_ALL = slice(None)
-
-
-def _as_index(i: Any, size: int, device: torch.device, axis: str) -> slice | torch.Tensor:
-    """A slice, or a 1-D tensor of positions in ``range(size)``.
-
-    Integers (Python, numpy or 0-d tensors) keep their dimension, so a Rollout stays
-    ``[T, B]``; negative positions count from the end; boolean masks become positions.
-    """
-    if isinstance(i, slice):
-        return i
-    if i is Ellipsis or i is None:
-        raise IndexError(
-            "a Rollout is indexed as rollout[time] or rollout[time, env]: no ... or None."
-        )
-    if isinstance(i, (int, np.integer)) or (isinstance(i, torch.Tensor) and i.dim() == 0):
-        k = int(i)
-        if not -size <= k < size:
-            raise IndexError(
-                f"{axis} index {k} is out of range for a rollout with {size} {axis} steps."
-            )
-        k %= size
-        return slice(k, k + 1)
-    i = torch.as_tensor(np.asarray(i) if isinstance(i, (list, tuple)) else i, device=device)
-    if i.dtype == torch.bool:
-        if i.dim() > 1:
-            raise IndexError(
-                "a 2-D boolean mask would flatten time and environments; use "
-                "rollout.vectorize() to keep only valid steps as one batch."
-            )
-        if len(i) != size:
-            raise IndexError(f"boolean {axis} mask has {len(i)} entries for {size} {axis} steps.")
-        return i.nonzero().squeeze(1)
-    if i.dim() != 1 or i.is_floating_point():
-        raise IndexError(
-            "index a Rollout with ints, slices or 1-D integer positions, "
-            f"got {i.dtype} of shape {tuple(i.shape)}."
-        )
-    i = i.long()
-    if len(i) and (bool((i < -size).any()) or bool((i >= size).any())):
-        raise IndexError(f"{axis} positions {i.tolist()} are out of range for {size} {axis} steps.")
-    return torch.where(i < 0, i + size, i)
-
-
-def _permutation(n: int, generator: torch.Generator | None) -> torch.Tensor:
-    if generator is None:
-        generator = torch.Generator()
-        generator.seed()
-    return torch.randperm(n, generator=generator)
-
-
-def cat(rollouts: Sequence[Rollout], dim: int = 0) -> Rollout:
-    """Concatenate rollouts along time (``dim=0``) or environments (``dim=1``).
-
-    Along time the environment counts must match (e.g. consecutive ``steps()``
-    segments). Along environments, shorter rollouts are padded at the end with invalid
-    steps. All must come from the same environment and be all dry or all evaluated.
-    """
-    if dim not in (0, 1):
-        raise ValueError(f"dim must be 0 (time) or 1 (environments), got {dim}.")
-    rollouts = list(rollouts)
-    if not rollouts:
-        raise ValueError("cat needs at least one rollout.")
-    fields = [r._fields() for r in rollouts]
-    first = rollouts[0]
-    for k, (r, f) in enumerate(zip(rollouts[1:], fields[1:], strict=True), start=1):
-        if r.dry != first.dry:
-            raise ValueError(
-                f"cannot concatenate a dry rollout with an evaluated one (rollout {k}). "
-                "Evaluate both under the same policy, or drop the evaluation with "
-                "rollout.as_dry()."
-            )
-        for name in STEP_FIELDS:
-            a, b = fields[0][name], f[name]
-            if (a is None) != (b is None) or tree_structure(a) != tree_structure(b):
-                raise ValueError(
-                    f"cannot concatenate rollouts: field {name.lstrip('_')!r} differs "
-                    f"(rollout 0: {tree_structure(a)}, rollout {k}: {tree_structure(b)}). "
-                    "Rollouts must come from the same environment and policy outputs."
-                )
-        if dim == 0 and r.batch_size != first.batch_size:
-            raise ValueError(
-                f"cannot concatenate along time: rollout 0 has {first.batch_size} environments "
-                f"and rollout {k} has {r.batch_size}. Use `+` (or dim=1) to join environments."
-            )
-    if dim == 1:
-        T = max(len(r) for r in rollouts)
-        fields = [_pad_time(f, T - len(r)) for f, r in zip(fields, rollouts, strict=True)]
-    joined = {
-        name: tree_map(lambda *xs: torch.cat(xs, dim), *(f[name] for f in fields))
-        for name in STEP_FIELDS
-    }
-    return first._replace(joined)
-
-
-def _pad_time(fields: dict[str, Any], extra: int) -> dict[str, Any]:
-    if extra == 0:
-        return fields
-
-    def pad(x: torch.Tensor) -> torch.Tensor:
-        zeros = torch.zeros((extra, *x.shape[1:]), dtype=x.dtype, device=x.device)
-        return torch.cat([x, zeros], 0)
-
-    return {k: tree_map(pad, v) for k, v in fields.items()}

@@ -18,24 +18,26 @@ before the error propagates, so nothing hangs and nothing is left behind.
 
 With the same seed, a ``ParallelVectorEnv`` produces exactly what gymnasium's
 ``SyncVectorEnv`` does: environment ``i`` is seeded with ``seed + i`` either way.
+
+This module holds the main process's side; what runs in the workers is in
+:mod:`rlx.envs.parallel_worker`, the shared arrays in :mod:`rlx.envs.shared_arrays`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import signal
-import traceback
 import weakref
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
-from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import cloudpickle
 import gymnasium as gym
 import numpy as np
 
+from rlx.envs.parallel_worker import EnvFault, EnvGroup, run_worker
+from rlx.envs.shared_arrays import SharedBlock, as_tree, copy_tree, leaf_specs, read_row
 from rlx.tree import tree_map
 
 STEP_TIMEOUT = 60.0  # seconds a worker may take for one step before it counts as hung
@@ -45,205 +47,6 @@ class WorkerError(RuntimeError):
     """An environment raised, or a worker process died, during parallel sampling."""
 
 
-# ------------------------------------------------------------------ shared arrays
-def _leaf_specs(space: gym.Space, n: int) -> Any:
-    """A tree of ``(shape, dtype)`` for ``n`` stacked values of ``space``."""
-    sample = gym.vector.utils.batch_space(space, n).sample()
-    return tree_map(lambda x: (np.asarray(x).shape, np.asarray(x).dtype), _as_tree(sample))
-
-
-def _as_tree(value: Any) -> Any:
-    """gymnasium's Dict samples are dicts already; make Tuple samples tuples."""
-    if isinstance(value, dict):
-        return {k: _as_tree(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(_as_tree(v) for v in value)
-    return np.asarray(value)
-
-
-class _Block:
-    """One shared-memory block per leaf, with numpy views on it."""
-
-    def __init__(self, specs: Any, names: Any = None) -> None:
-        self.owner = names is None
-        leaves = _spec_leaves(specs)
-        if names is None:
-            self.blocks = [
-                SharedMemory(create=True, size=max(1, int(np.prod(s)) * d.itemsize))
-                for s, d in leaves
-            ]
-        else:
-            self.blocks = [_attach(name) for name in names]
-        views = iter(
-            np.ndarray(s, dtype=d, buffer=b.buf)
-            for (s, d), b in zip(leaves, self.blocks, strict=True)
-        )
-        self.arrays = _rebuild(specs, views)
-
-    @property
-    def names(self) -> list[str]:
-        return [b.name for b in self.blocks]
-
-    def release(self) -> None:
-        self.arrays = None
-        for block in self.blocks:
-            with contextlib.suppress(BufferError):  # a view still open: unmapped at exit
-                block.close()
-            if self.owner:
-                with contextlib.suppress(FileNotFoundError):
-                    block.unlink()
-        self.blocks = []
-
-
-def _attach(name: str) -> SharedMemory:
-    """Open a block the main process owns. Workers share the main process's resource
-    tracker, so the block stays registered once, and the main process unlinks it."""
-    try:
-        return SharedMemory(name=name, track=False)
-    except TypeError:  # Python < 3.13: attaching registers again (a set: no duplicate)
-        return SharedMemory(name=name)
-
-
-def _is_spec(x: Any) -> bool:
-    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], np.dtype)
-
-
-def _spec_leaves(specs: Any) -> list[tuple[tuple[int, ...], np.dtype]]:
-    if _is_spec(specs):
-        return [specs]
-    children = specs.values() if isinstance(specs, dict) else specs
-    return [leaf for child in children for leaf in _spec_leaves(child)]
-
-
-def _rebuild(specs: Any, views: Any) -> Any:
-    if _is_spec(specs):
-        return next(views)
-    if isinstance(specs, dict):
-        return {k: _rebuild(v, views) for k, v in specs.items()}
-    return tuple(_rebuild(v, views) for v in specs)
-
-
-def _put(tree: Any, i: int, value: Any) -> None:
-    """Write one environment's value into row ``i`` of a shared tree."""
-    if isinstance(tree, np.ndarray):
-        tree[i] = value
-    elif isinstance(tree, dict):
-        for k, sub in tree.items():
-            _put(sub, i, value[k])
-    else:
-        for sub, v in zip(tree, value, strict=True):
-            _put(sub, i, v)
-
-
-def _row(tree: Any, i: int) -> Any:
-    if isinstance(tree, np.ndarray):
-        return tree[i]
-    if isinstance(tree, dict):
-        return {k: _row(v, i) for k, v in tree.items()}
-    return tuple(_row(v, i) for v in tree)
-
-
-def _copy(tree: Any) -> Any:
-    return tree_map(np.array, tree)
-
-
-# ------------------------------------------------------------------------ worker
-class _Fault(Exception):
-    """An environment of a group raised: its index and the formatted traceback."""
-
-    def __init__(self, index: int, trace: str) -> None:
-        super().__init__(index, trace)
-        self.index, self.trace = index, trace
-
-
-class _Group:
-    """A contiguous group of environments reading actions from, and writing results to,
-    the shared arrays (in a worker process, or inline in the main process)."""
-
-    def __init__(self, envs: list[gym.Env], first: int, arrays: tuple[Any, ...]) -> None:
-        self.envs, self.first = envs, first
-        self.obs, self.finals, self.actions, (self.rewards, self.terms, self.truncs) = arrays
-
-    def step(self) -> list[int]:
-        """Step every environment; the indices whose episode ended (reset at once)."""
-        ended = []
-        for k, env in enumerate(self.envs):
-            i = self.first + k
-            try:
-                o, r, term, trunc, _ = env.step(_row(self.actions, i))
-                if term or trunc:
-                    _put(self.finals, i, o)
-                    o, _ = env.reset()
-                    ended.append(i)
-            except Exception:
-                raise _Fault(i, traceback.format_exc()) from None
-            _put(self.obs, i, o)
-            self.rewards[i], self.terms[i], self.truncs[i] = r, term, trunc
-        return ended
-
-    def reset(self, seed: int | None) -> None:
-        for k, env in enumerate(self.envs):
-            i = self.first + k
-            try:
-                o, _ = env.reset(seed=None if seed is None else seed + i)
-            except Exception:
-                raise _Fault(i, traceback.format_exc()) from None
-            _put(self.obs, i, o)
-
-    def close(self) -> None:
-        for env in self.envs:
-            with contextlib.suppress(Exception):
-                env.close()
-
-
-def _work(
-    pipe: Any,
-    env_fns: bytes,
-    first: int,
-    specs: tuple[Any, Any, Any],
-    names: tuple[list[str], list[str], list[str], list[str]],
-) -> None:
-    """A worker's loop: step, reset or close its group of environments on command."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-    obs_specs, act_specs, step_specs = specs
-    blocks = [_Block(spec, n) for spec, n in zip((obs_specs, obs_specs, act_specs, step_specs),
-                                                  names, strict=True)]  # fmt: skip
-    group = None
-    try:
-        envs = [fn() for fn in cloudpickle.loads(env_fns)]
-        group = _Group(envs, first, tuple(b.arrays for b in blocks))
-        pipe.send(("ready", None))
-        while True:
-            command, data = pipe.recv()
-            if command == "step":
-                pipe.send(("ok", group.step()))
-            elif command == "reset":
-                group.reset(data)
-                pipe.send(("ok", None))
-            elif command == "call":
-                name, args = data
-                pipe.send(("ok", [getattr(env, name)(*args) for env in envs]))
-            elif command == "get":
-                pipe.send(("ok", [getattr(env, data) for env in envs]))
-            else:  # "close"
-                break
-    except _Fault as fault:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            pipe.send(("error", (fault.index, fault.trace)))
-    except (EOFError, KeyboardInterrupt, BrokenPipeError):
-        pass
-    except Exception:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            pipe.send(("error", (first, traceback.format_exc())))
-    finally:
-        if group is not None:
-            group.close()
-        for block in blocks:
-            block.release()
-        pipe.close()
-
-
-# ------------------------------------------------------------------ the vector env
 class ParallelVectorEnv(gym.vector.VectorEnv):
     """``B`` environments in ``workers`` processes; see the module docstring.
 
@@ -283,12 +86,11 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self.spec = None
         self.closed = False
 
-        obs_specs = _leaf_specs(self.single_observation_space, n)
-        act_specs = _leaf_specs(self.single_action_space, n)
+        obs_specs = leaf_specs(self.single_observation_space, n)
+        act_specs = leaf_specs(self.single_action_space, n)
         step_specs = (((n,), np.dtype(np.float64)), ((n,), np.dtype(bool)), ((n,), np.dtype(bool)))
-        self._blocks = [
-            _Block(obs_specs), _Block(obs_specs), _Block(act_specs), _Block(step_specs),
-        ]  # fmt: skip
+        shared = (obs_specs, obs_specs, act_specs, step_specs)
+        self._blocks = [SharedBlock(specs) for specs in shared]
         self._obs, self._finals, self._actions, result = (b.arrays for b in self._blocks)
         self._rewards, self._terminated, self._truncated = result
         names = tuple(b.names for b in self._blocks)
@@ -298,17 +100,17 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self.groups = [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self._pipes: dict[int, Any] = {}
         self._processes: dict[int, Any] = {}
-        self._local: _Group | None = None
+        self._local: EnvGroup | None = None
         if inline:
             envs = [env_fns[i]() for i in self.groups[0]]
-            self._local = _Group(envs, 0, tuple(b.arrays for b in self._blocks))
+            self._local = EnvGroup(envs, 0, tuple(b.arrays for b in self._blocks))
         for w, group in enumerate(self.groups):
             if w == 0 and inline:
                 continue
             parent, child = ctx.Pipe()
             fns = cloudpickle.dumps([env_fns[i] for i in group])
             process = ctx.Process(
-                target=_work,
+                target=run_worker,
                 args=(child, fns, group.start, (obs_specs, act_specs, step_specs), names),
                 daemon=True,
                 name=f"rlx-env-worker-{w}",
@@ -400,12 +202,12 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         if self._local is not None:
             self._run_local(lambda g: g.reset(seed), "reset")
         self._gather("reset")
-        return _copy(self._obs), {}
+        return copy_tree(self._obs), {}
 
-    def _run_local(self, fn: Callable[[_Group], Any], what: str) -> Any:
+    def _run_local(self, fn: Callable[[EnvGroup], Any], what: str) -> Any:
         try:
             return fn(self._local)
-        except _Fault as fault:
+        except EnvFault as fault:
             self._fail(
                 f"environment {fault.index} raised during {what} (in the main process):\n"
                 f"{fault.trace}"
@@ -415,7 +217,7 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self._check_open()
         self._write_actions(actions)
         self._send("step")
-        ended = self._run_local(_Group.step, "step") if self._local is not None else []
+        ended = self._run_local(EnvGroup.step, "step") if self._local is not None else []
         ended += [i for reply in self._gather("step") for i in reply]
         info: dict[str, Any] = {}
         if ended:
@@ -423,10 +225,10 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
             mask[ended] = True
             final = np.empty(self.num_envs, dtype=object)
             for i in ended:
-                final[i] = _copy(_row(self._finals, i))
+                final[i] = copy_tree(read_row(self._finals, i))
             info = {"final_obs": final, "_final_obs": mask}
         return (
-            _copy(self._obs),
+            copy_tree(self._obs),
             self._rewards.copy(),
             self._terminated.copy(),
             self._truncated.copy(),
@@ -437,7 +239,7 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         if isinstance(self._actions, np.ndarray):
             self._actions[...] = np.asarray(actions).reshape(self._actions.shape)
             return
-        actions = _as_tree(actions)
+        actions = as_tree(actions)
         tree_map(lambda dst, src: dst.__setitem__(..., src), self._actions, actions)
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:
@@ -468,7 +270,9 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         return [name for b in self._blocks for name in b.names]
 
 
-def _shutdown(pipes: list, processes: list, blocks: list[_Block], local: _Group | None) -> None:
+def _shutdown(
+    pipes: list, processes: list, blocks: list[SharedBlock], local: EnvGroup | None
+) -> None:
     """Stop every worker (politely, then by force), close the inline group's
     environments and release the shared memory."""
     if local is not None:

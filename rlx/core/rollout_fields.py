@@ -1,0 +1,230 @@
+"""What a :class:`~rlx.core.rollout.Rollout` holds, and reading it.
+
+The names of the per-step fields, grouped by where they come from (the environment, a
+policy evaluation, the return methods), and :class:`RolloutFields`, the base of
+``Rollout`` that stores them: it computes the policy-evaluation fields when first read
+(they may be given as :class:`~rlx.core.forward.Deferred` values) and raises
+:class:`DryRolloutError` when a dry rollout is asked for them. Kept apart from
+:mod:`rlx.core.rollout` so that the storage reads separately from the operations on
+rollouts (slicing, joining, statistics, returns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rlx.core.forward import Deferred
+from rlx.tree import Tree
+
+# What the environment produced (and the states that entered each step): all a dry
+# rollout holds.
+DATA_FIELDS = (
+    "observations",
+    "next_observations",
+    "actions",
+    "rewards",
+    "terminations",
+    "truncations",
+    "valid",
+    "starts",
+    "recurrent_states",
+    "prev_actions",
+    "prev_rewards",
+)
+# What evaluating a policy adds (absent from dry rollouts).
+EVALUATED_FIELDS = ("_logprobs", "_entropy", "_others", "_next_others")
+# What the return methods set (mc_returns, gae, vtrace, nstep_returns).
+TARGET_FIELDS = ("_returns", "_advantages")
+# Per-step fields, in order; each holds a tree of [T, B, ...] tensors or None.
+STEP_FIELDS = DATA_FIELDS + EVALUATED_FIELDS + TARGET_FIELDS
+
+
+class DryRolloutError(AttributeError):
+    """Raised when a dry rollout is asked for what only a policy evaluation produces."""
+
+
+def dry_error(name: str) -> DryRolloutError:
+    """The error for reading ``name`` (log-probs, entropy, extras) from a dry rollout."""
+    return DryRolloutError(
+        f"this rollout is dry (sampled with dry=True): it holds observations, actions and "
+        f"rewards but no {name}. Re-evaluate it under a policy first: "
+        "`rollout = agent(policy).evaluate(rollout)`."
+    )
+
+
+class RolloutFields:
+    """The stored fields of a rollout and their reading; the base of ``Rollout``."""
+
+    def __init__(
+        self,
+        *,
+        observations: Tree,
+        next_observations: Tree,
+        actions: Tree,
+        rewards: torch.Tensor,
+        terminations: torch.Tensor,
+        truncations: torch.Tensor,
+        valid: torch.Tensor,
+        starts: torch.Tensor,
+        recurrent_states: Tree = None,
+        prev_actions: Tree = None,
+        prev_rewards: torch.Tensor | None = None,
+        logprobs: torch.Tensor | Callable[[], torch.Tensor] | None = None,
+        entropy: torch.Tensor | Callable[[], torch.Tensor] | None = None,
+        others: tuple[Any, ...] | None = None,
+        next_others: tuple[Any, ...] | None = None,
+        returns: torch.Tensor | None = None,
+        advantages: torch.Tensor | None = None,
+        dry: bool = True,
+    ) -> None:
+        self.observations = observations
+        self.next_observations = next_observations
+        self.actions = actions
+        self.rewards = rewards
+        self.terminations = terminations
+        self.truncations = truncations
+        self.valid = valid
+        self.starts = starts
+        self.recurrent_states = recurrent_states
+        self.prev_actions = prev_actions
+        self.prev_rewards = prev_rewards
+        self._logprobs = logprobs
+        self._entropy = entropy
+        self._others = others
+        self._next_others = next_others
+        self._returns = returns
+        self._advantages = advantages
+        self.dry = dry
+        self._entropy_error: str | None = None
+
+    # ------------------------------------------------------------------ fields
+    def _materialize(self) -> None:
+        """Compute log-probs, entropy and extras given as :class:`Deferred` values."""
+        self._resolve_logprobs()
+        self._resolve_entropy()
+        if isinstance(self._others, Deferred):
+            self._others = self._others()
+
+    def _resolve_logprobs(self) -> None:
+        if isinstance(self._logprobs, Deferred):
+            self._logprobs = self._logprobs()
+
+    def _resolve_entropy(self) -> None:
+        if isinstance(self._entropy, Deferred):
+            try:
+                self._entropy = self._entropy()
+            except NotImplementedError as err:  # e.g. a tanh-squashed Normal
+                self._entropy, self._entropy_error = None, str(err)
+
+    @property
+    def logprobs(self) -> torch.Tensor:
+        """Joint log-probability of each action under the policy, ``[T, B]``."""
+        if self.dry:
+            raise dry_error("log-probs")
+        self._resolve_logprobs()
+        return self._logprobs
+
+    @property
+    def entropy(self) -> torch.Tensor:
+        """Entropy of the policy's action distribution at each step, ``[T, B]``."""
+        if self.dry:
+            raise dry_error("entropy")
+        self._resolve_entropy()
+        if self._entropy_error is not None:
+            raise NotImplementedError(self._entropy_error)
+        return self._entropy
+
+    def entropy_or_estimate(self) -> torch.Tensor:
+        """``entropy`` where the distribution has it in closed form, else ``-logprobs``:
+        the one-sample estimate (e.g. for a tanh-squashed Gaussian), ``[T, B]``."""
+        if self.dry:
+            raise dry_error("entropy")
+        self._resolve_entropy()
+        if self._entropy_error is not None:
+            return -self.logprobs
+        return self._entropy
+
+    @property
+    def others(self) -> tuple[Any, ...]:
+        """The policy's extras in the order ``forward`` returned them, each ``[T, B, ...]``."""
+        if self.dry:
+            raise dry_error("extras (rollout.others)")
+        if isinstance(self._others, Deferred):
+            self._others = self._others()
+        return self._others
+
+    @property
+    def next_others(self) -> tuple[Any, ...]:
+        """The extras evaluated at ``next_observations``: bootstrap values come from here."""
+        if self.dry:
+            raise dry_error("extras (rollout.next_others)")
+        if isinstance(self._next_others, Deferred):
+            self._next_others = self._next_others()
+        return self._next_others
+
+    @property
+    def returns(self) -> torch.Tensor:
+        """Return targets ``[T, B]``, set by ``mc_returns``, ``gae`` or ``nstep_returns``."""
+        if self._returns is None:
+            raise AttributeError(
+                "rollout.returns is not set yet: call rollout.mc_returns(gamma), "
+                "rollout.gae(values, gamma, lam) or rollout.nstep_returns(values, n, gamma)."
+            )
+        return self._returns
+
+    @returns.setter
+    def returns(self, value: torch.Tensor) -> None:
+        self._returns = value
+
+    @property
+    def advantages(self) -> torch.Tensor:
+        """Advantages ``[T, B]`` set by :meth:`gae`."""
+        if self._advantages is None:
+            raise AttributeError("rollout.advantages is set by rollout.gae(values, gamma, lam).")
+        return self._advantages
+
+    @property
+    def dones(self) -> torch.Tensor:
+        """Episode ended at this step (terminated or truncated), ``[T, B]``."""
+        return self.terminations | self.truncations
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.rewards.shape[:2])  # type: ignore[return-value]
+
+    @property
+    def batch_size(self) -> int:
+        """Number of environments (columns) B."""
+        return self.rewards.shape[1]
+
+    @property
+    def num_steps(self) -> int:
+        """Number of valid transitions."""
+        return int(self.valid.sum())
+
+    @property
+    def device(self) -> torch.device:
+        return self.rewards.device
+
+    def __len__(self) -> int:
+        """Number of time steps T."""
+        return self.rewards.shape[0]
+
+    def __repr__(self) -> str:
+        kind = "dry" if self.dry else "evaluated"
+        T, B = self.shape
+        return f"Rollout(T={T}, B={B}, valid={self.num_steps}, {kind}, device={self.device})"
+
+    def _fields(self) -> dict[str, Any]:
+        """Every field, deferred ones computed."""
+        self._materialize()
+        if isinstance(self._next_others, Deferred):
+            self._next_others = self._next_others()
+        return self._raw_fields()
+
+    def _raw_fields(self) -> dict[str, Any]:
+        """The fields as stored, deferred ones not computed."""
+        return {name: getattr(self, name) for name in STEP_FIELDS}
