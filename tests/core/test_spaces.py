@@ -55,6 +55,28 @@ class Multi(rlx.Parametric):
         return None, self.make(self.lin(states[1]))
 
 
+def constant_env(action_space: spaces.Space, seen: list | None = None) -> type[gym.Env]:
+    """An environment with this action space and a constant 3-number observation that
+    checks (and, given ``seen``, records) every action it receives."""
+
+    class Env(gym.Env):
+        observation_space = spaces.Box(-1, 1, (3,))
+
+        def __init__(self):
+            self.action_space = action_space
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(3, np.float32), {}
+
+        def step(self, action):
+            assert self.action_space.contains(action), action
+            if seen is not None:
+                seen.append(action)
+            return np.zeros(3, np.float32), 1.0, False, False, {}
+
+    return Env
+
+
 @pytest.mark.parametrize(
     ("space", "make", "check"),
     [
@@ -91,19 +113,7 @@ class Multi(rlx.Parametric):
 )
 def test_action_spaces_reach_the_env_as_it_expects(space, make, check):
     seen = []
-
-    class Env(gym.Env):
-        observation_space = spaces.Box(-1, 1, (3,))
-        action_space = space
-
-        def reset(self, *, seed=None, options=None):
-            return np.zeros(3, np.float32), {}
-
-        def step(self, action):
-            assert self.action_space.contains(action), action
-            seen.append(action)
-            return np.zeros(3, np.float32), 0.0, False, False, {}
-
+    Env = constant_env(space, seen)
     agent = rlx.Agent(lambda: Env(), num_envs=2)
     r = agent(Multi(make)).steps(4)
     assert len(seen) == 8 and all(check(a) for a in seen)
@@ -188,16 +198,7 @@ class PrevPolicy(rlx.Parametric):
     ],
 )  # fmt: skip
 def test_previous_actions_follow_the_action_space_structure(space, make, check):
-    class Env(gym.Env):
-        observation_space = spaces.Box(-1, 1, (3,))
-        action_space = space
-
-        def reset(self, *, seed=None, options=None):
-            return np.zeros(3, np.float32), {}
-
-        def step(self, action):
-            return np.zeros(3, np.float32), 1.0, False, False, {}
-
+    Env = constant_env(space)
     policy = PrevPolicy(make)
     agent = rlx.Agent(lambda: Env(), num_envs=2)
     r = agent(policy).steps(4)
