@@ -274,3 +274,28 @@ class Algorithm:
         self._feed_forward = state.get("feed_forward")
         if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+
+
+class OneStepAlgorithm(Algorithm):
+    """An algorithm that takes one gradient step per batch on the losses its
+    :meth:`losses` returns: ``PolicyLoss``, ``Entropy`` (a bonus weighted by
+    ``entropy_coef``) and optionally ``ValueLoss`` (weighted by ``value_coef``)."""
+
+    def losses(self, rollout: Rollout) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} must define losses(rollout).")
+
+    def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss minimised."""
+        loss = losses["PolicyLoss"]
+        if "ValueLoss" in losses:
+            loss = loss + self.config.value_coef * losses["ValueLoss"]
+        return loss - self.hp("entropy_coef") * losses["Entropy"]
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        losses = self.losses(rollout)
+        info = {k: v.item() for k, v in losses.items()}
+        info["GradNorm"] = self.optimize(self.total(losses))
+        return info
+
+    def batch_loss(self, rollout: Rollout) -> torch.Tensor:
+        return self.total(self.losses(rollout))

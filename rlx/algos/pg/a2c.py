@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm
+from rlx.algos.base import OneStepAlgorithm
 from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
 
@@ -25,7 +25,7 @@ class A2CConfig(AlgorithmConfig):
     """Standardise advantages within each batch."""
 
 
-class A2C(Algorithm):
+class A2C(OneStepAlgorithm):
     """A2C on any policy whose first extra is its state value."""
 
     name = "a2c"
@@ -50,20 +50,3 @@ class A2C(Algorithm):
             "ValueLoss": 0.5 * rollout.step_mean((rollout.returns - values).pow(2)),
             "Entropy": rollout.step_mean(rollout.entropy_or_estimate()),
         }
-
-    def update(self, rollout: Rollout) -> dict[str, float]:
-        losses = self.losses(rollout)
-        info = {k: v.item() for k, v in losses.items()}
-        info["GradNorm"] = self.optimize(self.total(losses))
-        return info
-
-    def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The loss minimised: policy loss, weighted value loss, entropy bonus."""
-        return (
-            losses["PolicyLoss"]
-            + self.config.value_coef * losses["ValueLoss"]
-            - self.hp("entropy_coef") * losses["Entropy"]
-        )
-
-    def batch_loss(self, rollout: Rollout) -> torch.Tensor:
-        return self.total(self.losses(rollout))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm
+from rlx.algos.base import OneStepAlgorithm
 from rlx.algos.config import NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
 
@@ -22,7 +22,7 @@ class REINFORCEConfig(AlgorithmConfig):
     """Weight of the value loss (baseline variant only)."""
 
 
-class REINFORCE(Algorithm):
+class REINFORCE(OneStepAlgorithm):
     """Policy gradient with Monte-Carlo returns: ``-log pi(a|s) * G``."""
 
     name = "reinforce"
@@ -46,23 +46,6 @@ class REINFORCE(Algorithm):
         losses["PolicyLoss"] = -rollout.step_mean(rollout.logprobs * weight)
         losses["Entropy"] = rollout.step_mean(rollout.entropy_or_estimate())
         return losses
-
-    def update(self, rollout: Rollout) -> dict[str, float]:
-        losses = self.losses(rollout)
-        info = {k: v.item() for k, v in losses.items()}
-        info["GradNorm"] = self.optimize(self.total(losses))
-        return info
-
-    def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The loss minimised: policy loss, entropy bonus and (with a baseline) the
-        weighted value loss."""
-        loss = losses["PolicyLoss"] - self.hp("entropy_coef") * losses["Entropy"]
-        if "ValueLoss" in losses:
-            loss = loss + self.config.value_coef * losses["ValueLoss"]
-        return loss
-
-    def batch_loss(self, rollout: Rollout) -> torch.Tensor:
-        return self.total(self.losses(rollout))
 
 
 class REINFORCEBaseline(REINFORCE):
