@@ -169,7 +169,7 @@ class Algorithm:
         sampling and update use the same values, the ones it logs)."""
         return self.agent.total_steps if self._iteration_step is None else self._iteration_step
 
-    def hp(self, name: str) -> float:
+    def setting(self, name: str) -> float:
         """The current value of hyper-parameter ``name`` (its schedule at :attr:`step`,
         or the constant)."""
         return schedules.value(getattr(self.config, name), self.step)
@@ -178,7 +178,7 @@ class Algorithm:
         """``{"Schedule/<option>": value}`` for every option given as a schedule (logged
         with each iteration)."""
         return {
-            f"Schedule/{name}": float(self.hp(name))
+            f"Schedule/{name}": float(self.setting(name))
             for name, value in vars(self.config).items()
             if callable(value) and name != "lr_scheduler"
         }
@@ -186,7 +186,7 @@ class Algorithm:
     def learning_rate(self) -> float:
         """The current learning rate: its schedule's value, annealed linearly over the
         run when ``anneal_lr``."""
-        lr = self.hp("lr")
+        lr = self.setting("lr")
         if self.config.anneal_lr:
             lr *= max(0.0, 1.0 - self.progress)
         return lr
@@ -289,7 +289,7 @@ class OneStepAlgorithm(Algorithm):
         loss = losses["PolicyLoss"]
         if "ValueLoss" in losses:
             loss = loss + self.config.value_coef * losses["ValueLoss"]
-        return loss - self.hp("entropy_coef") * losses["Entropy"]
+        return loss - self.setting("entropy_coef") * losses["Entropy"]
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         losses = self.losses(rollout)

@@ -26,6 +26,11 @@ DISCOUNT = Range("in (0, 1]", lambda v: 0 < v <= 1)
 FRACTION = Range("in [0, 1]", lambda v: 0 <= v <= 1)
 
 
+def as_count(value: float) -> int:
+    """A scheduled count (batch size, steps, episodes...) as a positive integer."""
+    return max(1, int(round(value)))
+
+
 def option(default: Any, valid: Range) -> Any:
     """A config field with ``default`` whose values (or a schedule's) must be ``valid``."""
     return dataclasses.field(default=default, metadata={"range": valid})

@@ -17,7 +17,15 @@ import torch
 
 from rlx import schedules
 from rlx.algos.base import Algorithm
-from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
+from rlx.algos.config import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    AlgorithmConfig,
+    as_count,
+    option,
+)
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
@@ -58,11 +66,6 @@ class OffPolicyConfig(AlgorithmConfig):
     rebuild the stacks when sampling (:class:`rlx.replay.FrameReplay`); 0: off."""
 
 
-def whole(value: float) -> int:
-    """A scheduled count (batch size, steps...) as a positive integer."""
-    return max(1, int(round(value)))
-
-
 class OffPolicyAlgorithm(Algorithm):
     """Base of the replay-based algorithms; subclasses define ``exploration_policy()``
     (the policy that acts once learning has started) and ``learn(batch) -> dict``
@@ -93,12 +96,12 @@ class OffPolicyAlgorithm(Algorithm):
 
             return FrameReplay(
                 c.buffer_size, c.frame_stack, prioritized=c.prioritized,
-                alpha=self.hp("priority_alpha"), beta=self.hp("priority_beta"), **kwargs,
+                alpha=self.setting("priority_alpha"), beta=self.setting("priority_beta"), **kwargs,
             )  # fmt: skip
         if c.prioritized:
             return PrioritizedReplay(
-                c.buffer_size, alpha=self.hp("priority_alpha"),
-                beta=self.hp("priority_beta"), **kwargs,
+                c.buffer_size, alpha=self.setting("priority_alpha"),
+                beta=self.setting("priority_beta"), **kwargs,
             )  # fmt: skip
         return ReplayBuffer(c.buffer_size, **kwargs)
 
@@ -117,9 +120,9 @@ class OffPolicyAlgorithm(Algorithm):
         A class method of the config alone, so a sampling process can call it too."""
 
     @classmethod
-    def whole_steps(cls, config: OffPolicyConfig, step: int) -> int:
+    def steps_per_iteration(cls, config: OffPolicyConfig, step: int) -> int:
         """Steps per environment of the sampling at ``step``."""
-        return whole(schedules.value(config.steps, step))
+        return as_count(schedules.value(config.steps, step))
 
     def exploration_policy(self) -> Parametric:
         """The policy that acts once learning has started, exploring as at this step."""
@@ -139,7 +142,9 @@ class OffPolicyAlgorithm(Algorithm):
         random = self.acts_randomly_first and not self.learning
         policy = self.random_policy if random else self.exploration_policy()
         with torch.no_grad():
-            return self.agent(policy).steps(self.whole_steps(self.config, self.step), dry=True)
+            return self.agent(policy).steps(
+                self.steps_per_iteration(self.config, self.step), dry=True
+            )
 
     def update(self, rollout: Rollout | None) -> dict[str, float]:
         if rollout is not None:
@@ -155,12 +160,12 @@ class OffPolicyAlgorithm(Algorithm):
         if not self.learning:
             return info
         if hasattr(self.replay, "beta"):  # a prioritized replay: follow the schedules
-            self.replay.alpha = self.hp("priority_alpha")
-            self.replay.beta = self.hp("priority_beta")
+            self.replay.alpha = self.setting("priority_alpha")
+            self.replay.beta = self.setting("priority_beta")
         totals: dict[str, float] = {}
-        count = whole(self.hp("gradient_steps"))
+        count = as_count(self.setting("gradient_steps"))
         for _ in range(count):
-            size = whole(self.hp("batch_size"))
+            size = as_count(self.setting("batch_size"))
             if self.sampler is not None:  # keep to the replay ratio
                 self.sampler.throttle(size, self.config.learning_starts)
             batch = self.replay.sample(size)

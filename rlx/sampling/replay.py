@@ -84,7 +84,9 @@ def _replay_loop(payload: bytes, replay: Any, shared: torch.nn.Module, lock: Any
             policy = acting if learning or warmup is None else warmup
             algo_cls.set_exploration(config, acting, produced)
             with torch.no_grad():
-                rollout = agent(policy).steps(algo_cls.whole_steps(config, produced), dry=True)
+                rollout = agent(policy).steps(
+                    algo_cls.steps_per_iteration(config, produced), dry=True
+                )
             replay.add(rollout)
             counts[0] += rollout.num_steps
             out.put((rollout.num_steps, agent.pop_episodes()))
@@ -121,8 +123,10 @@ class ReplaySampler(ProcessSampler):
         super().__init__(acting)
         c = algorithm.config
         if replay_ratio is None:
-            produced = algorithm.whole_steps(c, 0) * algorithm.agent.num_envs
-            replay_ratio = algorithm.hp("batch_size") * algorithm.hp("gradient_steps") / produced
+            produced = algorithm.steps_per_iteration(c, 0) * algorithm.agent.num_envs
+            replay_ratio = (
+                algorithm.setting("batch_size") * algorithm.setting("gradient_steps") / produced
+            )
         if replay_ratio <= 0 or lead < 0:
             raise ValueError(f"replay_ratio must be > 0 and lead >= 0, got {replay_ratio}, {lead}.")
         self.replay_ratio, self.lead = float(replay_ratio), lead

@@ -230,7 +230,7 @@ def sac(env: str, seed: int = 0) -> SAC:
 def test_sac_actor_loss_matches_the_reparameterised_soft_objective() -> None:
     algo = sac("Pendulum-v1")
     batch = algo.replay.sample(32)
-    steps, _, mask = algo.learned(batch)
+    steps, _, mask = algo.learning_steps(batch)
     assert steps is batch and mask is None
     alpha = torch.tensor(0.2)
     actor, critic = list(algo.policy.parameters()), list(algo.critic.parameters())
@@ -269,7 +269,7 @@ def test_discrete_sac_actor_loss_is_the_exact_expectation_over_actions() -> None
     algo = sac("CartPole-v1")
     assert algo.discrete
     batch = algo.replay.sample(32)
-    steps, _, mask = algo.learned(batch)
+    steps, _, mask = algo.learning_steps(batch)
     alpha = torch.tensor(0.2)
     actor, critic = list(algo.policy.parameters()), list(algo.critic.parameters())
 

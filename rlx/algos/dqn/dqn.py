@@ -11,8 +11,8 @@ import torch
 from gymnasium import spaces
 
 from rlx import schedules
-from rlx.algos.config import AT_LEAST_ONE, DISCOUNT, FRACTION, POSITIVE, option
-from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig, whole
+from rlx.algos.config import AT_LEAST_ONE, DISCOUNT, FRACTION, POSITIVE, as_count, option
+from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
@@ -99,8 +99,8 @@ class DQN(OffPolicyAlgorithm):
 
     def after_update(self) -> None:
         """Update the target network every ``target_update_interval`` updates."""
-        if (self.updates + 1) % whole(self.hp("target_update_interval")) == 0:
-            self.target.update(self.hp("tau"))
+        if (self.updates + 1) % as_count(self.setting("target_update_interval")) == 0:
+            self.target.update(self.setting("tau"))
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         info = super().update(rollout)

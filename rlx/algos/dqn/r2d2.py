@@ -68,8 +68,8 @@ class R2D2(DQN):
         c = self.config
         return SequenceReplay(
             c.buffer_size, c.sequence_length, burn_in=c.burn_in, stride=c.stride,
-            prioritized=c.prioritized, alpha=self.hp("priority_alpha"),
-            beta=self.hp("priority_beta"), device=c.replay_device,
+            prioritized=c.prioritized, alpha=self.setting("priority_alpha"),
+            beta=self.setting("priority_beta"), device=c.replay_device,
         )  # fmt: skip
 
     acts_randomly_first = False  # the network acts (epsilon 1) so sequences carry its states

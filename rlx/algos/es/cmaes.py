@@ -45,7 +45,7 @@ from torch.nn.utils import parameters_to_vector
 
 from rlx import schedules
 from rlx.algos.base import Algorithm
-from rlx.algos.config import AT_LEAST_ONE, AlgorithmConfig, option
+from rlx.algos.config import AT_LEAST_ONE, AlgorithmConfig, as_count, option
 from rlx.algos.es.population import Population, load_vector
 from rlx.algos.es.strategy import CMA, default_population
 from rlx.core.agent import Agent
@@ -80,10 +80,6 @@ class CMAESConfig(AlgorithmConfig):
     keep: str = "mean"
     """What the policy holds after each generation: 'mean' (the strategy's mean) or 'best'
     (the candidate with the best fitness so far, which noise favours)."""
-
-
-def _whole(value: float) -> int:
-    return max(1, int(round(value)))
 
 
 class CMAES(Algorithm):
@@ -151,7 +147,7 @@ class CMAES(Algorithm):
         """λ: the configured one, or 4 + ⌊3 ln n⌋ rounded up to fill every round."""
         if self.config.population is not None:
             return self.config.population
-        episodes = _whole(schedules.value(self.config.candidate_episodes, 0))
+        episodes = as_count(schedules.value(self.config.candidate_episodes, 0))
         fill = self.agent.num_envs // math.gcd(self.agent.num_envs, episodes)
         return -(-default_population(n) // fill) * fill
 
@@ -180,7 +176,9 @@ class CMAES(Algorithm):
     def _iterate(self) -> dict[str, float]:
         candidates = self.strategy.ask()
         returns = self.evaluate(
-            candidates, _whole(self.hp("candidate_episodes")), _whole(self.hp("horizon"))
+            candidates,
+            as_count(self.setting("candidate_episodes")),
+            as_count(self.setting("horizon")),
         )
         self.strategy.tell(candidates, returns)
         top = int(returns.argmax())

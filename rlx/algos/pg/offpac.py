@@ -86,7 +86,7 @@ class OffPAC(Algorithm):
             policy_loss = -new.step_mean(new.logprobs * advantages)
             value_loss = 0.5 * new.step_mean((new.returns - values).pow(2))
             entropy = new.step_mean(new.entropy_or_estimate())
-            loss = policy_loss + c.value_coef * value_loss - self.hp("entropy_coef") * entropy
+            loss = policy_loss + c.value_coef * value_loss - self.setting("entropy_coef") * entropy
             stats["GradNorm"].append(self.optimize(loss))
             stats["PolicyLoss"].append(policy_loss.item())
             stats["ValueLoss"].append(value_loss.item())

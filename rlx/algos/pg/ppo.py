@@ -43,7 +43,7 @@ class PPO(Algorithm):
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         c = self.config
-        clip, entropy_coef = self.hp("clip"), self.hp("entropy_coef")
+        clip, entropy_coef = self.setting("clip"), self.setting("entropy_coef")
         batch = self.training_batch(rollout)
         size = max(1, batch.batch_size // c.minibatches)
         stats, log_ratios = Means(), []
@@ -99,9 +99,9 @@ class PPO(Algorithm):
 
     def batch_loss(self, rollout: Rollout) -> torch.Tensor:
         """The loss PPO minimises, on the whole rollout (for the DEBUG log)."""
-        c, entropy_coef = self.config, self.hp("entropy_coef")
+        c, entropy_coef = self.config, self.setting("entropy_coef")
         batch = self.training_batch(rollout)
-        losses = self.losses(batch, self.agent(self.policy).evaluate(batch), self.hp("clip"))
+        losses = self.losses(batch, self.agent(self.policy).evaluate(batch), self.setting("clip"))
         return (
             losses["PolicyLoss"]
             + c.value_coef * losses["ValueLoss"]

@@ -1,6 +1,6 @@
 """Q-function policy gradients: DDPG, TD3 and SAC (Box or Discrete actions)."""
 
-from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
+from rlx.algos.qpg.base import QPGAlgorithm, QPGConfig
 from rlx.algos.qpg.ddpg import DDPG, TD3, DDPGConfig, TD3Config
 from rlx.algos.qpg.sac import SAC, SACConfig
 
@@ -8,7 +8,7 @@ __all__ = [
     "DDPG",
     "SAC",
     "TD3",
-    "ActorCriticAlgorithm",
+    "QPGAlgorithm",
     "DDPGConfig",
     "QPGConfig",
     "SACConfig",

@@ -50,7 +50,7 @@ class QPGConfig(OffPolicyConfig):
     ready critic (needs ``sequence_length``)."""
 
 
-class ActorCriticAlgorithm(OffPolicyAlgorithm):
+class QPGAlgorithm(OffPolicyAlgorithm):
     """Base of DDPG, TD3 and SAC. ``policy`` is the actor; ``critic`` (default: a ready
     :class:`~rlx.policies.Critic`) is called as ``critic(obs, actions) -> [n, ...]``, or,
     when it has ``recurrent = True`` (:class:`~rlx.policies.RecurrentCritic`), on whole
@@ -104,11 +104,11 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
             return super().make_replay()
         return SequenceReplay(  # one step more than learned from: the last one's next step
             c.buffer_size, c.sequence_length + 1, burn_in=c.burn_in, prioritized=c.prioritized,
-            alpha=self.hp("priority_alpha"), beta=self.hp("priority_beta"),
+            alpha=self.setting("priority_alpha"), beta=self.setting("priority_beta"),
             device=c.replay_device, states=None,
         )  # fmt: skip
 
-    def actor_at(
+    def evaluate_actor(
         self, actor: Parametric, batch: Rollout, actions: str, now: bool = True,
         then: bool = True,
     ) -> tuple[Rollout | None, Rollout | None]:  # fmt: skip
@@ -128,7 +128,7 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
         full = bound.evaluate(batch, burn_in=self.config.burn_in, actions=actions)
         return full[:-1], full[1:]
 
-    def learned(self, batch: Rollout) -> tuple[Rollout, torch.Tensor, torch.Tensor | None]:
+    def learning_steps(self, batch: Rollout) -> tuple[Rollout, torch.Tensor, torch.Tensor | None]:
         """The steps an update learns from, their bootstrap discount, and which of them
         count (None: all): for a sequence, the steps after the burn-in but the last,
         those valid and whose next row continues the same episode."""
@@ -141,7 +141,7 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
     def q(self, critic: nn.Module, batch: Rollout, at: Rollout, actions: torch.Tensor | None,
           then: bool = False) -> torch.Tensor:  # fmt: skip
         """``critic``'s Q-values at the steps ``at`` an update learns from (``then``: at
-        their next steps, as :meth:`actor_at` gives them) for ``actions`` there (None for
+        their next steps, as :meth:`evaluate_actor` gives them) for ``actions`` there (None for
         Discrete actions: every action's).
 
         A recurrent critic reads the whole sequence ``batch`` from its first step, with
@@ -178,7 +178,7 @@ class ActorCriticAlgorithm(OffPolicyAlgorithm):
 
     def update_targets(self) -> None:
         """Move every target network towards its source by ``tau``."""
-        tau = self.hp("tau")
+        tau = self.setting("tau")
         self.critic_target.update(tau)
         for target in self.targets():
             target.update(tau)

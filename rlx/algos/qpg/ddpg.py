@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from rlx import schedules
 from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, option
-from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
+from rlx.algos.qpg.base import QPGAlgorithm, QPGConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
 from rlx.core.optim import frozen, minimize
@@ -38,7 +38,7 @@ class DDPGConfig(QPGConfig):
     """Clip of that noise."""
 
 
-class DDPG(ActorCriticAlgorithm):
+class DDPG(QPGAlgorithm):
     """DDPG on any deterministic actor (an ``ActionDistribution`` whose ``mode`` is the
     action, such as :class:`rlx.policies.DeterministicActor`) and any critic
     ``critic(obs, actions) -> [n, ...]``; optional prioritized replay."""
@@ -88,9 +88,9 @@ class DDPG(ActorCriticAlgorithm):
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
         c = self.config
-        steps, discounts, mask = self.learned(batch)
+        steps, discounts, mask = self.learning_steps(batch)
         with torch.no_grad():
-            _, following = self.actor_at(self.actor_target, batch, "mode", now=False)
+            _, following = self.evaluate_actor(self.actor_target, batch, "mode", now=False)
             next_actions = following.actions
             if c.target_noise:  # target policy smoothing (TD3)
                 half = (self.high - self.low) / 2
@@ -105,7 +105,7 @@ class DDPG(ActorCriticAlgorithm):
         q = self.q(self.critic, batch, steps, steps.actions)
         info = self.critic_step(q, target, batch, mask)
         if (self.updates + 1) % c.policy_delay == 0:
-            current, _ = self.actor_at(self.policy, batch, "mode", then=False)
+            current, _ = self.evaluate_actor(self.policy, batch, "mode", then=False)
             with frozen(self.critic):  # gradients reach the actions, not the critic
                 value = self.q(self.critic, batch, steps, current.actions)[0]
             actor_loss = -(value.mean() if mask is None else value[mask].mean())

@@ -12,7 +12,7 @@ import torch
 from gymnasium import spaces
 
 from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, option
-from rlx.algos.qpg.base import ActorCriticAlgorithm, QPGConfig
+from rlx.algos.qpg.base import QPGAlgorithm, QPGConfig
 from rlx.core.agent import Agent
 from rlx.core.optim import adam, frozen, minimize
 from rlx.core.parametric import Parametric
@@ -35,7 +35,7 @@ class SACConfig(QPGConfig):
     """Updates between Polyak steps of the target critic."""
 
 
-class SAC(ActorCriticAlgorithm):
+class SAC(QPGAlgorithm):
     """SAC on a stochastic actor with reparameterised samples (e.g. a tanh-squashed
     Gaussian, :class:`rlx.policies.GaussianActor`), or, for a Discrete action space, an
     actor whose first extra is the log-probability of every action ``[B, A]``."""
@@ -57,7 +57,7 @@ class SAC(ActorCriticAlgorithm):
         device = next(iter(policy.parameters())).device
         self.log_alpha = torch.tensor(math.log(config.initial_entropy_coef), device=device,
                                       requires_grad=True)  # fmt: skip
-        self.alpha_optimizer = adam([self.log_alpha], lr=self.hp("lr"))
+        self.alpha_optimizer = adam([self.log_alpha], lr=self.setting("lr"))
 
     @classmethod
     def default_policy(
@@ -76,7 +76,7 @@ class SAC(ActorCriticAlgorithm):
         """The current temperature: learned, or the scheduled ``entropy_coef``."""
         if self.config.entropy_coef is None:
             return self.log_alpha.detach().exp()
-        return torch.as_tensor(self.hp("entropy_coef"), device=self.log_alpha.device)
+        return torch.as_tensor(self.setting("entropy_coef"), device=self.log_alpha.device)
 
     def set_learning_rates(self) -> None:
         super().set_learning_rates()
@@ -85,7 +85,7 @@ class SAC(ActorCriticAlgorithm):
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
         alpha = self.alpha()
-        steps, discounts, mask = self.learned(batch)
+        steps, discounts, mask = self.learning_steps(batch)
         with torch.no_grad():
             alive = (~steps.terminations).to(steps.rewards.dtype)
             target = steps.rewards + discounts * alive * self.next_value(batch, alpha)
@@ -109,7 +109,7 @@ class SAC(ActorCriticAlgorithm):
     def next_value(self, batch: Rollout, alpha: torch.Tensor) -> torch.Tensor:
         """The soft value of the next states: ``E_a' [min Q_target(s', a') - alpha log
         pi(a'|s')]``, by one sample for Box actions, exactly for Discrete ones."""
-        _, following = self.actor_at(self.policy, batch, "stored" if self.discrete
+        _, following = self.evaluate_actor(self.policy, batch, "stored" if self.discrete
                                      else "sample", now=False)  # fmt: skip
         if self.discrete:
             log_pi = following.others[0]  # [T, N, A]
@@ -123,7 +123,7 @@ class SAC(ActorCriticAlgorithm):
         """``E_s [alpha log pi(a|s) - min Q(s, a)]`` with ``a ~ pi`` reparameterised (an
         expectation over every action for Discrete ones), over the learned steps; and
         the policy's entropy per step there (no gradient), for the temperature."""
-        current, _ = self.actor_at(self.policy, batch, "stored" if self.discrete
+        current, _ = self.evaluate_actor(self.policy, batch, "stored" if self.discrete
                                    else "sample", then=False)  # fmt: skip
         if self.discrete:
             log_pi = current.others[0]
