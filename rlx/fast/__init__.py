@@ -2,18 +2,29 @@
 
 Everything outside ``rlx.fast`` is plain PyTorch. Where a plain call costs much more
 than its arithmetic at reinforcement learning's small sizes (a 2x64 network acting on a
-batch of 8, an optimiser step of a few thousand weights), the core asks this package
-for a faster way to do the same thing and gets ``None`` back when fast paths are off or
-do not apply; it then does the plain thing. The fast ways here:
+batch of 8, an optimiser step of a few thousand weights), the core checks
+:func:`enabled` and asks this package for a faster way to do the same thing; where the
+fast way does not apply (it returns ``None``) or the fast paths are off, it does the
+plain thing. The fast ways here:
 
 - :mod:`rlx.fast.optim`: Adam's fused kernel called directly, with gradient clipping
   folded into it (instead of ``torch.optim.Adam.step`` and ``clip_grad_norm_``).
+- :mod:`rlx.fast.distributions`: Categorical built with one ``log_softmax``, exact
+  cheaper samplers for Categorical and Normal, log-probs as a gather, per-step
+  distributions stacked into one, checked TanhNormal bounds remembered, argument
+  validation off while acting.
+- :mod:`rlx.fast.mlp`: the ready MLPs without a module call per layer, large ones as
+  one autograd node with a written-out backward.
+- :mod:`rlx.fast.acting`: the ready MLP policy acting in numpy while sampling dry.
+- :mod:`rlx.fast.scan`: the reverse scan of returns on numpy views.
+- :mod:`rlx.fast.losses`: PPO's clipped surrogate with a one-multiply-add backward.
+- :mod:`rlx.fast.params`: parameter lists remembered until a module's structure changes.
 
 Switch them off to debug, to compare, or to rule them out: ``rlx.fast_paths(False)``
 (process-wide until switched back), ``with rlx.fast_paths(False): ...`` (inside the
 block only), or the environment variable ``RLX_FAST=0``. The plain path is the
-reference: tests run both and compare their results, and CI runs the core and algorithm
-tests a second time with ``RLX_FAST=0``. ``benchmarks/speed_pg.py`` prints the speed of
+reference: ``tests/fast`` compares each fast way with it, and CI runs the core, policy
+and algorithm tests a second time with ``RLX_FAST=0``. ``benchmarks/speed_pg.py`` prints the speed of
 both.
 """
 
