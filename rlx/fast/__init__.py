@@ -24,8 +24,8 @@ Switch them off to debug, to compare, or to rule them out: ``rlx.fast_paths(Fals
 (process-wide until switched back), ``with rlx.fast_paths(False): ...`` (inside the
 block only), or the environment variable ``RLX_FAST=0``. The plain path is the
 reference: ``tests/fast`` compares each fast way with it, and CI runs the core, policy
-and algorithm tests a second time with ``RLX_FAST=0``. ``benchmarks/speed_pg.py`` prints the speed of
-both.
+and algorithm tests a second time with ``RLX_FAST=0``. ``benchmarks/speed_pg.py``
+prints the speed of both.
 """
 
 from __future__ import annotations
