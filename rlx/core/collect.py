@@ -18,6 +18,7 @@ import torch
 
 import rlx.fast
 from rlx.core import forward as fw
+from rlx.core.deferred import deferred
 from rlx.core.parametric import extras_dropped
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate, as_space_structure, check_action, check_distribution
@@ -301,8 +302,8 @@ def _build(
     # Log-probs and entropy are computed when first read, under sampling's grad mode.
     with torch.set_grad_enabled(grad), without_validation(not agent.validate_args):
         logprobs_fn, entropy_fn = fw.step_logprobs_entropy(dists, actions_t, T, len(valid[0]))
-        logprobs = fw.deferred(lambda: mask(logprobs_fn()))
-        entropy = fw.deferred(lambda: mask(entropy_fn()))
+        logprobs = deferred(lambda: mask(logprobs_fn()))
+        entropy = deferred(lambda: mask(entropy_fn()))
     return Rollout(
         **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
     )

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from rlx.core import forward as fw
+from rlx.core.deferred import Deferred
 from rlx.core.distribution import sample_component
 from rlx.core.rollout import DATA_FIELDS, Rollout
 from rlx.fast.distributions import without_validation
@@ -159,7 +160,7 @@ def _feed_forward(
         )
         return result[1], others
 
-    computed = fw.Deferred(forward)
+    computed = Deferred(forward)
     others = computed.then(lambda result: result[1])
 
     def bootstrap() -> tuple:
@@ -184,7 +185,7 @@ def _feed_forward(
         logprobs=computed.then(lambda result: masked(result[0].log_prob(actions).view(T, B))),
         entropy=computed.then(lambda result: masked(result[0].entropy().view(T, B))),
         others=others,
-        next_others=fw.Deferred(bootstrap, params=fw.watched_parameters(policy)),
+        next_others=Deferred(bootstrap, params=fw.watched_parameters(policy)),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,
@@ -265,9 +266,9 @@ def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, sta
     return Rollout(
         **data,
         logprobs=masked(logprobs),
-        entropy=fw.Deferred(lambda: masked(entropy())),  # not every distribution has one
+        entropy=Deferred(lambda: masked(entropy())),  # not every distribution has one
         others=others,
-        next_others=fw.Deferred(bootstrap, params=fw.watched_parameters(policy)) if others else (),
+        next_others=Deferred(bootstrap, params=fw.watched_parameters(policy)) if others else (),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from rlx.core import returns as returns_math
-from rlx.core.forward import Deferred
+from rlx.core.deferred import Deferred
 from rlx.core.rollout_axes import ALL, as_index, pad_time, permutation
 from rlx.core.rollout_cat import cat
 from rlx.core.rollout_fields import (

@@ -3,7 +3,7 @@
 The names of the per-step fields, grouped by where they come from (the environment, a
 policy evaluation, the return methods), and :class:`RolloutFields`, the base of
 ``Rollout`` that stores them: it computes the policy-evaluation fields when first read
-(they may be given as :class:`~rlx.core.forward.Deferred` values) and raises
+(they may be given as :class:`~rlx.core.deferred.Deferred` values) and raises
 :class:`DryRolloutError` when a dry rollout is asked for them. Kept apart from
 :mod:`rlx.core.rollout` so that the storage reads separately from the operations on
 rollouts (slicing, joining, statistics, returns).
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from rlx.core.forward import Deferred
+from rlx.core.deferred import Deferred
 from rlx.tree import Tree
 
 # What the environment produced (and the states that entered each step): all a dry

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rlx
-from rlx.core.forward import Deferred
+from rlx.core.deferred import Deferred
 
 
 def tagged(T: int, B: int, offset: int = 0, dry: bool = False) -> rlx.Rollout:
