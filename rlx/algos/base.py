@@ -66,9 +66,7 @@ class Means:
 
     def means(self) -> dict[str, float]:
         return {
-            name: torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in values])
-            .mean()
-            .item()
+            name: torch.stack([torch.as_tensor(v) for v in values]).double().mean().item()
             for name, values in self.values.items()
         }
 

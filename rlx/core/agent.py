@@ -115,10 +115,11 @@ class Agent:
         """Clear the optimizer's gradients."""
         self._optimizer().zero_grad(set_to_none=True)
 
-    def step(self) -> torch.Tensor:
+    def step(self) -> torch.Tensor | None:
         """Clip gradients (if ``grad_clip``) and take an optimizer step
-        (:func:`rlx.core.optim.step`); returns the gradient norm before clipping."""
-        return optimizer_step(self._optimizer(), self.grad_clip)
+        (:func:`rlx.core.optim.step`); returns the gradient norm before clipping when
+        ``grad_clip`` is set."""
+        return optimizer_step(self._optimizer(), self.grad_clip, norm=False)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:

@@ -22,19 +22,23 @@ def adam(params: Iterable[torch.Tensor], lr: float, eps: float = 1e-8) -> torch.
     return torch.optim.Adam(params, lr=lr, eps=eps)
 
 
-def step(optimizer: torch.optim.Optimizer, max_norm: float | None = None) -> torch.Tensor:
+def step(
+    optimizer: torch.optim.Optimizer, max_norm: float | None = None, norm: bool = True
+) -> torch.Tensor | None:
     """Clip the joint norm of the gradients of ``optimizer``'s parameters to ``max_norm``
-    (if given), then step; returns the norm before clipping (0-d tensor)."""
+    (if given), then step; returns the norm before clipping (0-d tensor), or None when
+    neither clipping nor ``norm`` asked for it."""
     if rlx.fast.enabled():
-        return fast_optim.clipped_step(optimizer, max_norm)
+        return fast_optim.clipped_step(optimizer, max_norm, norm)
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    total = None
     if max_norm is not None:
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-    else:
+        total = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    elif norm:
         norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-        norm = torch.stack(norms).norm() if norms else torch.zeros(())
+        total = torch.stack(norms).norm() if norms else torch.zeros(())
     optimizer.step()
-    return norm.detach()
+    return None if total is None else total.detach()
 
 
 @contextmanager
@@ -72,4 +76,4 @@ def minimize(
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     for p, g in zip(params, grads, strict=True):
         p.grad = g
-    return step(optimizer, max_norm)
+    return step(optimizer, max_norm)  # type: ignore[return-value]  # norm=True: a tensor

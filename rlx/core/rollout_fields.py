@@ -101,69 +101,63 @@ class RolloutFields:
         self._entropy_error: str | None = None
 
     # ------------------------------------------------------------------ fields
-    def _materialize(self) -> None:
-        """Compute log-probs, entropy and extras given as :class:`Deferred` values."""
-        self._resolve_logprobs()
-        self._resolve_entropy()
-        if isinstance(self._others, Deferred):
-            self._others = self._others()
-
-    def _resolve_logprobs(self) -> None:
-        if isinstance(self._logprobs, Deferred):
-            self._logprobs = self._logprobs()
-
-    def _resolve_entropy(self) -> None:
-        if isinstance(self._entropy, Deferred):
+    def _resolved(self, name: str) -> Any:
+        """Field ``name`` (e.g. ``"_logprobs"``), computed and stored on first read when it
+        was given as a :class:`Deferred` value: the one place lazy fields resolve."""
+        value = getattr(self, name)
+        if isinstance(value, Deferred):
             try:
-                self._entropy = self._entropy()
-            except NotImplementedError as err:  # e.g. a tanh-squashed Normal
-                self._entropy, self._entropy_error = None, str(err)
+                value = value()
+            except NotImplementedError as err:  # an entropy with no closed form
+                if name != "_entropy":
+                    raise
+                value, self._entropy_error = None, str(err)
+            setattr(self, name, value)
+        return value
+
+    def _materialize(self) -> None:
+        """Compute every field given as a :class:`Deferred` value."""
+        for name in EVALUATED_FIELDS:
+            self._resolved(name)
 
     @property
     def logprobs(self) -> torch.Tensor:
         """Joint log-probability of each action under the policy, ``[T, B]``."""
         if self.dry:
             raise dry_error("log-probs")
-        self._resolve_logprobs()
-        return self._logprobs
+        return self._resolved("_logprobs")
 
     @property
     def entropy(self) -> torch.Tensor:
         """Entropy of the policy's action distribution at each step, ``[T, B]``."""
         if self.dry:
             raise dry_error("entropy")
-        self._resolve_entropy()
+        entropy = self._resolved("_entropy")
         if self._entropy_error is not None:
             raise NotImplementedError(self._entropy_error)
-        return self._entropy
+        return entropy
 
     def entropy_or_estimate(self) -> torch.Tensor:
         """``entropy`` where the distribution has it in closed form, else ``-logprobs``:
         the one-sample estimate (e.g. for a tanh-squashed Gaussian), ``[T, B]``."""
         if self.dry:
             raise dry_error("entropy")
-        self._resolve_entropy()
-        if self._entropy_error is not None:
-            return -self.logprobs
-        return self._entropy
+        entropy = self._resolved("_entropy")
+        return -self.logprobs if self._entropy_error is not None else entropy
 
     @property
     def others(self) -> tuple[Any, ...]:
         """The policy's extras in the order ``forward`` returned them, each ``[T, B, ...]``."""
         if self.dry:
             raise dry_error("extras (rollout.others)")
-        if isinstance(self._others, Deferred):
-            self._others = self._others()
-        return self._others
+        return self._resolved("_others")
 
     @property
     def next_others(self) -> tuple[Any, ...]:
         """The extras evaluated at ``next_observations``: bootstrap values come from here."""
         if self.dry:
             raise dry_error("extras (rollout.next_others)")
-        if isinstance(self._next_others, Deferred):
-            self._next_others = self._next_others()
-        return self._next_others
+        return self._resolved("_next_others")
 
     @property
     def returns(self) -> torch.Tensor:
@@ -221,8 +215,6 @@ class RolloutFields:
     def _fields(self) -> dict[str, Any]:
         """Every field, deferred ones computed."""
         self._materialize()
-        if isinstance(self._next_others, Deferred):
-            self._next_others = self._next_others()
         return self._raw_fields()
 
     def _raw_fields(self) -> dict[str, Any]:

@@ -20,22 +20,25 @@ import rlx.fast
 _FUSED = hasattr(torch, "_fused_adam_")
 
 
-def clipped_step(optimizer: torch.optim.Optimizer, max_norm: float | None) -> torch.Tensor:
+def clipped_step(
+    optimizer: torch.optim.Optimizer, max_norm: float | None, norm: bool = True
+) -> torch.Tensor | None:
     """Clip the gradients of ``optimizer``'s parameters to the joint norm ``max_norm`` (if
-    given) and step; returns the norm before clipping. For :class:`Adam` the clipping is
-    folded into the fused kernel."""
+    given) and step; returns the norm before clipping (None when neither clipping nor
+    ``norm`` asked for it). For :class:`Adam` the clipping is folded into the kernel."""
     if max_norm is not None and isinstance(optimizer, Adam):
         norm = optimizer.clipped_step(max_norm)
         if norm is not None:
             return norm.detach()
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    total = None
     if max_norm is not None:
-        norm = clip_grad_norm(params, max_norm)
-    else:
+        total = clip_grad_norm(params, max_norm)
+    elif norm:
         grads = [p.grad for p in params if p.grad is not None]
-        norm = grad_norm(grads) if grads else torch.zeros(())
+        total = grad_norm(grads) if grads else torch.zeros(())
     optimizer.step()
-    return norm.detach()
+    return None if total is None else total.detach()
 
 
 def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:

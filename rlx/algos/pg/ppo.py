@@ -50,12 +50,13 @@ class PPO(Algorithm):
         for _ in range(c.epochs):
             for mb in batch.minibatches(size, generator=self.generator):
                 new = self.agent(self.policy).evaluate(mb)
-                losses = self.losses(mb, new, clip, entropy=bool(entropy_coef))
+                log_ratio = new.logprobs - mb.logprobs
+                losses = self.losses(mb, new, log_ratio, clip, entropy=bool(entropy_coef))
                 loss = losses["PolicyLoss"] + c.value_coef * losses["ValueLoss"]
                 if entropy_coef:
                     loss = loss - entropy_coef * losses["Entropy"]
                 stats.add(GradNorm=self.optimize(loss, as_tensor=True), **losses)
-                log_ratios.append(((new.logprobs - mb.logprobs).detach(), mb.valid))
+                log_ratios.append((log_ratio.detach(), mb.valid))
         info = {**stats.means(), **self.ratio_statistics(log_ratios, clip)}
         if not entropy_coef:  # kept out of the graph: once, after the update
             with torch.no_grad():
@@ -75,14 +76,16 @@ class PPO(Algorithm):
         return rollout.chunks(c.sequence_length) if c.sequence_length else rollout
 
     def losses(
-        self, batch: Rollout, new: Rollout, clip: float, entropy: bool = True
-    ) -> dict[str, torch.Tensor]:
+        self, batch: Rollout, new: Rollout, log_ratio: torch.Tensor, clip: float,
+        entropy: bool = True,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
         """PolicyLoss (the clipped surrogate, negated), ValueLoss (clipped around the
         sampled values with ``value_clip``) and, with ``entropy``, Entropy: per-step means
-        over ``batch`` as re-evaluated in ``new``."""
+        over ``batch`` as re-evaluated in ``new`` (``log_ratio``: new minus sampled
+        log-probs)."""
         c = self.config
         adv = batch.standardize(batch.advantages) if c.normalize_advantages else batch.advantages
-        ratio = (new.logprobs - batch.logprobs).exp()
+        ratio = log_ratio.exp()
         (new_values,) = new.others
         value_error = (new_values - batch.returns).pow(2)
         if c.value_clip is not None:
@@ -101,7 +104,8 @@ class PPO(Algorithm):
         """The loss PPO minimises, on the whole rollout (for the DEBUG log)."""
         c, entropy_coef = self.config, self.setting("entropy_coef")
         batch = self.training_batch(rollout)
-        losses = self.losses(batch, self.agent(self.policy).evaluate(batch), self.setting("clip"))
+        new = self.agent(self.policy).evaluate(batch)
+        losses = self.losses(batch, new, new.logprobs - batch.logprobs, self.setting("clip"))
         return (
             losses["PolicyLoss"]
             + c.value_coef * losses["ValueLoss"]
