@@ -13,12 +13,15 @@ from rlx.core.parametric import parameters_and_buffers
 from rlx.fast import optim as fast_optim
 
 
-def adam(params: Iterable[torch.Tensor], lr: float, eps: float = 1e-8) -> torch.optim.Optimizer:
-    """``torch.optim.Adam``; with the fast paths on, its subclass
-    :class:`rlx.fast.optim.Adam` (the same update and state, stepped by the fused kernel
-    called directly)."""
+def adam(params: Iterable[torch.Tensor], lr: float, eps: float = 1e-8) -> torch.optim.Adam:
+    """``torch.optim.Adam``; with the fast paths on, its fused version where the
+    parameters allow it (then :func:`step` calls its kernel directly)."""
+    params = list(params)
     if rlx.fast.enabled():
-        return fast_optim.Adam(params, lr=lr, eps=eps)
+        try:
+            return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+        except RuntimeError:  # a device or dtype without the fused kernel
+            pass
     return torch.optim.Adam(params, lr=lr, eps=eps)
 
 

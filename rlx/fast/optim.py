@@ -2,10 +2,11 @@
 
 An RL update on a 2x64 actor-critic is a few hundred microseconds of arithmetic, and
 ``torch.optim.Adam(fused=True).step()`` plus ``clip_grad_norm_`` add several times the
-fused kernels' own time in Python bookkeeping (grouping tensors by device, hooks,
-profiler records) on one CPU thread. :class:`Adam` and :func:`clipped_step` call the
-same kernels directly (``benchmarks/speed_pg.py`` compares both paths; the figures are
-in ``benchmarks/README.md``). The plain path is :func:`rlx.core.optim.step`'s own.
+fused kernel's own time in Python bookkeeping (grouping tensors by device, hooks,
+profiler records) on one CPU thread. :func:`clipped_step` calls the same kernel
+directly on a fused ``torch.optim.Adam``'s own state, with the clipping folded into it
+(``benchmarks/speed_pg.py`` compares both paths; the figures are in
+``benchmarks/README.md``). The plain path is :func:`rlx.core.optim.step`'s own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from collections.abc import Iterable
 import torch
 import torch.optim.optimizer as _torch_optimizer
 
-import rlx.fast
-
-_FUSED = hasattr(torch, "_fused_adam_")
+# Options under which the fused kernel's update is not torch's Adam update.
+_OTHER_UPDATES = ("amsgrad", "maximize", "differentiable", "decoupled_weight_decay", "capturable")
 
 
 def clipped_step(
@@ -25,20 +25,74 @@ def clipped_step(
 ) -> torch.Tensor | None:
     """Clip the gradients of ``optimizer``'s parameters to the joint norm ``max_norm`` (if
     given) and step; returns the norm before clipping (None when neither clipping nor
-    ``norm`` asked for it). For :class:`Adam` the clipping is folded into the kernel."""
-    if max_norm is not None and isinstance(optimizer, Adam):
-        norm = optimizer.clipped_step(max_norm)
-        if norm is not None:
-            return norm.detach()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    ``norm`` asked for it). A fused ``torch.optim.Adam`` is stepped by its kernel called
+    directly, the clipping done by the kernel as it reads the gradients (it writes the
+    clipped gradients back, as ``clip_grad_norm_`` would leave them)."""
+    work = _fused_adam_work(optimizer)
+    if work is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        total = None
+        if max_norm is not None:
+            total = clip_grad_norm(params, max_norm)
+        elif norm:
+            grads = [p.grad for p in params if p.grad is not None]
+            total = grad_norm(grads) if grads else torch.zeros(())
+        optimizer.step()
+        return None if total is None else total.detach()
     total = None
-    if max_norm is not None:
-        total = clip_grad_norm(params, max_norm)
-    elif norm:
-        grads = [p.grad for p in params if p.grad is not None]
-        total = grad_norm(grads) if grads else torch.zeros(())
-    optimizer.step()
-    return None if total is None else total.detach()
+    if max_norm is not None or norm:
+        total = grad_norm([g for _, _, grads, _, _, _ in work for g in grads])
+    scale = None if max_norm is None else torch.clamp((total + 1e-6) / max_norm, min=1.0)
+    with torch.no_grad():
+        for group, params, grads, exp_avgs, exp_avg_sqs, steps in work:
+            beta1, beta2 = group["betas"]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(
+                params, grads, exp_avgs, exp_avg_sqs, [], steps,
+                lr=float(group["lr"]), beta1=float(beta1), beta2=float(beta2),
+                weight_decay=float(group["weight_decay"]), eps=float(group["eps"]),
+                amsgrad=False, maximize=False, grad_scale=scale,
+            )  # fmt: skip
+    return total
+
+
+def _fused_adam_work(optimizer: torch.optim.Optimizer) -> list | None:
+    """Per group, what the fused kernel updates (group, params, grads, averages, step
+    counters), initialising new parameters' state as torch does; None where torch's own
+    step must run: not a fused ``torch.optim.Adam``, another update rule, step hooks or
+    an LR scheduler watching ``step``, or parameters on several devices or dtypes."""
+    if type(optimizer) is not torch.optim.Adam or "step" in optimizer.__dict__:
+        return None
+    if (
+        optimizer._optimizer_step_pre_hooks
+        or optimizer._optimizer_step_post_hooks
+        or getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None)
+        or getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)
+    ):
+        return None
+    work, first = [], None
+    for group in optimizer.param_groups:
+        if not group.get("fused") or any(group.get(k) for k in _OTHER_UPDATES):
+            return None
+        params = [p for p in group["params"] if p.grad is not None]
+        first = first if first is not None or not params else params[0]
+        if any(p.device != first.device or p.dtype != first.dtype for p in params):
+            return None
+        if not params:
+            continue
+        states = []
+        for p in params:
+            state = optimizer.state[p]
+            if not state:
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            states.append(state)
+        work.append((
+            group, params, [p.grad for p in params], [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states], [s["step"] for s in states],
+        ))  # fmt: skip
+    return work
 
 
 def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
@@ -67,181 +121,3 @@ def grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     if first.device.type == "cpu" and sum(g.numel() for g in grads) <= 1 << 16:
         return torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
-class Adam(torch.optim.Adam):
-    """``torch.optim.Adam`` whose ``step`` calls the fused kernel directly.
-
-    The same update as ``torch.optim.Adam(params, ..., fused=True)``, the same state
-    (``state_dict`` loads into either), learning rates read from ``param_groups`` at every
-    step (so torch LR schedulers and annealing work). Falls back to torch's own step
-    where the fused kernel does not apply: AMSGrad, ``maximize``, a closure, sparse or
-    complex parameters, parameters on several devices or dtypes, or a torch without it.
-    """
-
-    def __init__(
-        self,
-        params: Iterable[torch.Tensor] | Iterable[dict],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        **kwargs,
-    ) -> None:
-        fused = _FUSED and not kwargs.get("amsgrad") and not kwargs.get("maximize")
-        try:
-            super().__init__(params, lr, betas, eps, weight_decay, fused=fused or None, **kwargs)
-        except RuntimeError:  # e.g. a device or dtype the fused kernel does not support
-            fused = False
-            super().__init__(params, lr, betas, eps, weight_decay, **kwargs)
-        self._direct = fused
-
-    def step(self, closure=None):  # type: ignore[override]
-        """One Adam step. With step hooks registered (``register_step_pre_hook``...) or in
-        the fallback cases this is torch's step; otherwise the kernels are called
-        directly, skipping the profiler record torch wraps around every step."""
-        pending = self.__dict__.pop("_pending", None)  # from clipped_step
-        if pending is not None:
-            self._run(*pending)
-            return None
-        work = self._prepare() if closure is None else None
-        if work is not None:
-            self._run(work)
-            return None
-        self._unshare_steps()
-        step = torch.optim.Adam.step
-        if not getattr(step, "hooked", False):  # no torch Adam made yet: add its hooks
-            step = _torch_optimizer.Optimizer.profile_hook_step(step)
-        return step(self, closure)
-
-    step.hooked = True  # type: ignore[attr-defined]  # tells torch not to wrap it
-
-    @torch.no_grad()
-    def clipped_step(self, max_norm: float) -> torch.Tensor | None:
-        """Clip the gradients' joint norm to ``max_norm`` and step, the clipping done by
-        the fused kernel as it reads them (it writes the clipped gradients back, as
-        :func:`clip_grad_norm` would leave them): one kernel instead of one per tensor.
-        Returns the norm before clipping, or None (nothing done) where the direct fused
-        step does not apply; then clip and call :meth:`step`."""
-        work = self._prepare()
-        if work is None:
-            return None
-        total = grad_norm([g for w in work for g in w[2]])
-        # Through step(), so that whatever wraps it (an LR scheduler's step tracking)
-        # sees the step.
-        self._pending = (work, torch.clamp((total + 1e-6) / max_norm, min=1.0))
-        self.step()
-        return total
-
-    def _hooks(self) -> bool:
-        return bool(
-            self._optimizer_step_pre_hooks
-            or self._optimizer_step_post_hooks
-            or getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None)
-            or getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)
-        )
-
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        # The step counters of a group may be one shared tensor here (see _prepare); the
-        # saved state has one per parameter, as torch's Adam keeps and expects them.
-        state["state"] = {k: {**v, "step": v["step"].clone()} if "step" in v else v
-                          for k, v in state["state"].items()}  # fmt: skip
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self._plan = None  # the state tensors are replaced
-        super().load_state_dict(state_dict)
-        self._unshare_steps()
-
-    def add_param_group(self, param_group: dict) -> None:
-        self._plan = None
-        super().add_param_group(param_group)
-
-    def _unshare_steps(self) -> None:
-        """Give every parameter its own step counter again (before torch's own step,
-        which increments each counter it is given)."""
-        seen: set[int] = set()
-        for state in self.state.values():
-            step = state.get("step")
-            if step is not None:
-                if id(step) in seen:
-                    state["step"] = step.clone()
-                seen.add(id(step))
-        self._plan = None
-
-    @torch.no_grad()
-    def _prepare(self) -> list | None:
-        """What the fused update works on, group by group (params, grads, averages, step
-        counters); None where the direct fused step does not apply (nothing changed).
-
-        Which tensors each group updates is remembered from the previous step while every
-        parameter has a gradient and the groups keep their sizes (``load_state_dict`` and
-        ``add_param_group`` forget it): only the gradients are looked up again. While it
-        is remembered, a group whose parameters all have taken the same number of steps
-        counts them in one shared tensor (``state_dict`` still saves one per parameter):
-        one increment per step instead of one per parameter."""
-        if not self._direct or not rlx.fast.enabled() or self._hooks():
-            return None
-        key = tuple(len(g["params"]) for g in self.param_groups)
-        plan = self.__dict__.get("_plan")
-        if plan is not None and plan[0] == key:
-            work = []
-            for group, params, exp_avgs, exp_avg_sqs, steps in plan[1]:
-                grads = [p.grad for p in params]
-                if any(g is None or g.is_sparse for g in grads):
-                    break
-                work.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
-            else:
-                return work
-        self._unshare_steps()
-        work, complete = [], True
-        for group in self.param_groups:
-            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    complete = False
-                    continue
-                if p.grad.is_sparse or p.is_complex():
-                    return None
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                params.append(p)
-                grads.append(p.grad)
-                exp_avgs.append(state["exp_avg"])
-                exp_avg_sqs.append(state["exp_avg_sq"])
-                steps.append(state["step"])
-            if not params:
-                continue
-            first = params[0]
-            if any(p.device != first.device or p.dtype != first.dtype for p in params):
-                return None
-            work.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
-        if complete:
-            for k, (group, params, grads, exp_avgs, exp_avg_sqs, steps) in enumerate(work):
-                if len(steps) > 1 and bool((torch.stack(steps) == steps[0]).all()):
-                    for p in params:
-                        self.state[p]["step"] = steps[0]
-                    work[k] = (group, params, grads, exp_avgs, exp_avg_sqs, [steps[0]] * len(steps))
-            self._plan = (key, [(g, p, a, b, s) for g, p, _, a, b, s in work])
-        return work
-
-    @staticmethod
-    def _run(work: list, grad_scale: torch.Tensor | None = None) -> None:
-        for group, params, grads, exp_avgs, exp_avg_sqs, steps in work:
-            beta1, beta2 = group["betas"]
-            if len(steps) > 1 and steps[1] is steps[0]:  # one shared counter
-                steps[0].add_(1)
-            else:
-                torch._foreach_add_(steps, 1)
-            if grad_scale is not None and grad_scale.device != params[0].device:
-                grad_scale = grad_scale.to(params[0].device)
-            torch._fused_adam_(
-                params, grads, exp_avgs, exp_avg_sqs, [], steps,
-                lr=float(group["lr"]), beta1=float(beta1), beta2=float(beta2),
-                weight_decay=float(group["weight_decay"]), eps=float(group["eps"]),
-                amsgrad=False, maximize=False, grad_scale=grad_scale,
-            )  # fmt: skip

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import rlx
-from rlx.core.optim import minimize
-from rlx.fast.optim import Adam
+from rlx.core.optim import adam, minimize
 from rlx.policies import MLPPolicy
 
 
@@ -94,7 +93,7 @@ def test_numpy_acting_follows_the_parameters_in_place():
     policy = MLPPolicy(agent.observation_space, agent.action_space)
     act = policy.numpy_actor(4)
     obs = np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)
-    opt = Adam(policy.parameters(), lr=0.5)
+    opt = adam(policy.parameters(), lr=0.5)
     for _ in range(3):  # optimizer steps write into the parameters act reads
         loss = policy(None, torch.from_numpy(obs))[1].components[0].logits[:, 0].sum()
         minimize(loss, opt)
