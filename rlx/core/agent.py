@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
-from rlx.core.collect import collect
+from rlx.core.collect import Collector
 from rlx.core.evaluate import evaluate
 from rlx.core.optim import step as optimizer_step
 from rlx.core.rollout import Rollout
-from rlx.core.spaces import action_converter, check_supported
-from rlx.envs.snapshot import restore as restore_env
-from rlx.envs.snapshot import snapshot as snapshot_env
-from rlx.envs.vector import VectorStepper, make_vector_env
+from rlx.core.spaces import check_supported
+from rlx.envs.vector import make_vector_env
 
 
 class Agent:
@@ -86,20 +82,23 @@ class Agent:
         self.optimizer = optimizer
         self.grad_clip = grad_clip
         self.seed = seed
-        self.validate_args = validate_args
-        self._stepper = VectorStepper(self.env)
-        self._to_env = action_converter(self.action_space, clip_actions)
-        self._next_obs: Any = None
-        self._starts = np.ones(self.num_envs, dtype=bool)
-        self._carry: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._ep_return = np.zeros(self.num_envs, dtype=np.float64)
-        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
-        self._completed: list[tuple[float, int]] = []
-        self.total_steps = 0  # valid transitions sampled so far
-        self._episode_ids = np.zeros(self.num_envs, dtype=np.int64)  # episodes begun, per env
-        self._seed_pending = seed is not None
+        self.collector = Collector(self.env, seed, clip_actions, validate_args)
         if seed is not None:
             self.env.action_space.seed(seed)
+
+    @property
+    def total_steps(self) -> int:
+        """Valid transitions sampled so far (and counted by :meth:`record`)."""
+        return self.collector.total_steps
+
+    @property
+    def validate_args(self) -> bool:
+        """Whether torch.distributions argument validation stays on while rlx runs policies."""
+        return self.collector.validate_args
+
+    @validate_args.setter
+    def validate_args(self, value: bool) -> None:
+        self.collector.validate_args = bool(value)
 
     def __call__(self, policy: torch.nn.Module) -> BoundAgent:
         """Bind ``policy`` (any ``rlx.Parametric``) for sampling and evaluation."""
@@ -130,20 +129,9 @@ class Agent:
         return self.optimizer
 
     # ------------------------------------------------------------ environments
-    def _reset(self) -> Any:
-        seed = self.seed if self._seed_pending else None
-        self._seed_pending = False
-        obs = self._stepper.reset(seed=seed)
-        self._ep_return[:] = 0.0
-        self._ep_length[:] = 0
-        self._starts[:] = True
-        self._episode_ids += 1
-        return obs
-
     def reset(self) -> None:
         """Start fresh episodes in every environment at the next ``steps`` call."""
-        self._next_obs = None
-        self._carry = weakref.WeakKeyDictionary()
+        self.collector.reset()
 
     def state_dict(self, policy: torch.nn.Module | None = None) -> dict[str, Any]:
         """Where sampling stands, as plain data for a checkpoint.
@@ -152,55 +140,25 @@ class Agent:
         carried recurrent state, and a best-effort snapshot of the environments
         (:mod:`rlx.envs.snapshot`), so that a resumed run continues the same episodes.
         """
-        carry = self._carry.get(policy) if policy is not None else None
-        return {
-            "next_obs": self._next_obs,
-            "starts": torch.from_numpy(self._starts.copy()),
-            "ep_return": torch.from_numpy(self._ep_return.copy()),
-            "ep_length": torch.from_numpy(self._ep_length.copy()),
-            "completed": [list(c) for c in self._completed],
-            "total_steps": self.total_steps,
-            "seed_pending": self._seed_pending,
-            "carry": list(carry[:3]) if carry is not None else None,
-            "episode_ids": torch.from_numpy(self._episode_ids.copy()),
-            "stepper": {"pending": torch.from_numpy(self._stepper._pending.copy())},
-            "env": snapshot_env(self.env),
-        }
+        return self.collector.state_dict(policy)
 
     def load_state_dict(self, state: dict[str, Any], policy: torch.nn.Module | None = None) -> bool:
         """Restore :meth:`state_dict`. Returns False when the environments could not be
         restored exactly; they then start new episodes at the next sampling call."""
-        self.total_steps = int(state["total_steps"])
-        self._completed = [(float(r), int(n)) for r, n in state["completed"]]
-        self._seed_pending = bool(state["seed_pending"])
-        exact = restore_env(self.env, state["env"])
-        if not exact:
-            self.reset()
-            return False
-        self._next_obs = state["next_obs"]
-        self._starts = state["starts"].numpy().copy()
-        self._ep_return = state["ep_return"].numpy().copy()
-        self._ep_length = state["ep_length"].numpy().copy()
-        self._stepper._pending = state["stepper"]["pending"].numpy().copy()
-        self._stepper._pending_any = bool(self._stepper._pending.any())
-        self._episode_ids = state["episode_ids"].numpy().copy()
-        if policy is not None and state["carry"] is not None:
-            self._carry[policy] = (*state["carry"], self._episode_ids.copy())
-        return True
+        return self.collector.load_state_dict(state, policy)
 
     def pop_episodes(self) -> list[tuple[float, int]]:
         """(return, length) of every episode finished since the last call, oldest first."""
-        done, self._completed = self._completed, []
-        return done
+        return self.collector.episodes.pop()
 
     def record(self, steps: int, episodes: list[tuple[float, int]]) -> None:
         """Count experience sampled elsewhere (by an asynchronous sampler for this agent's
         learner) in ``total_steps`` and ``pop_episodes()``."""
-        self.total_steps += int(steps)
-        self._completed.extend(episodes)
+        self.collector.total_steps += int(steps)
+        self.collector.episodes.finished.extend(episodes)
 
     def close(self) -> None:
-        self._stepper.close()
+        self.env.close()
 
     def __repr__(self) -> str:
         name = self.env.spec.id if self.env.spec else type(self.env).__name__
@@ -226,7 +184,7 @@ class BoundAgent:
         ``deterministic`` acts with the distribution's ``mode()`` instead of sampling (for
         evaluation).
         """
-        return collect(self.agent, self.policy, horizon, dry, True, deterministic)
+        return self.agent.collector.collect(self.policy, horizon, dry, True, deterministic)
 
     def steps(self, n: int, dry: bool = False, deterministic: bool = False) -> Rollout:
         """``n`` more steps of every environment, continuing where the last call stopped.
@@ -235,7 +193,7 @@ class BoundAgent:
         keeps what bootstrapping needs: ``next_observations`` and, unless dry,
         ``next_others``.
         """
-        return collect(self.agent, self.policy, n, dry, False, deterministic)
+        return self.agent.collector.collect(self.policy, n, dry, False, deterministic)
 
     def evaluate(self, rollout: Rollout, burn_in: int = 0, actions: str = "stored") -> Rollout:
         """Re-run the bound policy over ``rollout``; keeps the graph when gradients are on.

@@ -1,4 +1,5 @@
-"""The sampling loop behind ``agent(policy).steps(n)`` and ``agent(policy).episode(horizon)``.
+"""Sampling: the :class:`Collector` an :class:`~rlx.Agent` owns, behind
+``agent(policy).steps(n)`` and ``agent(policy).episode(horizon)``.
 
 Per step it does one batched forward for all B environments, one sample, one
 environment step and a copy of the new observations into preallocated ``[T + 1, B]``
@@ -10,23 +11,353 @@ the gradient mode of sampling; extras are stacked once at the end.
 from __future__ import annotations
 
 import contextlib
-from functools import partial
-from typing import TYPE_CHECKING, Any
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 import rlx.fast
 from rlx.core import forward as fw
 from rlx.core.deferred import deferred
+from rlx.core.episodes import Episodes
 from rlx.core.parametric import extras_dropped
 from rlx.core.rollout import Rollout
-from rlx.core.spaces import allocate, as_space_structure, check_action, check_distribution
+from rlx.core.spaces import (
+    action_converter,
+    allocate,
+    as_space_structure,
+    check_action,
+    check_distribution,
+)
+from rlx.envs.snapshot import restore as restore_env
+from rlx.envs.snapshot import snapshot as snapshot_env
+from rlx.envs.vector import VectorStepper
 from rlx.fast.distributions import without_validation
 from rlx.tree import Tree, tree_index, tree_map
 
-if TYPE_CHECKING:
-    from rlx.core.agent import Agent
+
+class Continuation(NamedTuple):
+    """Where a policy's next ``steps`` call picks up: its recurrent state, its previous
+    action and reward (for policies that take them), and the episode each environment
+    was in then (an environment that began a new one meanwhile starts it afresh)."""
+
+    state: Tree
+    prev_action: Tree
+    prev_reward: torch.Tensor | None
+    episode_ids: np.ndarray
+
+
+@dataclass
+class _Record:
+    """What one sampling call records: ``[n, B]`` arrays filled step by step (the first
+    ``T`` rows used), observations in ``[n + 1, B]`` storage, per-step lists."""
+
+    observations: Tree
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    valid: np.ndarray
+    starts: np.ndarray
+    T: int
+    # (t, environment indices, their final observations): rows of next_observations
+    # that differ from the next row of observations, because the environment was reset.
+    finals: list[tuple[int, np.ndarray, Any]] = field(default_factory=list)
+    actions: list[Tree] = field(default_factory=list)
+    distributions: list[Any] = field(default_factory=list)
+    extras: list[tuple[Any, ...]] = field(default_factory=list)
+    states_in: list[Tree] = field(default_factory=list)
+    states_out: list[Tree] = field(default_factory=list)
+    prev_actions: list[Tree] = field(default_factory=list)
+    prev_rewards: list[torch.Tensor] = field(default_factory=list)
+
+
+class Collector:
+    """Steps an Agent's environments with any policy, continuing where the last call
+    stopped, and keeps the episode bookkeeping (:class:`~rlx.core.episodes.Episodes`)."""
+
+    def __init__(
+        self, env: gym.vector.VectorEnv, seed: int | None, clip_actions: bool,
+        validate_args: bool,
+    ) -> None:  # fmt: skip
+        self.env = env
+        self.num_envs = env.num_envs
+        self.observation_space = env.single_observation_space
+        self.action_space = env.single_action_space
+        self.stepper = VectorStepper(env)
+        self.to_env = action_converter(self.action_space, clip_actions)
+        self.validate_args = validate_args
+        self.episodes = Episodes(self.num_envs)
+        self.total_steps = 0  # valid transitions sampled so far
+        self.seed = seed
+        self.seed_pending = seed is not None
+        self.reset()
+
+    def reset(self) -> None:
+        """Start fresh episodes in every environment at the next call."""
+        self.next_obs: Any = None  # the observations the next call acts on
+        self.next_starts = np.ones(self.num_envs, dtype=bool)
+        self.continuations: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _reset_envs(self) -> Any:
+        seed = self.seed if self.seed_pending else None
+        self.seed_pending = False
+        self.episodes.restart_all()
+        self.next_starts[:] = True
+        return self.stepper.reset(seed=seed)
+
+    def _initial_inputs(self, policy, episodic, device, init) -> tuple[Tree, Tree, Any]:  # noqa: ANN001
+        """The recurrent state, previous action and reward the first step acts with."""
+        carried = None if episodic else self.continuations.get(policy)
+        if carried is None or self.next_obs is None:
+            return init, None, None
+        state = tree_map(lambda x: x.to(device), carried.state)
+        prev_action, prev_reward = carried.prev_action, carried.prev_reward
+        # Environments that began a new episode while other policies acted: this policy
+        # did not see its start, so it begins it from its initial state.
+        stale = torch.as_tensor(carried.episode_ids != self.episodes.ids, device=device)
+        if bool(stale.any()):
+            if state is not None:
+                state = fw.reset_rows(state, stale, init)
+            if prev_action is not None:
+                prev_action = fw.reset_rows(prev_action, stale, None)
+                prev_reward = torch.where(stale, 0.0, prev_reward)
+        return state, prev_action, prev_reward
+
+    def collect(
+        self, policy: torch.nn.Module, n: int, dry: bool, episodic: bool,
+        deterministic: bool = False,
+    ) -> Rollout:  # fmt: skip
+        """Run ``policy`` for ``n`` steps (or until every episode ends, when ``episodic``)."""
+        if n < 1:
+            raise ValueError(f"the number of steps must be at least 1, got {n}.")
+        B = self.num_envs
+        device = fw.policy_device(policy)
+        wants_prev = fw.wants_previous(policy)
+        init = fw.initial_state(policy, B)
+        state, prev_action, prev_reward = self._initial_inputs(policy, episodic, device, init)
+        start_obs = self._reset_envs() if episodic or self.next_obs is None else self.next_obs
+        dtype = fw.policy_float_dtype(policy)
+        obs_store = allocate(self.observation_space, (n + 1, B), device, dtype)
+        _copy_into(tree_index(obs_store, 0), start_obs)
+        rec = _Record(
+            obs_store, np.zeros((n, B), dtype=np.float32), np.zeros((n, B), dtype=bool),
+            np.zeros((n, B), dtype=bool), np.ones((n, B), dtype=bool),
+            np.zeros((n, B), dtype=bool), n,
+        )  # fmt: skip
+        rec.starts[0] = self.next_starts
+        alive = np.ones(B, dtype=bool)
+        grad = torch.is_grad_enabled()
+        next_step_mode = self.stepper.mode == "next_step"
+        no_start = np.zeros(B, dtype=bool)
+        any_start = bool(rec.starts[0].any())
+        next_start = rec.starts[0]
+
+        # The common case, one observation tensor stored on the CPU, writes through numpy
+        # (about 1 us instead of 5).
+        single = isinstance(obs_store, torch.Tensor)
+        numpy_ok = single and device.type == "cpu" and obs_store.dtype != torch.bfloat16
+        obs_np = obs_store.numpy() if numpy_ok else None
+        # A policy that can act in numpy (the ready MLP policies) does so where nothing but
+        # its actions is kept: a dry rollout without gradient (how algorithms sample
+        # feed-forward policies). Step 0 still runs forward, which checks the output.
+        numpy_act = None
+        if dry and not grad and numpy_ok and not wants_prev and init is None and rlx.fast.enabled():
+            make = getattr(policy, "numpy_actor", None)
+            numpy_act = make(B) if make is not None else None
+        dropping = extras_dropped() if dry else contextlib.nullcontext()
+        with without_validation(not self.validate_args), dropping:
+            for t in range(n):
+                if any_start:
+                    mask = torch.as_tensor(rec.starts[t], device=device)
+                    if state is not None:
+                        state = fw.reset_rows(state, mask, init)
+                    if prev_action is not None:
+                        prev_action = fw.reset_rows(prev_action, mask, None)
+                        prev_reward = torch.where(mask, 0.0, prev_reward)
+                if numpy_act is not None and t > 0:
+                    action = torch.from_numpy(numpy_act(obs_np[t], deterministic))
+                    next_state = None
+                else:
+                    obs_t = obs_store[t] if single else tree_index(obs_store, t)
+                    if wants_prev:
+                        if prev_reward is None:  # first step: zeros shaped like the actions
+                            prev_reward = torch.zeros(B, device=device)
+                            prev_action = allocate(self.action_space, (B,), device)
+                        rec.prev_rewards.append(prev_reward)
+                        rec.prev_actions.append(prev_action)
+                        out = policy(state, obs_t, prev_action, prev_reward)
+                    else:
+                        out = policy(state, obs_t)
+                    if t == 0:
+                        fw.check_output(policy, out, B)
+                    next_state, dist = out[0], out[1]
+                    action = dist.mode() if deterministic else dist.sample()
+                    if t == 0:
+                        check_action(self.action_space, action, B)
+                        check_distribution(self.action_space, dist)
+                    if not dry:
+                        rec.distributions.append(dist)
+                        rec.extras.append(out[2:])
+                    if next_state is not None:
+                        numpy_act = None  # recurrent after all: act through forward
+                        if state is None:  # first step ever: None meant zeros
+                            state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
+                        rec.states_in.append(tree_map(torch.Tensor.detach, state))
+                        rec.states_out.append(next_state)
+                step = self.stepper.step(self.to_env(action))
+
+                rec.rewards[t] = step.rewards
+                rec.terminations[t] = step.terminations
+                rec.truncations[t] = step.truncations
+                if obs_np is not None:
+                    obs_np[t + 1] = step.obs
+                else:
+                    _copy_into(tree_index(obs_store, t + 1), step.obs)
+                rec.actions.append(action)
+                if step.finals is not None:
+                    rec.finals.append((t, *step.finals))
+                if step.autoreset is None and not episodic:
+                    counted = None
+                else:
+                    counted = rec.valid[t]  # a view: the &= below mark the row invalid too
+                    if step.autoreset is not None:
+                        counted &= ~step.autoreset
+                    if episodic:
+                        counted &= alive
+                self.episodes.add(rec.rewards[t], counted)
+                if step.done is not None:
+                    self.episodes.end(step.done, counted)
+                # Next-step autoreset: the step after an ending is an autoreset, the one
+                # after it a start. Otherwise the step after an ending is a start.
+                if next_step_mode:
+                    next_start = step.autoreset if step.autoreset is not None else no_start
+                else:
+                    next_start = step.done if step.done is not None else no_start
+                any_start = next_start is not no_start
+                if t + 1 < n and any_start:
+                    rec.starts[t + 1] = next_start
+                if wants_prev:
+                    prev_action = as_space_structure(self.action_space, action)
+                    prev_reward = torch.as_tensor(rec.rewards[t], device=device)
+                state = next_state
+                if episodic and step.done is not None:
+                    alive &= ~step.done
+                    if not alive.any():
+                        rec.T = t + 1
+                        break
+
+        T = rec.T
+        self.total_steps += int(rec.valid[:T].sum())
+        if episodic:
+            # Episodes still running at the horizon end there: a time limit, so truncated
+            # (and bootstrapped), and finished for the episode statistics.
+            cut = np.flatnonzero(alive & rec.valid[T - 1])
+            rec.truncations[T - 1, cut] = True
+            self.episodes.finish(cut)
+            self.next_obs = None
+        else:
+            self.next_obs = tree_map(lambda x: x[n].clone(), obs_store)
+            self.next_starts = np.array(next_start, dtype=bool)
+            self.continuations[policy] = Continuation(
+                tree_map(torch.Tensor.detach, state),
+                tree_map(torch.Tensor.detach, prev_action) if wants_prev else None,
+                prev_reward if wants_prev else None,
+                self.episodes.ids.copy(),
+            )
+        return self._build(policy, rec, dry, grad, device)
+
+    def _build(
+        self, policy: torch.nn.Module, rec: _Record, dry: bool, grad: bool, device: torch.device
+    ) -> Rollout:
+        """The rollout of a finished call: invalid rows zeroed, final observations put in
+        place, steps stacked; unless dry, bootstrap extras and deferred log-probs."""
+        T = rec.T
+        as_t = lambda a: torch.from_numpy(a[:T]).to(device)
+        valid_t = as_t(rec.valid)
+        invalid = ~rec.valid
+        for flags in (rec.terminations, rec.truncations, rec.starts):
+            flags[invalid] = False
+        rec.rewards[invalid] = 0.0
+        observations = tree_map(lambda x: x[:T], rec.observations)
+        next_observations = tree_map(lambda x: x[1 : T + 1], rec.observations)
+        if rec.finals:
+            next_observations = tree_map(torch.clone, next_observations)
+            for t, idx, final in rec.finals:
+                if t < T:
+                    _copy_rows(tree_index(next_observations, t), torch.as_tensor(idx), final)
+        all_valid = bool(rec.valid[:T].all())
+        masked = (lambda tree: tree) if all_valid else (lambda tree: fw.mask_steps(tree, valid_t))
+        actions = fw.stack_steps(rec.actions)
+        fields: dict[str, Any] = dict(
+            observations=masked(observations),
+            next_observations=masked(next_observations),
+            actions=masked(actions),
+            rewards=as_t(rec.rewards),
+            terminations=as_t(rec.terminations),
+            truncations=as_t(rec.truncations),
+            valid=valid_t,
+            starts=as_t(rec.starts),
+            recurrent_states=masked(fw.stack_steps(rec.states_in)) if rec.states_in else None,
+            prev_actions=masked(fw.stack_steps(rec.prev_actions)) if rec.prev_actions else None,
+            prev_rewards=masked(torch.stack(rec.prev_rewards)) if rec.prev_rewards else None,
+            dry=dry,
+        )
+        if dry:
+            return Rollout(**fields)
+
+        others = tuple(masked(x) for x in fw.stack_extras(rec.extras))
+        need = fields["terminations"] | fields["truncations"]
+        need[-1] = True
+        need &= valid_t
+        # Log-probs and entropy are computed when first read, under sampling's grad mode.
+        with torch.set_grad_enabled(grad), without_validation(not self.validate_args):
+            next_others = fw.bootstrap_extras(
+                policy, others, need, fields["next_observations"],
+                fw.stack_steps(rec.states_out) if rec.states_out else None,
+                as_space_structure(self.action_space, actions), fields["rewards"], valid_t,
+            )  # fmt: skip
+            logprobs_fn, entropy_fn = fw.step_logprobs_entropy(
+                rec.distributions, actions, T, self.num_envs
+            )
+            logprobs = deferred(lambda: masked(logprobs_fn()))
+            entropy = deferred(lambda: masked(entropy_fn()))
+        return Rollout(
+            **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
+        )
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self, policy: torch.nn.Module | None = None) -> dict[str, Any]:
+        """Where sampling stands, as plain data (see :meth:`rlx.Agent.state_dict`)."""
+        carried = self.continuations.get(policy) if policy is not None else None
+        return {
+            "next_obs": self.next_obs,
+            "starts": torch.from_numpy(self.next_starts.copy()),
+            **self.episodes.state_dict(),
+            "total_steps": self.total_steps,
+            "seed_pending": self.seed_pending,
+            "carry": list(carried[:3]) if carried is not None else None,
+            "stepper": self.stepper.state_dict(),
+            "env": snapshot_env(self.env),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], policy: torch.nn.Module | None = None) -> bool:
+        """Restore :meth:`state_dict`; False when the environments could not be restored
+        exactly (they then start new episodes at the next call)."""
+        self.total_steps = int(state["total_steps"])
+        self.episodes.load_state_dict(state)
+        self.seed_pending = bool(state["seed_pending"])
+        if not restore_env(self.env, state["env"]):
+            self.reset()
+            return False
+        self.next_obs = state["next_obs"]
+        self.next_starts = state["starts"].numpy().copy()
+        self.stepper.load_state_dict(state["stepper"])
+        if policy is not None and state["carry"] is not None:
+            self.continuations[policy] = Continuation(*state["carry"], self.episodes.ids.copy())
+        return True
 
 
 def _copy_into(dst: Tree, src: Any) -> None:
@@ -38,275 +369,6 @@ def _copy_into(dst: Tree, src: Any) -> None:
     else:
         for d, s in zip(dst, src, strict=True):
             _copy_into(d, s)
-
-
-def collect(
-    agent: Agent,
-    policy: torch.nn.Module,
-    n: int,
-    dry: bool,
-    episodic: bool,
-    deterministic: bool = False,
-) -> Rollout:
-    """Run ``policy`` for ``n`` steps (or until every episode ends, when ``episodic``)."""
-    if n < 1:
-        raise ValueError(f"the number of steps must be at least 1, got {n}.")
-    B = agent.num_envs
-    device = fw.policy_device(policy)
-    stepper = agent._stepper
-    wants_prev = fw.wants_previous(policy)
-    init = fw.initial_state(policy, B)
-    carry = agent._carry.get(policy) if not episodic else None
-
-    if episodic or agent._next_obs is None:
-        start_obs = agent._reset()
-        first_starts = np.ones(B, dtype=bool)
-        carry = None
-    else:
-        start_obs = agent._next_obs
-        first_starts = agent._starts.copy()
-
-    obs_store = allocate(agent.observation_space, (n + 1, B), device, fw.policy_float_dtype(policy))
-    _copy_into(tree_index(obs_store, 0), start_obs)
-    rewards = np.zeros((n, B), dtype=np.float32)
-    terminations = np.zeros((n, B), dtype=bool)
-    truncations = np.zeros((n, B), dtype=bool)
-    valid = np.ones((n, B), dtype=bool)
-    starts = np.zeros((n, B), dtype=bool)
-    starts[0] = first_starts
-    alive = np.ones(B, dtype=bool)
-    patches: list[tuple[int, np.ndarray, Any]] = []
-
-    if carry is not None:
-        state, prev_action, prev_reward, episode_ids = carry
-        state = tree_map(lambda x: x.to(device), state)
-        # Environments that began a new episode while other policies acted: this policy
-        # did not see its start, so it begins it from its initial state.
-        stale = torch.as_tensor(episode_ids != agent._episode_ids, device=device)
-        if bool(stale.any()):
-            if state is not None:
-                state = fw.reset_rows(state, stale, init)
-            if prev_action is not None:
-                prev_action = fw.reset_rows(prev_action, stale, None)
-                prev_reward = torch.where(stale, 0.0, prev_reward)
-    else:
-        state, prev_action, prev_reward = init, None, None
-    to_space = partial(as_space_structure, agent.action_space)
-    actions: list[Tree] = []
-    dists: list[Any] = []
-    extras: list[tuple[Any, ...]] = []
-    states_in: list[Tree] = []
-    states_out: list[Tree] = []
-    prev_actions: list[Tree] = []
-    prev_rewards: list[torch.Tensor] = []
-    ep_return, ep_length, completed = agent._ep_return, agent._ep_length, agent._completed
-    grad = torch.is_grad_enabled()
-    holes = stepper.mode == "holes"
-    no_start = np.zeros(B, dtype=bool)
-
-    # Fast paths for the common case: one observation tensor, stored on the CPU, where
-    # numpy writes straight into the torch storage (about 1 us instead of 5).
-    single = isinstance(obs_store, torch.Tensor)
-    numpy_ok = single and device.type == "cpu" and obs_store.dtype != torch.bfloat16
-    obs_np = obs_store.numpy() if numpy_ok else None
-    any_start = bool(first_starts.any())
-    next_start = first_starts
-    # A policy that can act in numpy (the ready MLP policies) does so where nothing but
-    # its actions is kept: a dry rollout without gradient (how algorithms sample
-    # feed-forward policies). Step 0 still runs forward, which checks the output.
-    fast = None
-    if dry and not grad and numpy_ok and not wants_prev and init is None and rlx.fast.enabled():
-        make = getattr(policy, "numpy_actor", None)
-        fast = make(B) if make is not None else None
-    T = n
-    dropping = extras_dropped() if dry else contextlib.nullcontext()
-    with without_validation(not agent.validate_args), dropping:
-        for t in range(n):
-            if any_start:
-                mask = torch.as_tensor(starts[t], device=device)
-                if state is not None:
-                    state = fw.reset_rows(state, mask, init)
-                if prev_action is not None:
-                    prev_action = fw.reset_rows(prev_action, mask, None)
-                    prev_reward = torch.where(mask, 0.0, prev_reward)
-            if fast is not None and t > 0:
-                action = torch.from_numpy(fast(obs_np[t], deterministic))
-                next_state = None
-            else:
-                obs_t = obs_store[t] if single else tree_index(obs_store, t)
-                if wants_prev:
-                    if prev_reward is None:  # first step: zeros shaped like the action space
-                        prev_reward = torch.zeros(B, device=device)
-                        prev_action = allocate(agent.action_space, (B,), device)
-                    prev_rewards.append(prev_reward)
-                    prev_actions.append(prev_action)
-                    out = policy(state, obs_t, prev_action, prev_reward)
-                else:
-                    out = policy(state, obs_t)
-                if t == 0:
-                    fw.check_output(policy, out, B)
-                next_state, dist = out[0], out[1]
-                action = dist.mode() if deterministic else dist.sample()
-                if t == 0:
-                    check_action(agent.action_space, action, B)
-                    check_distribution(agent.action_space, dist)
-                if next_state is not None:
-                    fast = None  # recurrent after all: act through forward
-                    if state is None:  # first step ever: None meant zeros
-                        state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
-                    states_in.append(tree_map(torch.Tensor.detach, state))
-                    states_out.append(next_state)
-            obs, r, term, trunc, finals, hole, done = stepper.step(agent._to_env(action))
-
-            rewards[t] = r
-            terminations[t] = term
-            truncations[t] = trunc
-            if obs_np is not None:
-                obs_np[t + 1] = obs
-            else:
-                _copy_into(tree_index(obs_store, t + 1), obs)
-            actions.append(action)
-            if not dry:
-                dists.append(dist)
-                extras.append(out[2:])
-            if finals is not None:
-                patches.append((t, *finals))
-
-            if hole is None and not episodic:
-                counted = None
-                ep_return += rewards[t]
-                ep_length += 1
-            else:
-                counted = valid[t]  # a view: the &= below mark the row invalid too
-                if hole is not None:
-                    counted &= ~hole
-                if episodic:
-                    counted &= alive
-                ep_return += np.where(counted, rewards[t], 0.0)
-                ep_length += counted
-            any_done = done is not None
-            if any_done:
-                ended = done if counted is None else done & counted
-                for i in np.flatnonzero(ended):
-                    completed.append((float(ep_return[i]), int(ep_length[i])))
-                ep_return[done] = 0.0
-                ep_length[done] = 0
-                agent._episode_ids += done
-            # Next-step autoreset: the step after an ending is a hole, the one after it a
-            # start. Otherwise the step after an ending is a start.
-            if holes:
-                next_start = hole if hole is not None else no_start
-                any_start = hole is not None
-            else:
-                next_start = done if any_done else no_start
-                any_start = any_done
-            if t + 1 < n and any_start:
-                starts[t + 1] = next_start
-            if wants_prev:
-                prev_action = to_space(action)
-                prev_reward = torch.as_tensor(rewards[t], device=device)
-            state = next_state
-            if episodic and any_done:
-                alive &= ~done
-                if not alive.any():
-                    T = t + 1
-                    break
-
-    agent.total_steps += int(valid[:T].sum())
-    # Where the next call continues from.
-    if episodic:
-        # Episodes still running at the horizon end there: a time limit, so truncated
-        # (and bootstrapped), and finished for the episode statistics.
-        cut = np.flatnonzero(alive & valid[T - 1])
-        truncations[T - 1, cut] = True
-        for i in cut:
-            completed.append((float(ep_return[i]), int(ep_length[i])))
-        agent._next_obs = None
-    else:
-        agent._next_obs = tree_map(lambda x: x[n].clone(), obs_store)
-        agent._starts = np.array(next_start, dtype=bool)
-        agent._carry[policy] = (
-            tree_map(torch.Tensor.detach, state),
-            tree_map(torch.Tensor.detach, prev_action) if wants_prev else None,
-            prev_reward if wants_prev else None,
-            agent._episode_ids.copy(),
-        )
-
-    return _build(
-        agent, policy, obs_store, T, rewards, terminations, truncations, valid, starts,
-        patches, actions, dists, extras, states_in, states_out, prev_actions, prev_rewards,
-        dry, grad, device,
-    )  # fmt: skip
-
-
-def _build(
-    agent, policy, obs_store, T, rewards, terminations, truncations, valid, starts,
-    patches, actions, dists, extras, states_in, states_out, prev_actions, prev_rewards,
-    dry, grad, device,
-) -> Rollout:  # fmt: skip
-    as_t = lambda a: torch.from_numpy(a[:T]).to(device)
-    valid_t = as_t(valid)
-    invalid = ~valid
-    rewards[invalid] = 0.0
-    terminations[invalid] = False
-    truncations[invalid] = False
-    starts[invalid] = False
-    observations = tree_map(lambda x: x[:T], obs_store)
-    next_observations = tree_map(lambda x: x[1 : T + 1], obs_store)
-    if patches:
-        next_observations = tree_map(torch.clone, next_observations)
-        for t, idx, final in patches:
-            if t < T:
-                rows = tree_index(next_observations, t)
-                _copy_rows(rows, torch.as_tensor(idx), final)
-    all_valid = bool(valid[:T].all())
-    masked = (lambda tree: tree) if all_valid else (lambda tree: fw.mask_steps(tree, valid_t))
-    actions_t = fw.stack_steps(actions)
-    recurrent = fw.stack_steps(states_in) if states_in else None
-    fields: dict[str, Any] = dict(
-        observations=masked(observations),
-        next_observations=masked(next_observations),
-        actions=masked(actions_t),
-        rewards=as_t(rewards),
-        terminations=as_t(terminations),
-        truncations=as_t(truncations),
-        valid=valid_t,
-        starts=as_t(starts),
-        recurrent_states=masked(recurrent),
-        prev_actions=masked(fw.stack_steps(prev_actions)) if prev_actions else None,
-        prev_rewards=masked(torch.stack(prev_rewards)) if prev_rewards else None,
-        dry=dry,
-    )
-    if dry:
-        return Rollout(**fields)
-
-    others = tuple(masked(x) for x in fw.stack_extras(extras))
-    dones = fields["terminations"] | fields["truncations"]
-    need = dones.clone()
-    need[-1] = True
-    need &= valid_t
-    with torch.set_grad_enabled(grad), without_validation(not agent.validate_args):
-        next_others = fw.bootstrap_extras(
-            policy,
-            others,
-            need,
-            fields["next_observations"],
-            fw.stack_steps(states_out) if states_out else None,
-            as_space_structure(agent.action_space, actions_t),
-            fields["rewards"],
-            valid_t,
-        )
-
-    mask = (lambda x: x) if all_valid else (lambda x: fw.mask_steps(x, valid_t))
-
-    # Log-probs and entropy are computed when first read, under sampling's grad mode.
-    with torch.set_grad_enabled(grad), without_validation(not agent.validate_args):
-        logprobs_fn, entropy_fn = fw.step_logprobs_entropy(dists, actions_t, T, len(valid[0]))
-        logprobs = deferred(lambda: mask(logprobs_fn()))
-        entropy = deferred(lambda: mask(entropy_fn()))
-    return Rollout(
-        **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
-    )
 
 
 def _copy_rows(rows: Tree, idx: torch.Tensor, src: Any) -> None:

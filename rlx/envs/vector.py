@@ -17,7 +17,8 @@ step is wasted; rlx builds its own vector environments this way, because in same
 mode gymnasium keeps a reference to the final observation, which an environment that
 reuses its observation array overwrites on reset. Other next-step environments (such
 as gymnasium's numpy ``CartPole`` vector environment) take the reset step; the stepper
-reports it as a *hole* and the rollout marks that row invalid, never as a transition.
+reports it as an *autoreset* step and the rollout marks that row invalid, never as a
+transition.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from rlx.envs.parallel import ParallelVectorEnv
 from rlx.envs.serial import SerialVectorEnv
@@ -141,18 +143,25 @@ def make_vector_env(
     )
 
 
+class Step(NamedTuple):
+    """One step of every environment, as :meth:`VectorStepper.step` reports it."""
+
+    obs: Any  # observations to act on next (reset ones where an episode ended)
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    # None, or (environment indices, their final observations) where those differ from
+    # ``obs`` (same-step and reset-mask modes).
+    finals: tuple[np.ndarray, Any] | None
+    # None, or boolean [B]: True where this step was a next-step autoreset, not a
+    # transition (its reward is 0 and its flags False).
+    autoreset: np.ndarray | None
+    done: np.ndarray | None  # None when no episode ended, else boolean [B]
+
+
 class VectorStepper:
-    """Steps a vector environment and reports final observations and holes uniformly.
-
-    ``step`` returns ``(obs, rewards, terminated, truncated, finals, hole, done)``:
-
-    - ``obs``: observations to act on next (reset observations where an episode ended);
-    - ``finals``: ``None``, or ``(env_indices, final_obs)`` for environments whose final
-      observation differs from ``obs`` (same-step and reset-mask modes);
-    - ``hole``: boolean ``[B]``, True for environments whose step was an autoreset
-      (next-step mode only): not a transition;
-    - ``done``: ``None`` when no episode ended, else the boolean ``[B]`` of those that did.
-    """
+    """Steps a vector environment and reports final observations and autoreset steps
+    uniformly, whatever its autoreset mode (:class:`Step`)."""
 
     def __init__(self, env: gym.vector.VectorEnv) -> None:
         self.env = env
@@ -170,45 +179,33 @@ class VectorStepper:
                 "reset(options={'reset_mask': ...}); create it with autoreset_mode='SameStep'."
             )
         else:
-            self.mode = "holes"
-        self._pending = np.zeros(self.num_envs, dtype=bool)
-        self._pending_any = False
+            self.mode = "next_step"
+        self._ended = np.zeros(self.num_envs, dtype=bool)  # next step is an autoreset
 
     def reset(self, seed: int | None = None) -> Any:
         obs, _ = self.env.reset(seed=seed)
-        self._pending = np.zeros(self.num_envs, dtype=bool)
-        self._pending_any = False
+        self._ended = np.zeros(self.num_envs, dtype=bool)
         return obs
 
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, Any, Any, Any]:
-        """One step of every environment; the last item is ``done`` (array) or None when no
-        environment's episode ended, so the caller need not test it again."""
+    def step(self, actions: Any) -> Step:
+        """One step of every environment."""
         obs, rewards, terminated, truncated, info = self.env.step(actions)
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)
-        finals = None
-        hole = None
         done = terminated | truncated
-        if self.mode == "holes":
-            if self._pending_any:
-                hole = self._pending
-                rewards = np.where(hole, 0.0, rewards)
-                terminated = terminated & ~hole
-                truncated = truncated & ~hole
+        if self.mode == "next_step":
+            autoreset = None
+            if self._ended.any():
+                autoreset = self._ended
+                rewards = np.where(autoreset, 0.0, rewards)
+                terminated = terminated & ~autoreset
+                truncated = truncated & ~autoreset
                 done = terminated | truncated
-            self._pending = done
-            self._pending_any = bool(done.any())
-            return (
-                obs,
-                rewards,
-                terminated,
-                truncated,
-                None,
-                hole,
-                done if self._pending_any else None,
-            )
+            self._ended = done
+            ended = done if done.any() else None
+            return Step(obs, rewards, terminated, truncated, None, autoreset, ended)
         if not done.any():
-            return obs, rewards, terminated, truncated, None, None, None
+            return Step(obs, rewards, terminated, truncated, None, None, None)
         idx = np.flatnonzero(done)
         if self.mode == "same_step":
             final = info["final_obs"]
@@ -216,7 +213,13 @@ class VectorStepper:
         else:
             finals = (idx, tree_map(lambda x: np.array(x[idx]), obs))
             obs, _ = self.env.reset(options={"reset_mask": done})
-        return obs, rewards, terminated, truncated, finals, hole, done
+        return Step(obs, rewards, terminated, truncated, finals, None, done)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pending": torch.from_numpy(self._ended.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._ended = state["pending"].numpy().copy()
 
     def close(self) -> None:
         self.env.close()

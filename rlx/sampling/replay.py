@@ -28,7 +28,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import cloudpickle
 import torch
@@ -38,6 +38,31 @@ from rlx.core.agent import Agent
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate
 from rlx.sampling.asynchronous import ProcessSampler, SamplerError
+
+
+class ReplayLearner(Protocol):
+    """What :class:`ReplaySampler` needs from the algorithm it samples for (the
+    replay-based algorithms, :class:`~rlx.algos.offpolicy.OffPolicyAlgorithm`)."""
+
+    agent: Agent  # its environments' count and spaces shape the shared replay
+    config: Any  # read for ``learning_starts``; passed back to the class methods below
+    replay: Any  # moved to shared memory (``share_memory``); the sampler adds to it
+    random_policy: torch.nn.Module  # acts until ``learning_starts``, if
+    acts_randomly_first: bool
+
+    def acting_policy(self) -> torch.nn.Module:
+        """The network that acts (its weights are published after each iteration)."""
+
+    def setting(self, name: str) -> float:
+        """A hyper-parameter's current value (``batch_size``, ``gradient_steps``)."""
+
+    @classmethod
+    def steps_per_iteration(cls, config: Any, step: int) -> int:
+        """Environment steps per sampling call at ``step``."""
+
+    @classmethod
+    def set_exploration(cls, config: Any, policy: torch.nn.Module, step: int) -> None:
+        """Set ``policy``'s exploration (epsilon, noise) to its schedule at ``step``."""
 
 
 def _example(agent: Agent, policy: torch.nn.Module) -> Rollout:
@@ -114,7 +139,7 @@ class ReplaySampler(ProcessSampler):
     def __init__(
         self,
         make_agent: Callable[[], Agent],
-        algorithm: Any,
+        algorithm: ReplayLearner,
         replay_ratio: float | None = None,
         lead: int = 1000,
         seed: int | None = 0,
