@@ -35,6 +35,7 @@ from rlx.core.spaces import (
 from rlx.envs.snapshot import restore as restore_env
 from rlx.envs.snapshot import snapshot as snapshot_env
 from rlx.envs.vector import VectorStepper
+from rlx.fast import acting as fast_acting
 from rlx.fast.distributions import without_validation
 from rlx.tree import Tree, tree_index, tree_map
 
@@ -155,16 +156,13 @@ class Collector:
         any_start = bool(rec.starts[0].any())
         next_start = rec.starts[0]
 
-        # The common case, one observation tensor stored on the CPU, writes through numpy
-        # (about 1 us instead of 5).
         single = isinstance(obs_store, torch.Tensor)
-        numpy_ok = single and device.type == "cpu" and obs_store.dtype != torch.bfloat16
-        obs_np = obs_store.numpy() if numpy_ok else None
+        obs_np = fast_acting.numpy_view(obs_store) if rlx.fast.enabled() else None
         # A policy that can act in numpy (the ready MLP policies) does so where nothing but
         # its actions is kept: a dry rollout without gradient (how algorithms sample
         # feed-forward policies). Step 0 still runs forward, which checks the output.
         numpy_act = None
-        if dry and not grad and numpy_ok and not wants_prev and init is None and rlx.fast.enabled():
+        if dry and not grad and obs_np is not None and not wants_prev and init is None:
             make = getattr(policy, "numpy_actor", None)
             numpy_act = make(B) if make is not None else None
         dropping = extras_dropped() if dry else contextlib.nullcontext()
@@ -288,8 +286,7 @@ class Collector:
             for t, idx, final in rec.finals:
                 if t < T:
                     _copy_rows(tree_index(next_observations, t), torch.as_tensor(idx), final)
-        all_valid = bool(rec.valid[:T].all())
-        masked = (lambda tree: tree) if all_valid else (lambda tree: fw.mask_steps(tree, valid_t))
+        masked = fw.masker(valid_t, bool(rec.valid[:T].all()))
         actions = fw.stack_steps(rec.actions)
         fields: dict[str, Any] = dict(
             observations=masked(observations),
@@ -309,9 +306,7 @@ class Collector:
             return Rollout(**fields)
 
         others = tuple(masked(x) for x in fw.stack_extras(rec.extras))
-        need = fields["terminations"] | fields["truncations"]
-        need[-1] = True
-        need &= valid_t
+        need = fw.bootstrap_rows(fields["terminations"], fields["truncations"], valid_t)
         # Log-probs and entropy are computed when first read, under sampling's grad mode.
         with torch.set_grad_enabled(grad), without_validation(not self.validate_args):
             next_others = fw.bootstrap_extras(

@@ -150,7 +150,7 @@ def _feed_forward(
     ``draw``, the forward runs at once and the actions come from it.
     """
     valid = rollout.valid
-    masked = (lambda x: x) if rollout._all_valid() else (lambda x: fw.mask_steps(x, valid))
+    masked = fw.masker(valid, rollout._all_valid())
 
     def forward() -> tuple:
         result = out if out is not None else _forward_flat(policy, rollout, T, B)
@@ -164,9 +164,7 @@ def _feed_forward(
     others = computed.then(lambda result: result[1])
 
     def bootstrap() -> tuple:
-        need = rollout.terminations | rollout.truncations
-        need[-1] = True
-        need &= valid
+        need = fw.bootstrap_rows(rollout.terminations, rollout.truncations, valid)
         # Where every valid step is needed (a [1, N] replay sample), nothing is shifted
         # from the current extras, so they need not be computed.
         current = None if bool((need == valid).all()) else others()
@@ -241,25 +239,17 @@ def _lead(tree: Tree) -> Tree:
 def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, states_after,
             actions):  # fmt: skip
     valid = rollout.valid
-    masked = (lambda x: x) if rollout._all_valid() else (lambda x: fw.mask_steps(x, valid))
+    masked = fw.masker(valid, rollout._all_valid())
     others = tuple(masked(e) for e in others)
     if actions is not rollout.actions:
         data = {**data, "actions": masked(actions)}
 
     def bootstrap() -> tuple:
-        need = rollout.terminations | rollout.truncations
-        need[-1] = True
-        need &= valid
+        need = fw.bootstrap_rows(rollout.terminations, rollout.truncations, valid)
         return fw.bootstrap_extras(
-            policy,
-            others,
-            need,
-            rollout.next_observations,
-            states_after,
-            rollout.actions,
-            rollout.rewards,
-            valid,
-        )
+            policy, others, need, rollout.next_observations, states_after, rollout.actions,
+            rollout.rewards, valid,
+        )  # fmt: skip
 
     # Computed when first read (an update that does not bootstrap never pays for it),
     # from the parameters as they are now: reading it after they change raises.

@@ -164,6 +164,19 @@ def mask_steps(tree: Tree, valid: torch.Tensor) -> Tree:
     return tree_map(zero, tree)
 
 
+def masker(valid: torch.Tensor, all_valid: bool) -> Callable[[Tree], Tree]:
+    """:func:`mask_steps` for this ``valid``; the identity when every step is valid."""
+    return (lambda tree: tree) if all_valid else (lambda tree: mask_steps(tree, valid))
+
+
+def bootstrap_rows(terminations: torch.Tensor, truncations: torch.Tensor,
+                   valid: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Where :func:`bootstrap_extras` runs the policy: valid episode ends and last steps."""
+    need = terminations | truncations
+    need[-1] = True
+    return need & valid
+
+
 def bootstrap_extras(
     policy: torch.nn.Module,
     others: tuple[Any, ...] | None,

@@ -23,6 +23,14 @@ from rlx.fast.mlp import numpy_function
 Actor = Callable[[np.ndarray, bool], np.ndarray]
 
 
+def numpy_view(store: object) -> np.ndarray | None:
+    """A numpy view of sampling's observation storage when it is one CPU tensor, through
+    which each step's observations are written (about 1 us instead of 5 for a torch
+    copy) and the numpy actor reads them; None otherwise."""
+    cpu = isinstance(store, torch.Tensor) and store.device.type == "cpu"
+    return store.numpy() if cpu and store.dtype != torch.bfloat16 else None  # no numpy bf16
+
+
 class _Noise:
     """Noise of one acting step at a time, drawn in blocks of steps from torch's generator
     (so ``torch.manual_seed`` decides it): one torch call per block instead of per step."""
