@@ -20,6 +20,7 @@ import torch
 
 import rlx
 from rlx.core.optim import adam
+from rlx.core.optim import step as optimizer_step
 from rlx.policies import mlp
 
 OBS, ACT, BATCH = 17, 6, 256  # HalfCheetah's sizes
@@ -44,7 +45,7 @@ def make_step(compiled: bool = False):
         loss = loss_fn(x, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        optimizer_step(optimizer, norm=False)
 
     return step
 
