@@ -1,22 +1,20 @@
 """Transition replay: uniform or prioritized, with n-step returns formed when sampling.
 
-Rollouts are stored as they come, ``[T, B]``, in a preallocated ring of ``capacity // B``
-steps per environment (rlpyt's layout): each environment's steps stay in time order, so an
-n-step return is a walk forward along one column. ``sample(n)`` returns a dry
-:class:`~rlx.Rollout` of shape ``[1, n]`` with the usual field names — ``observations``,
-``actions``, ``rewards`` (the n-step discounted sum), ``next_observations`` (n steps on,
-or where the episode ended), ``terminations``, ``truncations`` — plus three attributes:
-``discounts`` (``gamma ** k`` for the k steps summed: the bootstrap weight, to be zeroed
-where ``terminations``), ``weights`` (importance weights; ones for uniform replay) and
-``indices`` (for :meth:`PrioritizedReplay.update_priorities`). A window stops at an
-episode's end — bootstrapping after a truncation, never after a termination —, before an
-episode's start (rollouts added from separate ``episode()`` calls) and at the newest
-stored step.
+Rollouts are stored as they come in a ring of ``capacity // B`` steps per environment
+(rlpyt's layout), so an n-step return is a walk forward along one column. ``sample(n)``
+returns a dry ``[1, n]`` :class:`~rlx.Rollout` whose ``rewards`` are the n-step discounted
+sums and ``next_observations`` those n steps on (or where the episode ended), plus three
+attributes: ``discounts`` (``gamma ** k`` for the k steps summed: the bootstrap weight, to
+be zeroed where ``terminations``), ``weights`` (importance weights; ones for uniform
+replay) and ``indices`` (for :meth:`PrioritizedReplay.update_priorities`). A window stops
+at an episode's end (bootstrapping after a truncation, never after a termination), before
+an episode's start (rollouts from separate ``episode()`` calls) and at the newest step.
 """
 
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,6 +26,29 @@ from rlx.tree import tree_map
 
 _STORED = ("observations", "next_observations", "actions", "rewards", "terminations",
            "truncations", "valid", "starts")  # fmt: skip
+
+
+def _prioritized_draw(
+    tree: SumTree, n: int, rng: np.random.Generator, size: int, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` slots drawn from ``tree`` and their importance weights (see PrioritizedReplay)."""
+    slots = tree.sample(n, rng)
+    weights = (size * (tree[slots] / tree.total)) ** -beta
+    return slots, weights / weights.max()
+
+
+class _Shared:
+    """An attribute stored in element ``index`` of its object's tensor ``tensor``, so that
+    a replay shared between processes shares it too."""
+
+    def __init__(self, tensor: str, index: int = 0) -> None:
+        self.tensor, self.index = tensor, index
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self if obj is None else getattr(obj, self.tensor)[self.index].item()
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        getattr(obj, self.tensor)[self.index] = value
 
 
 class ReplayBuffer:
@@ -65,35 +86,19 @@ class ReplayBuffer:
         self.obs_dtypes: Any = None  # the observations' own dtypes, restored when sampling
         self.storage: dict[str, Any] | None = None
         self.T = self.B = 0
-        # cursor (next time row to write) and filled (time rows holding data), in a
-        # tensor so that a replay shared between processes shares them too
-        self._counts = torch.zeros(2, dtype=torch.int64)
+        self._counts = torch.zeros(2, dtype=torch.int64)  # cursor, filled
         self.lock: Any = None  # set by share_memory: guards adding and sampling
 
-    @property
-    def cursor(self) -> int:
-        return int(self._counts[0])
-
-    @cursor.setter
-    def cursor(self, value: int) -> None:
-        self._counts[0] = value
-
-    @property
-    def filled(self) -> int:
-        return int(self._counts[1])
-
-    @filled.setter
-    def filled(self, value: int) -> None:
-        self._counts[1] = value
+    cursor = _Shared("_counts", 0)  # the next time row to write
+    filled = _Shared("_counts", 1)  # time rows holding data
 
     def _guarded(self) -> Any:
         return self.lock if self.lock is not None else contextlib.nullcontext()
 
     def share_memory(self, example: Rollout, lock: Any) -> ReplayBuffer:
-        """Allocate the storage for rollouts like ``example`` in shared memory, so that a
-        sampling process can add to this replay while the learner samples from it
-        (:class:`rlx.sampling.ReplaySampler`); ``lock`` (a multiprocessing lock) keeps a
-        sample from reading rows being written."""
+        """Move the storage (allocated for rollouts like ``example``) to shared memory, for a
+        sampling process to add to (:class:`rlx.sampling.ReplaySampler`); ``lock`` (a
+        multiprocessing lock) keeps a sample from reading rows being written."""
         if type(self) not in (ReplayBuffer, PrioritizedReplay):
             raise TypeError(
                 f"{type(self).__name__} cannot be shared between processes; asynchronous "
@@ -120,34 +125,32 @@ class ReplayBuffer:
                 f"n-step returns with n_step={self.n_step} need at least {self.n_step + 1}."
             )
         self.obs_dtypes = tree_map(lambda x: x.dtype, rollout.observations)
+        self.storage = {
+            name: tree_map(partial(self._zeros, self.T, name=name), getattr(rollout, name))
+            for name in _STORED
+        }
 
-        def ring(name: str) -> Any:
-            def zeros(x: torch.Tensor) -> torch.Tensor:
-                dtype = x.dtype
-                if (
-                    self.obs_dtype is not None
-                    and "observations" in name
-                    and dtype.is_floating_point
-                ):
-                    dtype = self.obs_dtype
-                return torch.zeros((self.T, B, *x.shape[2:]), dtype=dtype, device=self.device)
-
-            return tree_map(zeros, getattr(rollout, name))
-
-        self.storage = {name: ring(name) for name in _STORED}
+    def _zeros(self, rows: int, x: torch.Tensor, name: str = "") -> torch.Tensor:
+        """Zeros for ``rows`` steps like ``x`` ``[T, B, ...]`` (observations in ``obs_dtype``)."""
+        low = self.obs_dtype is not None and "observations" in name
+        dtype = self.obs_dtype if low and x.dtype.is_floating_point else x.dtype
+        return torch.zeros((rows, self.B, *x.shape[2:]), dtype=dtype, device=self.device)
 
     def add(self, rollout: Rollout) -> None:
         """Store every step of a ``[T, B]`` rollout (its B must stay the same)."""
         with self._guarded():
             self._add(rollout)
 
-    def _write_rows(self, rollout: Rollout, rows: np.ndarray) -> None:
-        """Copy every stored field of ``rollout`` into the ring's time ``rows``."""
-        if rollout.batch_size != self.B:
+    def _check_batch(self, rollout: Rollout) -> None:
+        if self.storage is not None and rollout.batch_size != self.B:
             raise ValueError(
                 f"this buffer stores {self.B} environments per step; the rollout has "
                 f"{rollout.batch_size}. Use one buffer per environment count."
             )
+
+    def _write_rows(self, rollout: Rollout, rows: np.ndarray) -> None:
+        """Copy every stored field of ``rollout`` into the ring's time ``rows``."""
+        self._check_batch(rollout)
         index = torch.as_tensor(rows, device=self.device)
 
         def put(store: torch.Tensor, x: torch.Tensor) -> None:
@@ -225,32 +228,26 @@ class ReplayBuffer:
                     | flat(s["truncations"]).index_select(0, at)
                 )
 
-        def pick(x: torch.Tensor) -> torch.Tensor:
-            return flat(x).index_select(0, first).unsqueeze(0)
-
-        def pick_last(x: torch.Tensor) -> torch.Tensor:
-            return flat(x).index_select(0, last).unsqueeze(0)
+        def pick(x: torch.Tensor, at: torch.Tensor = first) -> torch.Tensor:
+            return flat(x).index_select(0, at).unsqueeze(0)
 
         def restored(picked: Any) -> Any:  # observations back in their own dtype
             if self.obs_dtype is None:
                 return picked
             return tree_map(lambda x, dtype: x.to(dtype), picked, self.obs_dtypes)
 
-        def one(x: torch.Tensor) -> torch.Tensor:
-            return x.unsqueeze(0)
-
         batch = Rollout(
             observations=restored(tree_map(pick, s["observations"])),
-            next_observations=restored(tree_map(pick_last, s["next_observations"])),
+            next_observations=restored(tree_map(partial(pick, at=last), s["next_observations"])),
             actions=tree_map(pick, s["actions"]),
-            rewards=one(returns.to(s["rewards"].dtype)),
-            terminations=pick_last(s["terminations"]),
-            truncations=pick_last(s["truncations"]),
+            rewards=returns.to(s["rewards"].dtype)[None],
+            terminations=pick(s["terminations"], last),
+            truncations=pick(s["truncations"], last),
             valid=torch.ones(1, n, dtype=torch.bool, device=dev),
             starts=torch.ones(1, n, dtype=torch.bool, device=dev),
         )
-        batch.discounts = one(discount.float())
-        batch.weights = one(torch.as_tensor(weights, dtype=torch.float32, device=self.device))
+        batch.discounts = discount.float()[None]
+        batch.weights = torch.as_tensor(weights, dtype=torch.float32, device=dev)[None]
         batch.indices = slots
         return batch
 
@@ -258,14 +255,12 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """Everything stored, as tensors (``torch.save``-able, ``weights_only`` loadable)."""
         return {
-            "storage": None if self.storage is None else tree_map(lambda x: x.cpu(), self.storage),
+            "storage": tree_map(lambda x: x.cpu(), self.storage),
             "shape": (self.T, self.B),
             "cursor": self.cursor,
             "filled": self.filled,
             "rng": self.rng.bit_generator.state,
-            "obs_dtypes": None
-            if self.obs_dtypes is None
-            else tree_map(lambda d: str(d).removeprefix("torch."), self.obs_dtypes),
+            "obs_dtypes": tree_map(lambda d: str(d).removeprefix("torch."), self.obs_dtypes),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -274,9 +269,7 @@ class ReplayBuffer:
             with self.lock:
                 tree_map(lambda mine, saved: mine.copy_(saved), self.storage, storage)
         else:  # copied: like torch's, a state dict holds references (another buffer's)
-            self.storage = None if storage is None else tree_map(
-                lambda x: x.to(self.device, copy=True), storage
-            )  # fmt: skip
+            self.storage = tree_map(lambda x: x.to(self.device, copy=True), storage)
         if state.get("obs_dtypes") is not None:
             self.obs_dtypes = tree_map(lambda name: getattr(torch, name), state["obs_dtypes"])
         self.T, self.B = state["shape"]
@@ -307,13 +300,7 @@ class PrioritizedReplay(ReplayBuffer):
         self.tree: SumTree | None = None
         self._max = torch.ones(1, dtype=torch.float64)  # the largest priority so far
 
-    @property
-    def max_priority(self) -> float:
-        return float(self._max[0])
-
-    @max_priority.setter
-    def max_priority(self, value: float) -> None:
-        self._max[0] = value
+    max_priority = _Shared("_max")
 
     def share_memory(self, example: Rollout, lock: Any) -> PrioritizedReplay:
         super().share_memory(example, lock)
@@ -333,10 +320,7 @@ class PrioritizedReplay(ReplayBuffer):
     def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if self.tree is None or self.tree.total <= 0:
             raise ValueError("the buffer holds no transition yet: add a rollout first.")
-        slots = self.tree.sample(n, self.rng)
-        probabilities = self.tree[slots] / self.tree.total
-        weights = (len(self) * probabilities) ** -self.beta
-        return slots, weights / weights.max()
+        return _prioritized_draw(self.tree, n, self.rng, len(self), self.beta)
 
     def update_priorities(self, indices: np.ndarray, errors: torch.Tensor | np.ndarray) -> None:
         """New priorities ``|error| + eps`` for the sampled transitions ``indices``."""

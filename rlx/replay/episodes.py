@@ -29,9 +29,7 @@ class EpisodeReplay:
     def add(self, rollout: Rollout) -> None:
         rollout = rollout.detach()
         lengths = rollout.valid.sum(0).tolist()
-        for b, length in enumerate(lengths):
-            if length > 0:
-                self.episodes.append(rollout[: int(length), b])
+        self.episodes.extend(rollout[:n, b] for b, n in enumerate(lengths) if n > 0)
 
     def state_dict(self) -> dict:
         """The stored episodes as plain tensors, for checkpoints."""

@@ -2,28 +2,24 @@
 
 An Atari observation is the last k preprocessed frames, ``[k, H, W]`` uint8 (gymnasium's
 ``FrameStackObservation`` after ``AtariPreprocessing``). Consecutive observations share
-k - 1 of their frames, so storing ``observations`` and ``next_observations`` whole, as
-:class:`~rlx.replay.ReplayBuffer` does, keeps every frame 2k times. :class:`FrameReplay`
-keeps each frame once and samples exactly what the environment returned, with the same
-interface, the same n-step windows and the same sample format.
+k - 1 frames, so :class:`~rlx.replay.ReplayBuffer` stores every frame 2k times;
+:class:`FrameReplay` stores each once and samples exactly what the environment returned,
+in the same format and with the same n-step windows.
 
-Layout. Each environment (column) has a stream of frames in a preallocated ring
-``frames[F, B, ...]``: the frames of an episode's first observation, then one new frame
-per step (the newest frame of ``next_observations``, the final observation included).
-A stack is then two absolute frame numbers, ``(first, newest)``: its frames are
-``newest - k + 1 ... newest``, where any number before ``first`` reads ``first`` instead.
-That clamp reproduces the wrapper's padding of an episode's first observation:
-``padding_type="reset"`` (gymnasium's default) repeats the reset frame, so a start costs
-one frame; zero or custom padding is stored as the leading run of equal frames, two
-frames. ``storage["observations"]`` and ``storage["next_observations"]`` hold these
-pairs (int64 ``[T, B, 2]``), so :class:`ReplayBuffer`'s adding, n-step windows and
-checkpoints work on them unchanged and sampling only swaps the pairs for frames.
+Layout. Each environment (column) has a stream of frames in a ring ``frames[F, B, ...]``:
+the frames of an episode's first observation, then the newest frame of each step's
+``next_observations``. A stack is two absolute frame numbers ``(first, newest)``: frames
+``newest - k + 1 ... newest``, any number before ``first`` reading ``first``. That clamp
+reproduces the wrapper's padding of an episode's first observation: the repeated reset
+frame of ``padding_type="reset"`` (the default) costs one frame, zero or custom padding
+(stored as the leading run of equal frames) two. ``storage["observations"]`` and
+``storage["next_observations"]`` hold these pairs (int64 ``[T, B, 2]``), so
+:class:`ReplayBuffer`'s adding, n-step windows and checkpoints work on them unchanged.
 
-An episode costs one frame more than its steps (its first observation), so the ring holds
-``capacity // B + k`` frames per environment and ``spare_frames * capacity // B`` more. When short
-episodes use up the spare, the oldest transitions whose frames are overwritten stop
-being sampled (``valid`` cleared) until the ring reaches them: the buffer then holds a
-little less than ``capacity``, never a wrong stack.
+The ring holds ``capacity // B + k`` frames per environment, plus ``spare_frames`` times
+``capacity // B`` for episodes' first frames. When short episodes use up the spare, the
+oldest transitions whose frames are overwritten stop being sampled (``valid`` cleared):
+the buffer then holds a little less than ``capacity``, never a wrong stack.
 """
 
 from __future__ import annotations
@@ -35,24 +31,20 @@ import numpy as np
 import torch
 
 from rlx.core.rollout import Rollout
-from rlx.replay.buffer import PrioritizedReplay, ReplayBuffer
+from rlx.replay.buffer import _STORED, PrioritizedReplay, ReplayBuffer
 
 
 class FrameReplay(ReplayBuffer):
     """Replay of frame-stack observations, each frame stored once; see the module docstring.
 
-    ``FrameReplay(..., prioritized=True)`` is a :class:`PrioritizedFrameReplay`, which is
-    also a :class:`PrioritizedReplay` (``update_priorities``, ``alpha``, ``beta``).
-
     Args:
         capacity: transitions kept (as :class:`ReplayBuffer`).
         frame_stack: frames per observation, k: observations are ``[k, *frame_shape]``.
-        prioritized: proportional prioritized replay; ``alpha``, ``beta`` and ``eps`` as
-            in :class:`PrioritizedReplay` (ignored otherwise).
-        spare_frames: extra frame slots per environment, as a fraction of its
-            ``capacity // B`` steps, for the first frames of episodes (one per episode with
-            gymnasium's default padding). Episodes longer than ``1 / spare_frames`` steps
-            on average never cost a transition.
+        prioritized: make a :class:`PrioritizedFrameReplay`, a :class:`PrioritizedReplay`
+            with its ``alpha``, ``beta`` and ``eps`` (ignored otherwise).
+        spare_frames: extra frame slots for episodes' first frames, as a fraction of
+            ``capacity // B``: episodes longer than ``1 / spare_frames`` steps on average
+            never cost a transition.
         kwargs: ``n_step``, ``gamma``, ``device``, ``seed`` (as :class:`ReplayBuffer`).
     """
 
@@ -74,9 +66,8 @@ class FrameReplay(ReplayBuffer):
         **kwargs: Any,
     ) -> None:
         if isinstance(self, PrioritizedReplay):
-            super().__init__(capacity, alpha=alpha, beta=beta, eps=eps, **kwargs)
-        else:
-            super().__init__(capacity, **kwargs)
+            kwargs.update(alpha=alpha, beta=beta, eps=eps)
+        super().__init__(capacity, **kwargs)
         if frame_stack < 1:
             raise ValueError(f"frame_stack must be at least 1, got {frame_stack}.")
         if spare_frames < 0:
@@ -122,18 +113,10 @@ class FrameReplay(ReplayBuffer):
         first = torch.full((L, B), -1, dtype=torch.int64, device=dev)
         first[rows, cols] = newest[rows, cols] - (k - lead)
         first = torch.cat([carry[None], first]).cummax(0).values[1:]  # segments carry on
-        super().add(
-            Rollout(
-                observations=torch.stack([first, newest], -1),
-                next_observations=torch.stack([first, end - 1], -1),
-                actions=rollout.actions,
-                rewards=rollout.rewards,
-                terminations=rollout.terminations,
-                truncations=rollout.truncations,
-                valid=rollout.valid,
-                starts=rollout.starts,
-            )
-        )
+        fields = {name: getattr(rollout, name) for name in _STORED}
+        fields["observations"] = torch.stack([first, newest], -1)
+        fields["next_observations"] = torch.stack([first, end - 1], -1)
+        super().add(Rollout(**fields))
         if self.frames is None:
             size = self.T + k + math.ceil(self.spare_frames * self.T)
             self.frames = torch.zeros((size, B, *obs.shape[3:]), dtype=obs.dtype, device=dev)
@@ -149,7 +132,12 @@ class FrameReplay(ReplayBuffer):
             numbers.append(first[r, c] + j - (lead[keep] - 1))
             columns.append(c)
             sources.append(obs[r, c, j])
-        self._write(torch.cat(numbers), torch.cat(columns), torch.cat(sources), end[-1])
+        numbers, columns, sources = torch.cat(numbers), torch.cat(columns), torch.cat(sources)
+        size = self.frames.shape[0]
+        kept = numbers >= (end[-1] - size)[columns]  # skip frames overwritten in this call
+        slots = (numbers[kept] % size) * B + columns[kept]
+        self.frames.view(-1, *self.frames.shape[2:]).index_copy_(0, slots, sources[kept])
+        self.written = end[-1]
         self.rows += L
         self._evict_overwritten()
 
@@ -166,11 +154,7 @@ class FrameReplay(ReplayBuffer):
                 f"Stack frames with gymnasium.wrappers.FrameStackObservation(env, {k}) "
                 "(rlx.envs.atari.make_atari does), or use ReplayBuffer."
             )
-        if self.storage is not None and rollout.batch_size != self.B:
-            raise ValueError(
-                f"this buffer stores {self.B} environments per step; the rollout has "
-                f"{rollout.batch_size}. Use one buffer per environment count."
-            )
+        self._check_batch(rollout)
         if self.frames is not None and (
             obs.shape[3:] != self.frames.shape[2:] or obs.dtype != self.frames.dtype
         ):
@@ -190,19 +174,6 @@ class FrameReplay(ReplayBuffer):
                 "per step (gymnasium's FrameStackObservation); use ReplayBuffer for others."
             )
         return obs, nxt
-
-    def _write(
-        self, numbers: torch.Tensor, columns: torch.Tensor, sources: torch.Tensor,
-        written: torch.Tensor,
-    ) -> None:  # fmt: skip
-        """Put frames with absolute numbers ``numbers`` into the ring; ``written``: each
-        column's count afterwards. Frames already overwritten within this same call (a
-        rollout with more frames than the ring) are skipped."""
-        size = self.frames.shape[0]
-        kept = numbers >= (written - size)[columns]
-        slots = (numbers[kept] % size) * self.B + columns[kept]
-        self.frames.view(-1, *self.frames.shape[2:]).index_copy_(0, slots, sources[kept])
-        self.written = written
 
     def _evict_overwritten(self) -> None:
         """Clear ``valid`` (and the priority) of the oldest rows whose frames the ring has
@@ -266,8 +237,7 @@ class FrameReplay(ReplayBuffer):
 
 
 class PrioritizedFrameReplay(FrameReplay, PrioritizedReplay):
-    """:class:`FrameReplay` with proportional prioritized sampling (what
-    ``FrameReplay(..., prioritized=True)`` makes)."""
+    """:class:`FrameReplay` with prioritized sampling (``FrameReplay(..., prioritized=True)``)."""
 
     def _drop(self, slots: torch.Tensor) -> None:
         super()._drop(slots)
@@ -278,9 +248,7 @@ class PrioritizedFrameReplay(FrameReplay, PrioritizedReplay):
         were sampled keep priority 0."""
         super().update_priorities(indices, errors)
         slots = torch.as_tensor(indices, device=self.device)
-        dropped = slots[~self.storage["valid"].view(-1)[slots]]
-        if len(dropped):
-            self._drop(dropped)
+        self._drop(slots[~self.storage["valid"].view(-1)[slots]])
 
 
 def _equal(a: torch.Tensor, b: torch.Tensor, keep: int) -> torch.Tensor:

@@ -1,38 +1,32 @@
 """Sequence replay for recurrent agents (R2D2, Kapturowski et al. 2019).
 
-Rollouts are kept in the same ``[T, B]`` ring as :class:`~rlx.replay.ReplayBuffer`, with
-their previous actions and rewards when the policy takes them. A sequence is
-``burn_in + length`` consecutive steps of one environment, starting every ``stride``
-steps (sequences overlap when ``stride < burn_in + length``); the recurrent state that
-entered each sequence's first step is stored with it, and only that one: a state every
-``stride`` steps instead of every step.
+Rollouts are kept in :class:`~rlx.replay.ReplayBuffer`'s ``[T, B]`` ring, with their
+previous actions and rewards. A sequence is ``burn_in + length`` consecutive steps of one
+environment, one starting every ``stride`` steps; of its recurrent states only the one
+entering its first step is stored.
 
-``sample(n)`` returns a dry ``[burn_in + length, n]`` Rollout whose
-``recurrent_states[0]`` is the stored state (later rows are NaN: they were not kept, and
-a policy evaluated from them would say so loudly). Evaluate it with
-``agent(policy).evaluate(batch, burn_in=burn_in)``: the first steps refresh the stale
-state without gradient, the rest is learned from. Sequences may cross episode
-boundaries; ``starts`` resets the state there and the returns math stops at the end.
-With ``prioritized=True`` sequences are drawn in proportion to
-``priority ** alpha``, with importance weights in ``batch.weights``, and
-``update_priorities(batch.indices, priorities)`` takes one number per sequence (R2D2
-mixes the max and mean TD error: :func:`sequence_priority`).
+``sample(n)`` returns a dry ``[burn_in + length, n]`` Rollout whose ``recurrent_states[0]``
+is that state (later rows are NaN: they were not kept). Evaluate it with
+``agent(policy).evaluate(batch, burn_in=burn_in)``: the burn-in refreshes the stale state
+without gradient. Sequences may cross episode boundaries, where ``starts`` resets the
+state. With ``prioritized=True``, ``update_priorities(batch.indices, priorities)`` takes
+one number per sequence (R2D2 mixes max and mean TD error: :func:`sequence_priority`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
 from rlx.core.rollout import Rollout
-from rlx.replay.buffer import ReplayBuffer
+from rlx.replay.buffer import _STORED, ReplayBuffer, _prioritized_draw
 from rlx.replay.sumtree import SumTree
 from rlx.tree import tree_map
 
-_FIELDS = ("observations", "next_observations", "actions", "rewards", "terminations",
-           "truncations", "valid", "starts", "prev_actions", "prev_rewards")  # fmt: skip
+_FIELDS = (*_STORED, "prev_actions", "prev_rewards")
 
 
 def sequence_priority(errors: torch.Tensor, valid: torch.Tensor, eta: float = 0.9) -> torch.Tensor:
@@ -55,9 +49,8 @@ class SequenceReplay(ReplayBuffer):
         prioritized, alpha, beta: prioritized sampling of sequences.
         device, seed: as for :class:`ReplayBuffer`.
         states: keep the recurrent state entering each sequence (True), or not (False:
-            a feed-forward agent whose learner still reads sequences, such as a recurrent
-            critic; samples then have ``recurrent_states=None``); None: keep them when
-            the first rollout stored has them.
+            e.g. a recurrent critic of a feed-forward agent; samples then have
+            ``recurrent_states=None``); None: keep them if the first rollout has them.
     """
 
     def __init__(
@@ -92,8 +85,7 @@ class SequenceReplay(ReplayBuffer):
 
     # ------------------------------------------------------------------ adding
     def _allocate(self, rollout: Rollout) -> None:
-        B = rollout.batch_size
-        self.B = B
+        self.B = B = rollout.batch_size
         self.T = (self.capacity // B) // self.stride * self.stride
         if self.window + self.stride > self.T:
             raise ValueError(
@@ -109,19 +101,12 @@ class SequenceReplay(ReplayBuffer):
                 "it with a recurrent policy, pass states=False to keep sequences without "
                 "them, or use ReplayBuffer for a feed-forward one."
             )
-
-        def ring(x: torch.Tensor) -> torch.Tensor:
-            return torch.zeros((self.T, B, *x.shape[2:]), dtype=x.dtype, device=self.device)
-
-        self.storage = {name: tree_map(ring, getattr(rollout, name)) for name in _FIELDS}
+        self.storage = {
+            name: tree_map(partial(self._zeros, self.T), getattr(rollout, name)) for name in _FIELDS
+        }
         slots = self.T // self.stride
         if self.keep_states:
-            self.states = tree_map(
-                lambda x: torch.zeros(
-                    (slots, B, *x.shape[2:]), dtype=x.dtype, device=self.device
-                ),  # fmt: skip
-                rollout.recurrent_states,
-            )
+            self.states = tree_map(partial(self._zeros, slots), rollout.recurrent_states)
         self.slot_start = np.full(slots, -1, dtype=np.int64)
         self.complete = np.zeros(slots, dtype=bool)
         if self.prioritized:
@@ -136,32 +121,26 @@ class SequenceReplay(ReplayBuffer):
         rows = absolute % self.T
         self._write_rows(rollout, rows)
         starts = np.flatnonzero(absolute % self.stride == 0)
-        if not (self.keep_states and len(starts)):
-            pass  # no states kept, or no sequence starts in this rollout
-        elif rollout.recurrent_states is None:
-            # e.g. steps taken by a feed-forward (random) policy: start from zeros there
-            self._zero_states(rows[starts] // self.stride)
-        else:
-            slots = torch.as_tensor(rows[starts] // self.stride, device=self.device)
+        slots = rows[starts] // self.stride
+        if self.keep_states and len(starts):
+            index = torch.as_tensor(slots, device=self.device)
             picked = torch.as_tensor(starts, device=rollout.device)
 
             def put_state(store: torch.Tensor, x: torch.Tensor) -> None:
-                store.index_copy_(0, slots, x.index_select(0, picked).detach().to(store))
+                store.index_copy_(0, index, x.index_select(0, picked).detach().to(store))
 
-            tree_map(put_state, self.states, rollout.recurrent_states)
-        if len(starts):
-            self.slot_start[rows[starts] // self.stride] = absolute[starts]
+            if rollout.recurrent_states is None:  # e.g. a feed-forward (random) policy acted
+                tree_map(lambda store: store.index_fill_(0, index, 0), self.states)
+            else:
+                tree_map(put_state, self.states, rollout.recurrent_states)
+        self.slot_start[slots] = absolute[starts]
         self.written += steps
         self.cursor = self.written % self.T
         self.filled = min(self.T, self.written)
         self._refresh()
 
-    def _zero_states(self, slots: np.ndarray) -> None:
-        index = torch.as_tensor(slots, device=self.device)
-        tree_map(lambda store: store.index_fill_(0, index, 0), self.states)
-
     def _refresh(self) -> None:
-        """Mark the sequences that are wholly stored (and not yet overwritten)."""
+        """Mark the sequences wholly stored and not yet overwritten."""
         start = self.slot_start
         complete = (start >= 0) & (start + self.window <= self.written)
         complete &= start >= self.written - self.T
@@ -169,9 +148,8 @@ class SequenceReplay(ReplayBuffer):
             became = np.flatnonzero(complete & ~self.complete)
             gone = np.flatnonzero(~complete & self.complete)
             for slots, value in ((became, self.max_priority**self.alpha), (gone, 0.0)):
-                if len(slots):
-                    flat = (slots[:, None] * self.B + np.arange(self.B)).reshape(-1)
-                    self.tree.update(flat, np.full(flat.shape, value))
+                flat = (slots[:, None] * self.B + np.arange(self.B)).reshape(-1)
+                self.tree.update(flat, np.full(flat.shape, value))
         self.complete = complete
 
     def __len__(self) -> int:
@@ -187,10 +165,7 @@ class SequenceReplay(ReplayBuffer):
                 "environment): add more steps before sampling."
             )
         if self.tree is not None:
-            ids = self.tree.sample(n, self.rng)
-            probabilities = self.tree[ids] / self.tree.total
-            weights = (len(self) * probabilities) ** -self.beta
-            return ids, weights / weights.max()
+            return _prioritized_draw(self.tree, n, self.rng, len(self), self.beta)
         slots = np.flatnonzero(self.complete)
         picks = slots[self.rng.integers(0, len(slots), n)]
         return picks * self.B + self.rng.integers(0, self.B, n), np.ones(n)
@@ -212,12 +187,9 @@ class SequenceReplay(ReplayBuffer):
 
         def first_state(x: torch.Tensor) -> torch.Tensor:
             stored = x.reshape(-1, *x.shape[2:]).index_select(0, state_index)
-            rest = torch.full((W - 1, *stored.shape), float("nan"), dtype=x.dtype,
-                              device=x.device)  # fmt: skip
-            return torch.cat([stored.unsqueeze(0), rest])
+            return torch.cat([stored[None], stored.new_full((W - 1, *stored.shape), float("nan"))])
 
-        states = None if self.states is None else tree_map(first_state, self.states)
-        batch = Rollout(**fields, recurrent_states=states)
+        batch = Rollout(**fields, recurrent_states=tree_map(first_state, self.states))
         batch.weights = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
         batch.indices = ids
         return batch
@@ -236,7 +208,7 @@ class SequenceReplay(ReplayBuffer):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update(
-            states=None if self.states is None else tree_map(lambda x: x.cpu(), self.states),
+            states=tree_map(lambda x: x.cpu(), self.states),
             slot_start=None if self.slot_start is None else torch.from_numpy(self.slot_start),
             written=self.written,
             max_priority=self.max_priority,

@@ -9,9 +9,8 @@ import torch
 class SumTree:
     """Priorities of ``capacity`` slots in a binary tree of partial sums (float64).
 
-    ``update`` sets many slots and repairs their ancestors level by level;
-    ``find`` walks many values down at once. Both cost O(k log n) for k slots, in numpy
-    operations per tree level rather than Python operations per slot.
+    ``update`` and ``find`` handle k slots at once in O(k log n), with numpy operations per
+    tree level rather than Python operations per slot.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -21,23 +20,17 @@ class SumTree:
         self.depth = max(1, int(np.ceil(np.log2(capacity))))
         self.leaves = 1 << self.depth
         self._tensor = torch.zeros(2 * self.leaves, dtype=torch.float64)
-        self.tree = self._tensor.numpy()  # the same memory, written with numpy
+
+    @property
+    def tree(self) -> np.ndarray:
+        """The partial sums (root at 1, slot i at ``leaves + i``), viewing the tensor."""
+        return self._tensor.numpy()
 
     def share_memory(self) -> SumTree:
         """Move the tree to shared memory (a process that unpickles it writes the same
         priorities)."""
         self._tensor.share_memory_()
-        self.tree = self._tensor.numpy()
         return self
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        del state["tree"]  # a view of _tensor, rebuilt on the other side
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.tree = self._tensor.numpy()
 
     @property
     def total(self) -> float:
@@ -58,22 +51,19 @@ class SumTree:
             )
         if not np.all(np.isfinite(priorities)) or priorities.min() < 0:
             raise ValueError("priorities must be finite and non-negative.")
-        nodes = slots + self.leaves
-        self.tree[nodes] = priorities
-        nodes = np.unique(nodes // 2)
-        while nodes[0] >= 1:
-            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
-            if nodes[0] == 1:
-                break
+        tree, nodes = self.tree, slots + self.leaves
+        tree[nodes] = priorities
+        for _ in range(self.depth):  # up to the root, one level at a time
             nodes = np.unique(nodes // 2)
+            tree[nodes] = tree[2 * nodes] + tree[2 * nodes + 1]
 
     def find(self, values: np.ndarray) -> np.ndarray:
         """The slot whose cumulative range holds each value in ``(0, total]``."""
-        values = np.array(values, dtype=np.float64)
+        tree, values = self.tree, np.array(values, dtype=np.float64)
         nodes = np.ones(values.shape, dtype=np.int64)
         for _ in range(self.depth):
             left = 2 * nodes
-            left_sum = self.tree[left]
+            left_sum = tree[left]
             right = values > left_sum
             values = np.where(right, values - left_sum, values)
             nodes = left + right

@@ -1,12 +1,11 @@
 """Asynchronous sampling: a process samples while the caller trains.
 
-:class:`AsyncSampler` runs its own :class:`~rlx.Agent` and a copy of the policy in a
-separate process. It keeps a queue of ``[T, B]`` rollouts, each tagged with the version
-of the policy that sampled it; the learner takes the oldest with :meth:`get`, updates,
-and calls :meth:`publish` to hand the new weights over (through shared memory; the
-sampler picks them up before its next batch). On-policy algorithms thus train on data
-at most ``max_queue`` versions old, which PPO's ratio to the sampled log-probs corrects
-for; the lag is reported with each batch.
+:class:`AsyncSampler` runs its own :class:`~rlx.Agent` and a copy of the policy in another
+process, filling a queue of ``[T, B]`` rollouts tagged with the policy version that
+sampled them. The learner takes the oldest with :meth:`get`, updates, and hands the new
+weights over with :meth:`publish` (through shared memory). On-policy algorithms thus
+train on data at most ``max_queue`` versions old, which PPO's ratio to the sampled
+log-probs corrects for; the lag is reported with each batch.
 
 ::
 
@@ -41,50 +40,50 @@ class SamplerError(RuntimeError):
     """The sampling process raised or died."""
 
 
-def _sample_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: Any,
-                 out: Any, stop: Any) -> None:  # fmt: skip
+def _follow(policy: torch.nn.Module, weights: tuple, seen: int) -> int:
+    """Load the published ``weights`` (shared module, lock, version) into ``policy`` unless
+    version ``seen`` is already loaded; return the version ``policy`` now has."""
+    shared, lock, version = weights
+    if version.value != seen:
+        with lock:
+            policy.load_state_dict(shared.state_dict())
+            return version.value
+    return seen
+
+
+def _sample_loop(payload: bytes, weights: tuple, out: Any, stop: Any) -> None:
     """The sampling process: sample, send, pick up new weights, repeat until stopped."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    agent = None
-    try:
-        make_agent, policy, steps, seed = cloudpickle.loads(payload)
-        if seed is not None:
-            torch.manual_seed(seed)
-        agent = make_agent()
-        seen = -1
-        while not stop.is_set():
-            if version.value != seen:
-                with lock:
-                    policy.load_state_dict(shared.state_dict())
-                    seen = version.value
-            with torch.no_grad():
-                rollout = agent(policy).steps(steps)
-                data = rollout.to_dict()  # plain tensors: deferred values computed here
-            item = ("batch", data, seen, agent.pop_episodes())
+    with contextlib.ExitStack() as closing:  # closes the agent after any error is sent
+        try:
+            make_agent, policy, steps, seed = cloudpickle.loads(payload)
+            if seed is not None:
+                torch.manual_seed(seed)
+            agent = closing.enter_context(contextlib.closing(make_agent()))
+            seen = -1
             while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-    except Exception:
-        out.put(("error", traceback.format_exc(), None, None))
-    finally:
-        if agent is not None:
-            agent.close()
+                seen = _follow(policy, weights, seen)
+                with torch.no_grad():  # to_dict: plain tensors, deferred values computed
+                    data = agent(policy).steps(steps).to_dict()
+                item = ("batch", data, seen, agent.pop_episodes())
+                while not stop.is_set():
+                    with contextlib.suppress(queue.Full):
+                        out.put(item, timeout=0.1)
+                        break
+        except Exception:
+            out.put(("error", traceback.format_exc(), None, None))
 
 
 class ProcessSampler:
-    """What both samplers share: the learner, a shared-memory copy of its weights with a
+    """What the samplers share: the learner, a shared-memory copy of its weights with a
     version counter, and the bookkeeping of arrived batches."""
 
     def __init__(self, policy: torch.nn.Module) -> None:
         self.policy = policy
-        self._ctx = tmp.get_context("spawn")  # torch in a forked child can deadlock
-        self._shared = copy.deepcopy(policy).cpu().share_memory()
-        self._lock = self._ctx.Lock()
-        self._version = self._ctx.Value("l", 0)
+        self._ctx = ctx = tmp.get_context("spawn")  # torch in a forked child can deadlock
+        # what _follow reads: the shared copy of the weights, its lock and version
+        self._weights = (copy.deepcopy(policy).cpu().share_memory(), ctx.Lock(), ctx.Value("l", 0))
         self.version = 0
         self.total_steps = 0
         self._episodes: list[tuple[float, int]] = []
@@ -104,12 +103,10 @@ class ProcessSampler:
 
     def publish(self) -> None:
         """Hand the policy's current weights to the sampler (call after each update)."""
-        with self._lock, torch.no_grad():
-            for mine, theirs in zip(
-                self.policy.state_dict().values(), self._shared.state_dict().values(), strict=True
-            ):
-                theirs.copy_(mine)
-            self._version.value += 1
+        shared, lock, version = self._weights
+        with lock:
+            shared.load_state_dict(self.policy.state_dict())  # copied in place
+            version.value += 1
         self.version += 1
 
     def pop_episodes(self) -> list[tuple[float, int]]:
@@ -117,8 +114,17 @@ class ProcessSampler:
         done, self._episodes = self._episodes, []
         return done
 
-    def close(self) -> None:  # pragma: no cover - defined by each sampler
-        raise NotImplementedError
+    def _start(self, target: Callable[..., None], name: str, *args: Any, maxsize: int = 0) -> None:
+        """Start ``target(*args, queue, stop)`` in a daemon process (see :meth:`close`)."""
+        self._queue = self._ctx.Queue(maxsize=maxsize)
+        self._stop = self._ctx.Event()
+        args = (*args, self._queue, self._stop)
+        self._process = self._ctx.Process(target=target, args=args, daemon=True, name=name)
+        self._process.start()
+
+    def close(self) -> None:
+        """Stop the sampling process and wait for it."""
+        self._stop_process(self._process, self._queue, self._stop)
 
     def _stop_process(self, process: Any, out: Any, stop: Any) -> None:
         """Stop a sampling process that puts into queue ``out`` until ``stop`` is set."""
@@ -168,17 +174,8 @@ class AsyncSampler(ProcessSampler):
         if steps < 1 or max_queue < 1:
             raise ValueError("steps and max_queue must be at least 1.")
         super().__init__(policy)
-        ctx = self._ctx
-        self._queue = ctx.Queue(maxsize=max_queue)
-        self._stop = ctx.Event()
         payload = cloudpickle.dumps((make_agent, copy.deepcopy(policy).cpu(), steps, seed))
-        self._process = ctx.Process(
-            target=_sample_loop,
-            args=(payload, self._shared, self._lock, self._version, self._queue, self._stop),
-            daemon=True,
-            name="rlx-async-sampler",
-        )
-        self._process.start()
+        self._start(_sample_loop, "rlx-async-sampler", payload, self._weights, maxsize=max_queue)
 
     def get(self, timeout: float = 120.0) -> tuple[Rollout, int]:
         """The oldest waiting rollout and the policy version that sampled it."""
@@ -203,49 +200,38 @@ class AsyncSampler(ProcessSampler):
             raise SamplerError(f"the sampling process raised:\n{data}")
         return self._to_learner(self._arrived(data, episodes)), version
 
-    def close(self) -> None:
-        """Stop the sampling process and wait for it."""
-        self._stop_process(self._process, self._queue, self._stop)
 
-
-def _worker_loop(payload: bytes, shared: torch.nn.Module, lock: Any, version: Any,
-                 pipe: Any) -> None:  # fmt: skip
+def _worker_loop(payload: bytes, weights: tuple, pipe: Any) -> None:
     """A sampling worker: on each command, sample with the latest weights and reply."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    agent = None
-    try:
-        make_agent, index, policy, steps, seed = cloudpickle.loads(payload)
-        if seed is not None:
-            torch.manual_seed(seed + index)
-        agent = make_agent(index)
-        seen = -1
-        while pipe.recv() == "sample":
-            if version.value != seen:
-                with lock:
-                    policy.load_state_dict(shared.state_dict())
-                    seen = version.value
-            with torch.no_grad():
-                data = agent(policy).steps(steps).to_dict()
-            pipe.send(("batch", data, seen, agent.pop_episodes()))
-    except EOFError:
-        pass
-    except Exception:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            pipe.send(("error", traceback.format_exc(), None, None))
-    finally:
-        if agent is not None:
-            agent.close()
+    with contextlib.ExitStack() as closing:  # closes the agent after any error is sent
+        try:
+            make_agent, index, policy, steps, seed = cloudpickle.loads(payload)
+            if seed is not None:
+                torch.manual_seed(seed + index)
+            agent = closing.enter_context(contextlib.closing(make_agent(index)))
+            seen = -1
+            while pipe.recv() == "sample":
+                seen = _follow(policy, weights, seen)
+                with torch.no_grad():
+                    data = agent(policy).steps(steps).to_dict()
+                pipe.send(("batch", data, seen, agent.pop_episodes()))
+        except EOFError:
+            pass
+        except Exception:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                pipe.send(("error", traceback.format_exc(), None, None))
 
 
 class WorkerSampler(ProcessSampler):
-    """Worker processes that each run their own copy of the policy on their own group of
-    environments (rlpyt's CPU sampler); ``get()`` samples ``steps`` steps in all of them
-    at once and joins the pieces along the environment dimension.
+    """Worker processes, each running a copy of the policy on its own environments
+    (rlpyt's CPU sampler); ``get()`` samples ``steps`` steps in all of them and joins the
+    pieces along the environment dimension.
 
-    Same interface as :class:`AsyncSampler` (``algo.sampler = WorkerSampler(...)``), but
-    synchronous: every batch comes from the latest published weights. Worth it when the
-    policy's forward, not only the environment, is costly, and there are cores to spare.
+    Same interface as :class:`AsyncSampler`, but synchronous: every batch comes from the
+    latest published weights. Worth it when the policy's forward, not only the
+    environment, is costly, and there are cores to spare.
 
     Args:
         make_agent: ``make_agent(worker_index)`` returns the worker's :class:`rlx.Agent`
@@ -266,16 +252,15 @@ class WorkerSampler(ProcessSampler):
         if steps < 1 or workers < 1:
             raise ValueError("steps and workers must be at least 1.")
         super().__init__(policy)
-        ctx = self._ctx
         self._pipes, self._processes = [], []
         for index in range(workers):
-            parent, child = ctx.Pipe()
+            parent, child = self._ctx.Pipe()
             payload = cloudpickle.dumps(
                 (make_agent, index, copy.deepcopy(policy).cpu(), steps, seed)
             )
-            process = ctx.Process(
+            process = self._ctx.Process(
                 target=_worker_loop,
-                args=(payload, self._shared, self._lock, self._version, child),
+                args=(payload, self._weights, child),
                 daemon=True,
                 name=f"rlx-sampler-worker-{index}",
             )

@@ -1,13 +1,11 @@
 """Asynchronous sampling for the replay-based algorithms: a process acts and writes into a
 replay in shared memory while the learner trains on it, kept to a replay ratio.
 
-The *replay ratio* is the number of transitions the learner draws (``batch_size`` per
-update) per transition the environments produce, as in rlpyt. Acting and learning run
-at their own speed but neither gets ahead: the learner waits when its next batch would
-raise the ratio above the target, and the sampler waits when it is more than ``lead``
-steps ahead of what the learner can use. The learner's weights reach the sampler after
-every iteration (``publish``), and the sampler follows the algorithm's exploration
-schedules (ε, noise) at the step it has reached.
+The *replay ratio* (as in rlpyt) is the transitions the learner draws per transition the
+environments produce. Neither side gets ahead: the learner waits when its next batch
+would exceed the ratio, the sampler when it is more than ``lead`` steps ahead of what the
+learner can use. The sampler gets the learner's weights after every iteration
+(``publish``) and follows the algorithm's exploration schedules (ε, noise).
 
 ::
 
@@ -22,6 +20,7 @@ Processes are spawned: keep a script's top-level work under ``if __name__ == "__
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import queue
 import signal
@@ -37,12 +36,12 @@ from rlx.core import forward as fw
 from rlx.core.agent import Agent
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate
-from rlx.sampling.asynchronous import ProcessSampler, SamplerError
+from rlx.sampling.asynchronous import ProcessSampler, SamplerError, _follow
 
 
 class ReplayLearner(Protocol):
-    """What :class:`ReplaySampler` needs from the algorithm it samples for (the
-    replay-based algorithms, :class:`~rlx.algos.offpolicy.OffPolicyAlgorithm`)."""
+    """What :class:`ReplaySampler` needs from its algorithm (an
+    :class:`~rlx.algos.offpolicy.OffPolicyAlgorithm`)."""
 
     agent: Agent  # its environments' count and spaces shape the shared replay
     config: Any  # read for ``learning_starts``; passed back to the class methods below
@@ -77,49 +76,42 @@ def _example(agent: Agent, policy: torch.nn.Module) -> Rollout:
     )  # fmt: skip
 
 
-def _replay_loop(payload: bytes, replay: Any, shared: torch.nn.Module, lock: Any, version: Any,
-                 counts: torch.Tensor, out: Any, stop: Any) -> None:  # fmt: skip
+def _replay_loop(payload: bytes, replay: Any, weights: tuple, counts: torch.Tensor, out: Any,
+                 stop: Any) -> None:  # fmt: skip
     """The sampling process: act, add to the shared replay, report, repeat."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    agent = None
-    try:
-        make_agent, algo_cls, config, acting, warmup, num_envs, ratio, lead, seed = (
-            cloudpickle.loads(payload)
-        )
-        if seed is not None:
-            torch.manual_seed(seed)
-        agent = make_agent()
-        if agent.num_envs != num_envs:
-            raise ValueError(
-                f"the sampler's agent has {agent.num_envs} environments but the algorithm's "
-                f"has {num_envs}: make both with the same num_envs."
+    with contextlib.ExitStack() as closing:  # closes the agent after any error is sent
+        try:
+            make_agent, algo_cls, config, acting, warmup, num_envs, ratio, lead, seed = (
+                cloudpickle.loads(payload)
             )
-        seen = -1
-        while not stop.is_set():
-            produced, consumed = int(counts[0]), int(counts[1])
-            learning = produced >= config.learning_starts
-            if learning and consumed < ratio * (produced - config.learning_starts) - lead * ratio:
-                time.sleep(0.001)  # far enough ahead of the learner: let it catch up
-                continue
-            if version.value != seen:
-                with lock:
-                    acting.load_state_dict(shared.state_dict())
-                    seen = version.value
-            policy = acting if learning or warmup is None else warmup
-            algo_cls.set_exploration(config, acting, produced)
-            with torch.no_grad():
-                rollout = agent(policy).steps(
-                    algo_cls.steps_per_iteration(config, produced), dry=True
+            if seed is not None:
+                torch.manual_seed(seed)
+            agent = closing.enter_context(contextlib.closing(make_agent()))
+            if agent.num_envs != num_envs:
+                raise ValueError(
+                    f"the sampler's agent has {agent.num_envs} environments but the "
+                    f"algorithm's has {num_envs}: make both with the same num_envs."
                 )
-            replay.add(rollout)
-            counts[0] += rollout.num_steps
-            out.put((rollout.num_steps, agent.pop_episodes()))
-    except Exception:
-        out.put(("error", traceback.format_exc()))
-    finally:
-        if agent is not None:
-            agent.close()
+            seen = -1
+            while not stop.is_set():
+                produced, consumed = int(counts[0]), int(counts[1])
+                learning = produced >= config.learning_starts
+                if learning and consumed < ratio * (produced - config.learning_starts - lead):
+                    time.sleep(0.001)  # far enough ahead of the learner: let it catch up
+                    continue
+                seen = _follow(acting, weights, seen)
+                policy = acting if learning or warmup is None else warmup
+                algo_cls.set_exploration(config, acting, produced)
+                steps = algo_cls.steps_per_iteration(config, produced)
+                with torch.no_grad():
+                    rollout = agent(policy).steps(steps, dry=True)
+                replay.add(rollout)
+                counts[0] += rollout.num_steps
+                out.put((rollout.num_steps, agent.pop_episodes()))
+        except Exception:
+            out.put(("error", traceback.format_exc()))
 
 
 class ReplaySampler(ProcessSampler):
@@ -130,8 +122,8 @@ class ReplaySampler(ProcessSampler):
             process), with as many environments as the algorithm's agent.
         algorithm: an :class:`~rlx.algos.offpolicy.OffPolicyAlgorithm`; its replay moves
             to shared memory and it learns from what arrives there.
-        replay_ratio: transitions drawn per transition produced; default the
-            algorithm's own, ``batch_size * gradient_steps / (steps * num_envs)``.
+        replay_ratio: default the algorithm's own,
+            ``batch_size * gradient_steps / (steps * num_envs)``.
         lead: environment steps the sampler may run ahead of the learner's needs.
         seed: seeds torch in the sampling process.
     """
@@ -148,40 +140,23 @@ class ReplaySampler(ProcessSampler):
         super().__init__(acting)
         c = algorithm.config
         if replay_ratio is None:
-            produced = algorithm.steps_per_iteration(c, 0) * algorithm.agent.num_envs
-            replay_ratio = (
-                algorithm.setting("batch_size") * algorithm.setting("gradient_steps") / produced
-            )
+            drawn = algorithm.setting("batch_size") * algorithm.setting("gradient_steps")
+            replay_ratio = drawn / (algorithm.steps_per_iteration(c, 0) * algorithm.agent.num_envs)
         if replay_ratio <= 0 or lead < 0:
             raise ValueError(f"replay_ratio must be > 0 and lead >= 0, got {replay_ratio}, {lead}.")
         self.replay_ratio, self.lead = float(replay_ratio), lead
-        ctx = self._ctx
-        self.replay = algorithm.replay.share_memory(_example(algorithm.agent, acting), ctx.Lock())
+        example = _example(algorithm.agent, acting)
+        self.replay = algorithm.replay.share_memory(example, self._ctx.Lock())
         # produced (environment steps added) and consumed (transitions drawn)
         self.counts = torch.zeros(2, dtype=torch.int64).share_memory_()
-        self._queue = ctx.Queue()
-        self._stop = ctx.Event()
         warmup = algorithm.random_policy if algorithm.acts_randomly_first else None
         payload = cloudpickle.dumps((
             make_agent, type(algorithm), c, copy.deepcopy(acting).cpu(), warmup,
             algorithm.agent.num_envs, self.replay_ratio, lead, seed,
         ))  # fmt: skip
-        self._process = ctx.Process(
-            target=_replay_loop,
-            args=(
-                payload,
-                self.replay,
-                self._shared,
-                self._lock,
-                self._version,
-                self.counts,
-                self._queue,
-                self._stop,
-            ),  # fmt: skip
-            daemon=True,
-            name="rlx-replay-sampler",
+        self._start(
+            _replay_loop, "rlx-replay-sampler", payload, self.replay, self._weights, self.counts
         )
-        self._process.start()
 
     def arrived(self) -> tuple[int, list[tuple[float, int]]]:
         """Environment steps added and episodes finished since the last call."""
@@ -208,10 +183,7 @@ class ReplaySampler(ProcessSampler):
         waited = time.perf_counter()
         while True:
             produced, consumed = int(self.counts[0]), int(self.counts[1])
-            if (
-                consumed + batch_size
-                <= self.replay_ratio * max(produced - learning_starts, 0) + batch_size
-            ):
+            if consumed <= self.replay_ratio * max(produced - learning_starts, 0):
                 break
             if not self._process.is_alive():
                 self.arrived()  # raises with the sampler's error
@@ -221,7 +193,3 @@ class ReplaySampler(ProcessSampler):
                 raise SamplerError(f"no transitions arrived within {timeout:.0f} s.")
             time.sleep(0.0005)
         self.counts[1] += batch_size
-
-    def close(self) -> None:
-        """Stop the sampling process and wait for it."""
-        self._stop_process(self._process, self._queue, self._stop)
