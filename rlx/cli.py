@@ -8,8 +8,8 @@ with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
-import json
 import sys
 from pathlib import Path
 
@@ -19,14 +19,7 @@ from rlx.algos.config import validate_config
 from rlx.algos.registry import ALGORITHMS, ALIASES, algorithm_class, canonical_name
 from rlx.runner.checkpoint import CheckpointError
 
-USAGE_ERRORS = (
-    ValueError,
-    TypeError,
-    FileNotFoundError,
-    CheckpointError,
-    KeyError,
-    gym.error.Error,
-)
+USAGE_ERRORS = (ValueError, TypeError, OSError, KeyError, CheckpointError, gym.error.Error)
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,12 +29,10 @@ class Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments:"):
             flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
             for word in message.split(":", 1)[1].split():
-                close = difflib.get_close_matches(word.split("=")[0], flags, n=1)
-                if close:
+                if close := difflib.get_close_matches(word.split("=")[0], flags, n=1):
                     message += f" (did you mean {close[0]}?)"
                     break
-        sys.stderr.write(f"rlx: error: {message}\n")
-        raise SystemExit(2)
+        raise SystemExit(fail(message))
 
 
 def fail(message: str) -> int:
@@ -66,7 +57,7 @@ def train_parser(algo: str | None) -> Parser:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from rlx.runner.config import RunConfig, from_arguments
+    from rlx.runner.config import RunConfig, from_arguments, read_config
     from rlx.runner.runner import Runner
 
     probe = argparse.ArgumentParser(add_help=False)
@@ -76,12 +67,7 @@ def cmd_train(argv: list[str]) -> int:
     algo = known.algo if known.algo and not known.algo.startswith("-") else None
     try:
         if known.resume:
-            config = Path(known.resume) / "config.json"
-            if not config.exists():
-                raise FileNotFoundError(
-                    f"{config} not found: is {known.resume} an rlx run directory?"
-                )
-            algo = json.loads(config.read_text())["run"]["algo"]
+            algo = read_config(known.resume)["run"]["algo"]
         args = train_parser(algo).parse_args(argv)
         if args.resume:
             if args.algo or args.env:
@@ -97,19 +83,14 @@ def cmd_train(argv: list[str]) -> int:
                     "rlx train needs ALGO and ENV (e.g. rlx train ppo CartPole-v1), "
                     "or --resume RUN_DIR."
                 )
-            algo_cls = algorithm_class(args.algo)
             run = from_arguments(RunConfig, args, algo=canonical_name(args.algo), env=args.env)
-            algo_config = from_arguments(algo_cls.Config, args)
+            algo_config = from_arguments(algorithm_class(args.algo).Config, args)
             validate_config(algo_config)
             runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:
         return fail(str(err))
-    except OSError as err:
-        return fail(str(err))
-    try:
+    with contextlib.closing(runner):
         row = runner.train()
-    finally:
-        runner.close()
     print(f"run directory: {runner.run_dir}")
     if row:
         print(f"steps {row['CumSteps']}  average return {row['ReturnAverage']:.1f}")
@@ -135,9 +116,8 @@ def cmd_eval(argv: list[str]) -> int:
         )  # fmt: skip
     except USAGE_ERRORS as err:
         return fail(str(err))
-    mean = sum(returns) / len(returns)
-    print(f"episodes {len(returns)}  average return {mean:.2f}  min {min(returns):.2f}  "
-          f"max {max(returns):.2f}")  # fmt: skip
+    print(f"episodes {len(returns)}  average return {sum(returns) / len(returns):.2f}  "
+          f"min {min(returns):.2f}  max {max(returns):.2f}")  # fmt: skip
     return 0
 
 
@@ -155,7 +135,7 @@ def cmd_plot(argv: list[str]) -> int:
         output = output.with_suffix(".png")
     try:
         data = plot_runs(args.runs, output, args.x, args.y)
-    except (*USAGE_ERRORS, OSError) as err:
+    except USAGE_ERRORS as err:
         return fail(str(err))
     print(f"wrote {output}: {', '.join(data)}")
     return 0
@@ -173,10 +153,9 @@ def main(argv: list[str] | None = None) -> int:
               "  rlx eval CHECKPOINT --episodes N [--video DIR]\n"
               "  rlx plot RUN_DIR... -o curves.png")  # fmt: skip
         return 0 if argv else 2
-    command = COMMANDS.get(argv[0])
-    if command is None:
+    if argv[0] not in COMMANDS:
         return fail(f"unknown command {argv[0]!r}: use train, eval or plot.")
-    return command(argv[1:])
+    return COMMANDS[argv[0]](argv[1:])
 
 
 # --------------------------------------------------- the original rlx command line
@@ -185,11 +164,9 @@ ORIGINAL_ALGOS = ("rf", "ac", "a2c", "ppo", "offpac")
 
 def original_main(argv: list[str] | None = None) -> int:
     """``python main.py --algo ppo --policytype rnn --batch_size 16 ...``: the original rlx
-    README's command line.
-
-    Each update uses ``--batch_size`` whole episodes of at most ``--horizon`` steps
-    (sampled in parallel environments); training stops after ``--max_episode`` episodes.
-    """
+    README's command line. Each update uses ``--batch_size`` whole episodes of at most
+    ``--horizon`` steps (sampled in parallel environments); training stops after
+    ``--max_episode`` episodes."""
     from rlx.runner.config import RunConfig
     from rlx.runner.runner import Runner
 
@@ -230,8 +207,7 @@ def original_main(argv: list[str] | None = None) -> int:
         extra = {"clip": a.ppo_clip, "epochs": a.ppo_k_epochs, "replay_episodes": a.rbsize,
                  "standardize_return": a.standardize_return,
                  "normalize_advantages": a.standardize_return}  # fmt: skip
-        known = {f for f in cls.Config.__dataclass_fields__}
-        fields.update({k: v for k, v in extra.items() if k in known})
+        fields.update({k: v for k, v in extra.items() if k in cls.Config.__dataclass_fields__})
         algo_config = cls.Config(**fields)
         run = RunConfig(algo=canonical_name(a.algo), env=a.env, policy=a.policytype,
                         seed=a.seed, device=a.device, total_steps=a.max_episode * a.horizon,
@@ -240,10 +216,8 @@ def original_main(argv: list[str] | None = None) -> int:
         runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:
         return fail(str(err))
-    try:
+    with contextlib.closing(runner):
         row = runner.train()
-    finally:
-        runner.close()
     print(f"run directory: {runner.run_dir}")
     if a.render:
         from rlx.runner.evaluation import evaluate_checkpoint

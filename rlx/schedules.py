@@ -2,24 +2,23 @@
 
 RL is tuned by hand, and many hyper-parameters are best changed as training goes:
 exploration falls, the learning rate shrinks, prioritized replay's beta rises to 1. Every
-algorithm option that is a number accepts either a constant or a *schedule*: any
-callable ``f(step) -> number``, where ``step`` is the number of environment steps
-sampled so far (``agent.total_steps``). This module offers the usual shapes; a plain
-function or lambda works too::
+numeric algorithm option accepts a constant or a *schedule*: any callable ``f(step)`` of
+the environment steps sampled so far (``agent.total_steps``). This module offers the usual
+shapes; a plain function or lambda works too::
 
     from rlx import schedules
     DQNConfig(epsilon=schedules.linear(1.0, 0.05, 10_000),
               lr=schedules.cosine(1e-3, 1e-5, 100_000),
               batch_size=lambda step: 32 if step < 5_000 else 128)
 
-On the command line a schedule is written as the call that makes it:
-``--epsilon "linear(1.0, 0.05, 10000)"``. The schedules here print as that same call
-(``repr``), which is how run directories record them in ``config.json``.
+On the command line and in a run's ``config.json`` a schedule is written as the call that
+makes it, which is also its ``repr``: ``--epsilon "linear(1.0, 0.05, 10000)"``.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -30,9 +29,11 @@ Value = Union[float, int, Callable[[int], float]]  # noqa: UP007 - used at runti
 
 class Schedule:
     """A value that depends on the step; call it with the step. Subclasses implement
-    ``__call__`` and keep their arguments so that ``repr`` rebuilds them."""
+    ``__call__`` and keep their arguments so that ``repr`` rebuilds them; the class name
+    is the schedule's written name."""
 
-    name = "schedule"
+    def __init_subclass__(cls) -> None:
+        cls.name = cls.__dict__.get("name", cls.__name__)
 
     def __init__(self, *args: Any) -> None:
         self.args = args
@@ -50,14 +51,13 @@ class Schedule:
         return hash((type(self), self.args))
 
     def values(self) -> list[float]:
-        """The values the schedule passes through at its defining points (for checks)."""
-        return [self(0)]
+        """The values the schedule passes through at its defining points (for checks):
+        ``start`` and ``end`` where it has them, else its value at step 0."""
+        return [self.start, self.end] if hasattr(self, "end") else [self(0)]
 
 
 class constant(Schedule):  # noqa: N801 - reads as a function
     """The same ``value`` at every step."""
-
-    name = "constant"
 
     def __init__(self, value: float) -> None:
         super().__init__(value)
@@ -71,8 +71,6 @@ class linear(Schedule):  # noqa: N801
     """From ``start`` to ``end`` over ``steps`` steps (beginning at step ``begin``), then
     ``end``: the usual ε-greedy or learning-rate decay."""
 
-    name = "linear"
-
     def __init__(self, start: float, end: float, steps: int, begin: int = 0) -> None:
         if steps <= 0:
             raise ValueError(f"linear schedule needs steps > 0, got {steps}.")
@@ -83,14 +81,9 @@ class linear(Schedule):  # noqa: N801
         fraction = min(max((step - self.begin) / self.steps, 0.0), 1.0)
         return (1.0 - fraction) * self.start + fraction * self.end  # exact at both ends
 
-    def values(self) -> list[float]:
-        return [self.start, self.end]
-
 
 class exponential(Schedule):  # noqa: N801
     """From ``start`` towards ``end``, halving the distance every ``half_life`` steps."""
-
-    name = "exponential"
 
     def __init__(self, start: float, end: float, half_life: float) -> None:
         if half_life <= 0:
@@ -101,14 +94,9 @@ class exponential(Schedule):  # noqa: N801
     def __call__(self, step: int) -> float:
         return self.end + (self.start - self.end) * 0.5 ** (max(step, 0) / self.half_life)
 
-    def values(self) -> list[float]:
-        return [self.start, self.end]
-
 
 class cosine(Schedule):  # noqa: N801
     """From ``start`` to ``end`` along half a cosine over ``steps`` steps, then ``end``."""
-
-    name = "cosine"
 
     def __init__(self, start: float, end: float, steps: int) -> None:
         if steps <= 0:
@@ -120,16 +108,11 @@ class cosine(Schedule):  # noqa: N801
         fraction = min(max(step / self.steps, 0.0), 1.0)
         return self.end + 0.5 * (self.start - self.end) * (1 + math.cos(math.pi * fraction))
 
-    def values(self) -> list[float]:
-        return [self.start, self.end]
-
 
 class piecewise(Schedule):  # noqa: N801
     """Through the ``(step, value)`` points, in step order: linear between neighbours
     (or holding each value until the next point with ``interpolate=False``), the first
     value before them and the last after them."""
-
-    name = "piecewise"
 
     def __init__(self, points: Sequence[Sequence[float]], interpolate: bool = True) -> None:
         pts = [(float(s), float(v)) for s, v in points]
@@ -137,8 +120,7 @@ class piecewise(Schedule):  # noqa: N801
             raise ValueError("piecewise schedule needs at least one (step, value) point.")
         if any(b[0] <= a[0] for a, b in zip(pts, pts[1:], strict=False)):
             raise ValueError(f"piecewise points must have increasing steps, got {list(points)}.")
-        args = (list(map(tuple, points)),) if interpolate else (list(map(tuple, points)), False)
-        super().__init__(*args)
+        super().__init__(list(map(tuple, points)), *(() if interpolate else (False,)))
         self.points, self.interpolate = pts, interpolate
 
     def __call__(self, step: int) -> float:
@@ -147,9 +129,7 @@ class piecewise(Schedule):  # noqa: N801
             return pts[0][1]
         for (s0, v0), (s1, v1) in zip(pts, pts[1:], strict=False):
             if step < s1:
-                if not self.interpolate:
-                    return v0
-                return v0 + (step - s0) / (s1 - s0) * (v1 - v0)
+                return v0 + (step - s0) / (s1 - s0) * (v1 - v0) if self.interpolate else v0
         return pts[-1][1]
 
     def values(self) -> list[float]:
@@ -164,11 +144,6 @@ SCHEDULES: dict[str, type[Schedule]] = {
 def value(x: Value, step: int) -> float:
     """``x(step)`` for a schedule, ``x`` for a constant."""
     return x(step) if callable(x) else x
-
-
-def is_schedule(x: Any) -> bool:
-    """Whether ``x`` changes with the step (any callable)."""
-    return callable(x)
 
 
 def parse(text: str) -> float | int | Schedule:
@@ -201,12 +176,10 @@ def parse(text: str) -> float | int | Schedule:
             shown = ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}"
                               for p in params)  # fmt: skip
             raise ValueError(f"{text!r}: write it as {name}({shown}).") from None
-    try:
+    with contextlib.suppress(ValueError):
         number = ast.literal_eval(node)
-    except ValueError:
-        number = None
-    if isinstance(number, (int, float)) and not isinstance(number, bool):
-        return number
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            return number
     raise ValueError(
         f"cannot read {text!r} as a number or a schedule such as 'linear(1.0, 0.05, 10000)'."
     )

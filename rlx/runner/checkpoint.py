@@ -1,11 +1,11 @@
 """Checkpoints: written atomically, read without running any pickled code.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, saved with
-``torch.save`` and loaded with ``torch.load(weights_only=True)``, which refuses anything
-that would execute code. Each is written to a temporary file in the same folder, flushed
-to disk and renamed over its final name, so a crash leaves either the old file or the
-complete new one; the previous checkpoint is deleted only after the new one is in place.
-A truncated, corrupt or refused file is reported and the previous checkpoint is used.
+``torch.save`` and loaded with ``torch.load(weights_only=True)``, which refuses anything that
+would execute code. It is written to a temporary file, flushed to disk and renamed over its
+final name, so a crash leaves the old file or the complete new one, and older checkpoints
+are deleted only then. A truncated, corrupt or refused file is reported and the previous
+checkpoint used.
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ class CheckpointError(RuntimeError):
 
 def checkpoint_files(folder: Path) -> list[Path]:
     """Checkpoints in ``folder``, newest (highest iteration) first."""
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    found = [(int(m[1]), p) for p in folder.glob("checkpoint-*.pt") if (m := _NAME.match(p.name))]
     return [p for _, p in sorted(found, reverse=True)]
 
 
@@ -63,10 +61,8 @@ def read(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - every failure means the same: not usable
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        text = next(
-            (line for line in lines if "Unsupported global" in line), lines[0] if lines else ""
-        )
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+        text = next((line for line in lines if "Unsupported global" in line), lines[0])
         text = text if len(text) <= 160 else text[:157] + "..."
         if "weights_only" in str(err) or "Unsupported global" in str(err):
             reason = f"refused: it holds more than weights and would run code when loaded ({text})"
@@ -83,17 +79,12 @@ def load_latest(folder: Path, map_location: str | torch.device = "cpu") -> dict[
     files = checkpoint_files(folder)
     if not files:
         raise CheckpointError(f"no checkpoint in {folder}: has the run written one yet?")
-    problems = []
     for path in files:
         try:
-            state = read(path, map_location)
+            return {**read(path, map_location), "path": str(path)}
         except CheckpointError as err:
             log.warning("%s; falling back to the previous checkpoint.", err)
-            problems.append(str(err))
-            continue
-        state["path"] = str(path)
-        return state
-    raise CheckpointError(f"no usable checkpoint in {folder} ({len(problems)} tried; see the log).")
+    raise CheckpointError(f"no usable checkpoint in {folder} ({len(files)} tried; see the log).")
 
 
 def rng_state() -> dict[str, Any]:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import argparse
 import ast
-import collections.abc
 import dataclasses
+import importlib.util
 import inspect
+import json
+import sys
 import textwrap
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from rlx import schedules
@@ -91,17 +94,14 @@ class RunConfig:
         """Raise ValueError naming the first bad option."""
         positive = ("total_steps", "hidden", "torch_threads", "window", "eval_episodes",
                     "checkpoint_every", "workers")  # fmt: skip
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{flag(name)} must be positive, got {getattr(self, name)}.")
+        for name in (*positive, "total_episodes", "total_iterations"):  # these two may be None
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{flag(name)} must be positive, got {value}.")
         if self.sampler not in ("serial", "parallel", "async"):
             raise ValueError(f"--sampler must be serial, parallel or async, got {self.sampler!r}.")
         if self.eval_every < 0:
             raise ValueError(f"--eval-every must be 0 (off) or positive, got {self.eval_every}.")
-        for name in ("total_episodes", "total_iterations"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"--{flag(name)} must be positive, got {value}.")
         if self.keep_checkpoints < 2:
             raise ValueError("--keep-checkpoints must be at least 2 (one to fall back on).")
         import torch
@@ -116,19 +116,19 @@ class RunConfig:
             raise ValueError(
                 "--device cuda: CUDA is not available on this machine; use --device cpu."
             )
-        if self.wandb:
-            import importlib.util
-
-            try:
-                found = importlib.util.find_spec("wandb") is not None
-            except ValueError:  # already imported without a spec
-                found = True
-            if not found:
-                raise ValueError("--wandb needs Weights & Biases: pip install 'rlx[wandb]'.")
+        if self.wandb and not (sys.modules.get("wandb") or importlib.util.find_spec("wandb")):
+            raise ValueError("--wandb needs Weights & Biases: pip install 'rlx[wandb]'.")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError(
                 f"--log-level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level}."
             )
+
+
+# Run options a resumed run may change (how long it goes on, what it records, where); it
+# keeps these, which shape what it learns, and its directory.
+_FIXED_ON_RESUME = {"algo", "env", "policy", "hidden", "squash", "seed", "window", "run_dir"}
+RESUMABLE = frozenset(f.name for f in dataclasses.fields(RunConfig)) - _FIXED_ON_RESUME
+UNIONS = (typing.Union, types.UnionType)  # ``Union[int, None]`` and ``int | None``
 
 
 def flag(name: str) -> str:
@@ -139,77 +139,56 @@ def flag(name: str) -> str:
 def field_docs(cls: type) -> dict[str, str]:
     """The docstrings written under each dataclass field, including inherited ones."""
     docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
+    for klass in filter(dataclasses.is_dataclass, reversed(cls.__mro__)):
         try:
             tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
         except (OSError, TypeError):
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, nxt in zip(body, body[1:], strict=False):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
+            match node, nxt:  # ``name: type = default`` followed by a string
+                case ast.AnnAssign(target=ast.Name(id=name)), ast.Expr(ast.Constant(str() as doc)):
+                    docs[name] = " ".join(doc.split())
     return docs
 
 
 def _base_type(annotation: Any) -> tuple[type, bool]:
     """(type, optional) for annotations such as ``int``, ``float | None``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0], type(None) in typing.get_args(annotation)
-    return annotation, False
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in UNIONS else (annotation,)
+    return next(a for a in args if a is not type(None)), type(None) in args
 
 
 def schedulable(annotation: Any) -> bool:
     """Whether a field accepts a schedule (its annotation names ``Schedule``)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+    if typing.get_origin(annotation) in UNIONS:
         return any(schedulable(a) for a in typing.get_args(annotation))
-    return (
-        annotation is Schedule
-        or annotation is Callable
-        or (
-            typing.get_origin(annotation) is not None
-            and typing.get_origin(annotation) in (Callable, collections.abc.Callable)
-        )
-    )
+    return annotation in (Schedule, Callable) or typing.get_origin(annotation) is Callable
 
 
-def _parse_scheduled(kind: type, optional: bool):
+def _parse_scheduled(kind: type):
     """A number of ``kind`` or a schedule such as ``linear(1.0, 0.05, 10000)``."""
 
     def parse(text: str):
-        if optional and text.lower() in ("none", "null", "off"):
-            return None
         try:
             result = schedules.parse(text)
         except ValueError as err:  # argparse shows an ArgumentTypeError's own message
             raise argparse.ArgumentTypeError(str(err)) from None
         if isinstance(result, (int, float)):
-            if kind is int and not float(result).is_integer():
-                raise ValueError(f"{text} is not a whole number")
-            return kind(result)
+            return whole_number(text) if kind is int else kind(result)
         return result
 
     parse.__name__ = f"{kind.__name__} or schedule"
     return parse
 
 
-def _parse_optional(kind):
-    def parse(text: str):
-        if text.lower() in ("none", "null", "off"):
-            return None
-        return kind(text)
+def _or_none(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` that also reads ``none``, ``null`` or ``off`` as None."""
 
-    parse.__name__ = kind.__name__
-    return parse
+    def parse_optional(text: str) -> Any:
+        return None if text.lower() in ("none", "null", "off") else parse(text)
+
+    parse_optional.__name__ = parse.__name__  # argparse names it in errors
+    return parse_optional
 
 
 def whole_number(text: str) -> int:
@@ -238,27 +217,24 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         default = field.default if field.default is not dataclasses.MISSING else None
         help_text = f"{docs.get(field.name, '')} (default: {default})"
         name = f"--{flag(field.name)}"
-        if schedulable(hints[field.name]):
+        scheduled = schedulable(hints[field.name])
+        if kind is bool and not scheduled:
+            action = argparse.BooleanOptionalAction
+            group.add_argument(name, action=action, default=argparse.SUPPRESS, help=help_text)
+            continue
+        parse = whole_number if kind is int else kind
+        if scheduled:
             help_text += "; a number or a schedule, e.g. 'linear(1.0, 0.05, 10000)'"
-            group.add_argument(name, type=_parse_scheduled(kind, optional),
-                               default=argparse.SUPPRESS, help=help_text,
-                               metavar=kind.__name__.upper())  # fmt: skip
-        elif kind is bool:
-            group.add_argument(name, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=help_text)  # fmt: skip
-        else:
-            base = whole_number if kind is int else kind
-            parse = _parse_optional(base) if optional else base
-            group.add_argument(name, type=parse, default=argparse.SUPPRESS, help=help_text,
-                               metavar=kind.__name__.upper())  # fmt: skip
+            parse = _parse_scheduled(kind)
+        group.add_argument(name, type=_or_none(parse) if optional else parse,
+                           default=argparse.SUPPRESS, help=help_text,
+                           metavar=kind.__name__.upper())  # fmt: skip
 
 
 def from_arguments(cls: type, namespace: argparse.Namespace, **extra: Any) -> Any:
     """An instance of ``cls`` from the flags that were given (others keep defaults)."""
     names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in vars(namespace).items() if k in names}
-    values.update({k: v for k, v in extra.items() if k in names})
-    return cls(**values)
+    return cls(**{k: v for k, v in {**vars(namespace), **extra}.items() if k in names})
 
 
 PYTHON_FUNCTION = "python function "
@@ -278,10 +254,17 @@ def to_dict(config: Any) -> dict[str, Any]:
     return values
 
 
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run directory's ``config.json``: :func:`to_dict` of its ``run`` and ``algo``."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} an rlx run directory?")
+    return json.loads(path.read_text())
+
+
 def from_dict(cls: type, values: dict[str, Any]) -> Any:
     """Rebuild ``cls`` from :func:`to_dict`'s values (schedules parsed back)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
+    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
         raise ValueError(f"unknown {cls.__name__} options {sorted(unknown)}.")
     hints = typing.get_type_hints(cls)

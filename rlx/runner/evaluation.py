@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -11,7 +10,7 @@ import torch
 from rlx.algos.registry import algorithm_class
 from rlx.core.agent import Agent
 from rlx.runner import checkpoint
-from rlx.runner.config import RunConfig, from_dict
+from rlx.runner.config import RunConfig, from_dict, read_config
 from rlx.runner.runner import build_policy, episode_horizon
 
 
@@ -36,7 +35,7 @@ def evaluate_checkpoint(
 ) -> list[float]:
     """Returns of ``episodes`` episodes of the checkpoint's policy (recorded if ``video_dir``)."""
     run_dir, state = locate(path)
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = read_config(run_dir)
     run = from_dict(RunConfig, saved["run"])
     algo_config = from_dict(algorithm_class(run.algo).Config, saved["algo"])
     horizon = episode_horizon(run.env)

@@ -1,11 +1,9 @@
 """Where a run's progress goes: progress.csv, TensorBoard, Weights & Biases, a live bar.
 
-``progress.csv`` has one row per iteration with rlpyt-style columns (Iteration,
-CumSteps, CumTime, StepsPerSecond, ReturnAverage/Std/Median/Min/Max, LengthAverage,
-EvalReturnAverage) followed by the algorithm's own scalars. A scalar that first appears
-in a later row (losses once learning starts) becomes a new column, empty before. On
-resume the file is cut back to the rows the checkpoint had seen, so a
-resumed run's file reads as if it had never stopped.
+``progress.csv`` has one row per iteration: the rlpyt-style ``STANDARD_COLUMNS``, then the
+algorithm's own scalars. A scalar that first appears in a later row (losses once learning
+starts) becomes a new column, empty before. On resume the file is cut back to the rows
+the checkpoint had seen, so it reads as if the run had never stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +14,8 @@ import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from rlx.runner.config import RunConfig
 
 log = logging.getLogger("rlx")
 
@@ -32,28 +32,23 @@ def _cell(value: Any) -> str:
 
 
 class RunLogger:
-    """Writes each iteration's row to every enabled destination."""
+    """Writes each iteration's row to every destination that ``run`` enables."""
 
     def __init__(
         self,
         run_dir: Path,
-        total_steps: int,
-        keep_rows: int | None = None,
-        tensorboard: bool = True,
-        tbdir: str | None = None,
-        wandb_project: str | None = None,
+        run: RunConfig,
         config: dict[str, Any] | None = None,
-        progress: bool = True,
+        keep_rows: int | None = None,
         start_steps: int = 0,
         purge_step: int | None = None,
     ) -> None:
         self.path = run_dir / "progress.csv"
-        self.columns: list[str] | None = None
-        self.rows = 0
+        self.columns: list[str] = []
         if keep_rows is not None and self.path.exists():
             self._truncate(keep_rows)
         self.writer = None
-        if tensorboard:
+        if run.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
@@ -61,9 +56,9 @@ class RunLogger:
                     "TensorBoard is not installed (pip install 'rlx[tensorboard]'): no event files."
                 )
             else:
-                self.writer = SummaryWriter(tbdir or str(run_dir / "tb"), purge_step=purge_step)
+                self.writer = SummaryWriter(run.tbdir or str(run_dir / "tb"), purge_step=purge_step)
         self.wandb = None
-        if wandb_project is not None:
+        if run.wandb:
             try:
                 import wandb
             except ImportError:
@@ -71,15 +66,15 @@ class RunLogger:
                     "--wandb needs Weights & Biases: pip install wandb (and `wandb login`, or "
                     "WANDB_MODE=offline)."
                 ) from None
-            self.wandb = wandb.init(project=wandb_project, config=config, dir=str(run_dir),
+            self.wandb = wandb.init(project=run.wandb_project, config=config, dir=str(run_dir),
                                     name=run_dir.name, resume="allow")  # fmt: skip
         self.bar = None
-        if progress:
+        if run.progress:
             from tqdm import tqdm
 
             # disable=None: a live bar on a terminal, none in logs redirected to a file.
-            self.bar = tqdm(total=total_steps, initial=start_steps, unit="step", file=sys.stderr,
-                            disable=None,
+            self.bar = tqdm(total=run.total_steps, initial=start_steps, unit="step",
+                            file=sys.stderr, disable=None,
                             dynamic_ncols=True, smoothing=0.1, mininterval=0.5)  # fmt: skip
 
     def _truncate(self, keep_rows: int) -> None:
@@ -88,16 +83,15 @@ class RunLogger:
         if not lines:
             return
         self.columns = next(csv.reader([lines[0]]))
-        kept = lines[: 1 + keep_rows]
         with open(self.path, "w", newline="") as f:
-            f.writelines(kept)
-        self.rows = len(kept) - 1
+            f.writelines(lines[: 1 + keep_rows])
 
     def _widen(self, new: list[str]) -> None:
-        """Add columns that appear after the first row (an off-policy algorithm's losses
-        once learning starts): the file is rewritten with them, empty in earlier rows."""
-        with open(self.path, newline="") as f:
-            old = list(csv.reader(f))[1:]
+        """(Re)write the file with ``new`` columns added, empty in the rows already there."""
+        old = []
+        if self.columns:
+            with open(self.path, newline="") as f:
+                old = list(csv.reader(f))[1:]
         self.columns = [*self.columns, *new]
         tmp = self.path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="") as f:
@@ -107,18 +101,11 @@ class RunLogger:
         tmp.replace(self.path)
 
     def log(self, row: dict[str, Any]) -> None:
-        if self.columns is None:
-            extra = [k for k in row if k not in STANDARD_COLUMNS]
-            self.columns = [*STANDARD_COLUMNS, *extra]
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
-        else:
-            new = [k for k in row if k not in self.columns]
-            if new:
-                self._widen(new)
+        new = [k for k in dict.fromkeys([*STANDARD_COLUMNS, *row]) if k not in self.columns]
+        if new:
+            self._widen(new)
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([_cell(row.get(c)) for c in self.columns])
-        self.rows += 1
         step = int(row["CumSteps"])
         scalars = {k: float(v) for k, v in row.items()
                    if isinstance(v, (int, float)) and not math.isnan(float(v))}  # fmt: skip
@@ -146,14 +133,13 @@ class RunLogger:
 
 def setup_file_log(run_dir: Path, level: str) -> logging.Handler:
     """Send the ``rlx`` logger to RUN_DIR/log.txt at ``level``; warnings also to stderr."""
-    logger = logging.getLogger("rlx")
-    logger.setLevel(getattr(logging, level.upper()))
+    log.setLevel(getattr(logging, level.upper()))
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    if not any(getattr(h, "_rlx_console", False) for h in logger.handlers):
+    log.addHandler(handler)
+    if not any(getattr(h, "_rlx_console", False) for h in log.handlers):
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.WARNING)
         console._rlx_console = True  # type: ignore[attr-defined]
-        logger.addHandler(console)
+        log.addHandler(console)
     return handler

@@ -1,19 +1,18 @@
 """Learning curves from run directories: mean and band over seeds, one line per group.
 
-Runs are grouped by everything in their ``config.json`` that shapes learning (not the
-seed, the run's length, logging or the device), so several seeds of one configuration
-become one line (their mean, with a band of one standard deviation) and different
-configurations become different lines, labelled by the options that differ. Curves of a
-group are compared on the steps all its runs reached.
+Runs whose ``config.json`` differ only in what does not shape learning (seed, length,
+logging, device) form a group: one line, their mean with a band of one standard deviation
+over the steps all of them reached, labelled by the options that differ.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
+
+from rlx.runner.config import RESUMABLE, read_config
 
 
 def read_progress(run_dir: Path) -> dict[str, np.ndarray]:
@@ -32,20 +31,15 @@ def read_progress(run_dir: Path) -> dict[str, np.ndarray]:
 
 
 # Options that do not change what is learned: runs differing only in these share a line.
-_NOT_SETTINGS = {
-    "seed", "run_dir", "total_steps", "total_episodes", "total_iterations", "target_return",
-    "eval_every", "eval_episodes", "checkpoint_every", "keep_checkpoints", "checkpoint_replay",
-    "tensorboard", "tbdir", "wandb", "wandb_project", "progress", "plot", "log_level",
-    "device", "torch_threads",
-}  # fmt: skip
+_NOT_SETTINGS = (RESUMABLE - {"sampler", "workers"}) | {"seed", "run_dir"}
 
 
 def settings(run_dir: Path) -> dict[str, object]:
     """The options of a run that define its learning curve (all but seed, length, logging)."""
-    config_path = Path(run_dir) / "config.json"
-    if not config_path.exists():
+    try:
+        config = read_config(run_dir)
+    except FileNotFoundError:
         return {"run": Path(run_dir).name}
-    config = json.loads(config_path.read_text())
     run = {k: v for k, v in config["run"].items() if k not in _NOT_SETTINGS}
     return {**run, **{f"algo.{k}": v for k, v in config["algo"].items()}}
 
@@ -70,7 +64,6 @@ def curves(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per group: the common x grid, the mean and std over runs, and the number of runs."""
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    run_dirs = [Path(d) for d in run_dirs]
     for run_dir, label in zip(run_dirs, group_labels(run_dirs), strict=True):
         data = read_progress(run_dir)
         for column in (x, y):

@@ -1,16 +1,14 @@
 """The training loop: iterations, online and offline returns, logging, checkpoints, resume.
 
-``Runner(RunConfig(...), PPOConfig(...)).train()`` builds the agent, a ready policy and
-the algorithm from the configs, then alternates ``algorithm.iteration()`` (sample and
-update) with bookkeeping until the step, episode or return target is reached. A run
-directory holds ``config.json``, ``progress.csv``, ``log.txt``, TensorBoard files under
-``tb/``, ``checkpoints/`` and, at the end, ``curves.png``.
+``Runner(RunConfig(...), PPOConfig(...)).train()`` builds the agent, a ready policy and the
+algorithm, then alternates ``algorithm.iteration()`` (sample and update) with bookkeeping
+until a step, episode, iteration or return target is reached. A run directory holds
+``config.json``, ``progress.csv``, ``log.txt``, ``tb/``, ``checkpoints/`` and ``curves.png``.
 
-``Runner.resume(run_dir)`` rebuilds the same objects from ``config.json``, restores the
-newest usable checkpoint (policy, optimizer, algorithm counters and generator, RNG
-states, the agent's sampling position and, where possible, the environments' state) and
-continues. On CPU with a fixed seed the resumed run's later rows of ``progress.csv``
-equal an uninterrupted run's, wall-clock columns aside.
+``Runner.resume(run_dir)`` rebuilds the run from ``config.json`` and its newest usable
+checkpoint (policy, optimizer, algorithm state, RNG states, the agent's sampling position
+and, where possible, the environments). On CPU with a fixed seed the resumed run's later
+rows of ``progress.csv`` equal an uninterrupted run's, wall-clock columns aside.
 """
 
 from __future__ import annotations
@@ -38,19 +36,10 @@ from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.envs.vector import unknown_id_error
 from rlx.runner import checkpoint
-from rlx.runner.config import RunConfig, from_dict, to_dict
+from rlx.runner.config import RESUMABLE, RunConfig, from_dict, read_config, to_dict
 from rlx.runner.logger import RunLogger, setup_file_log
 
 log = logging.getLogger("rlx")
-
-
-# Run options a resumed run may change: how long it goes on, what it records, where.
-RESUMABLE = frozenset({
-    "total_steps", "total_episodes", "total_iterations", "target_return", "eval_every",
-    "eval_episodes", "checkpoint_every", "keep_checkpoints", "checkpoint_replay",
-    "tensorboard", "tbdir", "wandb", "wandb_project", "progress", "plot", "log_level",
-    "device", "torch_threads", "sampler", "workers",
-})  # fmt: skip
 
 
 def seed_everything(seed: int) -> None:
@@ -61,13 +50,11 @@ def seed_everything(seed: int) -> None:
 
 
 def default_run_dir(run: RunConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{run.algo}-{run.env}-s{run.seed}-{stamp}"
+    return Path("runs") / f"{run.algo}-{run.env}-s{run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def episode_horizon(env_id: str) -> int:
-    spec = gym.spec(env_id)
-    return spec.max_episode_steps or 10_000
+    return gym.spec(env_id).max_episode_steps or 10_000
 
 
 def build_policy(run: RunConfig, agent: Agent, algo_config: AlgorithmConfig) -> Parametric:
@@ -127,18 +114,12 @@ class Runner:
         self.window: deque[tuple[float, int]] = deque(maxlen=run.window)
         self._resumed: dict[str, Any] | None = None
 
-    # ------------------------------------------------------------------ resume
     @classmethod
     def resume(cls, run_dir: str | Path, **overrides: Any) -> Runner:
-        """A runner that continues the run in ``run_dir`` from its newest usable checkpoint.
-
-        ``overrides`` may change run options such as ``total_steps`` (to extend a run).
-        """
+        """A runner that continues the run in ``run_dir`` from its newest usable checkpoint;
+        ``overrides`` may change run options such as ``total_steps`` (to extend a run)."""
         run_dir = Path(run_dir)
-        config_path = run_dir / "config.json"
-        if not config_path.exists():
-            raise FileNotFoundError(f"{config_path} not found: is {run_dir} an rlx run directory?")
-        saved = json.loads(config_path.read_text())
+        saved = read_config(run_dir)
         fixed = {k for k, v in overrides.items() if k not in RESUMABLE and saved["run"].get(k) != v}
         if fixed:
             names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(fixed))
@@ -148,10 +129,8 @@ class Runner:
                 "may change (e.g. --total-steps, --eval-every, --log-level)."
             )
         run = from_dict(RunConfig, {**saved["run"], **overrides, "run_dir": str(run_dir)})
-        algo_cls = algorithm_class(run.algo)
-        runner = cls(run, from_dict(algo_cls.Config, saved["algo"]))
-        state = checkpoint.load_latest(run_dir / "checkpoints", map_location=run.device)
-        runner._restore(state)
+        runner = cls(run, from_dict(algorithm_class(run.algo).Config, saved["algo"]))
+        runner._restore(checkpoint.load_latest(run_dir / "checkpoints", map_location=run.device))
         return runner
 
     def _state(self) -> dict[str, Any]:
@@ -185,12 +164,10 @@ class Runner:
         self.window.extend((float(r), int(n)) for r, n in state["window"])
         self._resumed = state
 
-    # ---------------------------------------------------------------- training
     def evaluate(self, episodes: int | None = None) -> float:
         """Average return of deterministic episodes on fresh evaluation environments."""
-        n = episodes or self.run.eval_episodes
         seed = self.run.seed + 1_000_003 * (1 + self.iteration)
-        agent = Agent(self.run.env, num_envs=n, seed=seed)
+        agent = Agent(self.run.env, num_envs=episodes or self.run.eval_episodes, seed=seed)
         with torch.no_grad():
             rollout = agent(self.policy).episode(episode_horizon(self.run.env), deterministic=True)
         agent.close()
@@ -211,7 +188,7 @@ class Runner:
     def _row(self, info: dict[str, float], steps: int, seconds: float) -> dict[str, Any]:
         returns = [r for r, _ in self.window]
         lengths = [n for _, n in self.window]
-        row: dict[str, Any] = {
+        return {
             "Iteration": self.iteration,
             "CumSteps": self.agent.total_steps,
             "CumTime": self.elapsed,
@@ -223,17 +200,14 @@ class Runner:
             "ReturnMax": max(returns) if returns else math.nan,
             "LengthAverage": statistics.fmean(lengths) if lengths else math.nan,
             "EvalReturnAverage": self.last_eval if self.last_eval is not None else math.nan,
+            **info,
         }
-        row.update(info)
-        return row
 
     def train(
         self, callbacks: list[Callable[[Runner, dict[str, Any]], None]] = ()
     ) -> dict[str, Any]:
-        """Run until done; returns the last row of progress.csv as a dict.
-
-        Each of ``callbacks`` is called as ``callback(runner, row)`` after every iteration.
-        """
+        """Run until done and return the last row of progress.csv; each of ``callbacks`` is
+        called as ``callback(runner, row)`` after every iteration."""
         run = self.run
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = {"run": to_dict(run), "algo": to_dict(self.algo_config)}
@@ -242,13 +216,9 @@ class Runner:
         resumed = self._resumed is not None
         logger = RunLogger(
             self.run_dir,
-            run.total_steps,
+            run,
+            config,
             keep_rows=self.iteration if resumed else 0,
-            tensorboard=run.tensorboard,
-            tbdir=run.tbdir,
-            wandb_project=run.wandb_project if run.wandb else None,
-            config=config,
-            progress=run.progress,
             start_steps=self.agent.total_steps,
             purge_step=self.agent.total_steps + 1 if resumed else None,
         )
@@ -287,7 +257,7 @@ class Runner:
             self.save()
         finally:
             logger.close()
-            logging.getLogger("rlx").removeHandler(handler)
+            log.removeHandler(handler)
             handler.close()
         if run.plot:
             from rlx.runner.plot import plot_runs
