@@ -1,6 +1,5 @@
-"""What every algorithm shares: sampling a batch, optimiser steps, hyper-parameters that
-follow schedules, learning-rate annealing, and its state for checkpoints. The update
-itself is each algorithm's own."""
+"""What every algorithm shares: sampling, optimiser steps, scheduled hyper-parameters,
+learning-rate annealing and checkpoint state; the update itself is each algorithm's own."""
 
 from __future__ import annotations
 
@@ -46,11 +45,6 @@ def make_lr_scheduler(spec: Any, optimizer: torch.optim.Optimizer) -> Any:
         raise ValueError(f"--lr-scheduler {spec!r}: {err}") from None
 
 
-def default_optimizer(policy: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam with eps 1e-5 (:func:`rlx.core.optim.adam`)."""
-    return adam(policy.parameters(), lr=lr, eps=1e-5)
-
-
 class Means:
     """The scalars an update logs, averaged over its steps: ``add(Loss=...)`` per step
     (0-d tensors are kept as they are and read out once, in :meth:`means`)."""
@@ -72,16 +66,15 @@ class Means:
 
 
 class Algorithm:
-    """Base of the algorithms: owns the optimizer and samples with the agent.
-
-    Subclasses define ``update(rollout) -> dict`` of scalars to log; ``iteration()``
-    samples a batch and calls it.
-    """
+    """Base of the algorithms: subclasses define ``update(rollout) -> dict`` of scalars to
+    log; ``iteration()`` samples a batch with the agent and calls it."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
     reevaluates: ClassVar[bool] = False
     """``update`` evaluates each batch itself, so it is sampled dry."""
+    replay: Any = None
+    """A replay, saved in checkpoints unless ``checkpoint_replay`` is turned off."""
 
     def __init__(self, agent: Agent, policy: Parametric, config: AlgorithmConfig) -> None:
         validate_config(config)
@@ -89,7 +82,7 @@ class Algorithm:
         self.policy = policy
         self.config = config
         if agent.optimizer is None:
-            agent.optimizer = default_optimizer(policy, schedules.value(config.lr, 0))
+            agent.optimizer = adam(policy.parameters(), lr=schedules.value(config.lr, 0), eps=1e-5)
         if agent.grad_clip is None:
             agent.grad_clip = config.grad_clip
         if config.lr_scheduler is not None and (callable(config.lr) or config.anneal_lr):
@@ -99,7 +92,7 @@ class Algorithm:
             )
         self.lr_scheduler = make_lr_scheduler(config.lr_scheduler, agent.optimizer)
         self.iterations = 0
-        self.checkpoint_replay = True  # algorithms with a replay save it in checkpoints
+        self.checkpoint_replay = True
         self.progress = 0.0  # fraction of the run done, set by the runner (for annealing)
         self.generator = torch.Generator().manual_seed(0)  # minibatch shuffling
         self.sampler: Any = None  # an rlx.sampling.AsyncSampler, to sample asynchronously
@@ -124,15 +117,11 @@ class Algorithm:
         return self.agent.optimizer
 
     def sample(self, dry: bool = False) -> Rollout:
-        """One batch of experience from the current policy (no gradient); from the
-        asynchronous sampler's queue when ``self.sampler`` is set.
-
-        Algorithms that re-evaluate every batch themselves (``reevaluates``) get it dry.
-        Others get it evaluated: a feed-forward policy acts dry (skipping its extras,
-        see :func:`rlx.extras_wanted`) and is then evaluated over the whole batch in one
-        forward, which is cheaper than computing log-probs and values step by step; a
-        recurrent policy keeps what it computed while acting.
-        """
+        """One batch from the current policy (no gradient), or from the asynchronous
+        sampler's queue when ``self.sampler`` is set: dry for algorithms that re-evaluate
+        it (``reevaluates``); otherwise a feed-forward policy acts dry and is evaluated over
+        the whole batch in one forward (cheaper than step by step), and a recurrent policy
+        keeps what it computed while acting."""
         if self.sampler is not None:
             if self.config.episodes:
                 raise ValueError(
@@ -162,19 +151,16 @@ class Algorithm:
 
     @property
     def step(self) -> int:
-        """The step that schedules are functions of: environment steps sampled so far,
-        as they were when the current iteration began (so that one iteration's
-        sampling and update use the same values, the ones it logs)."""
+        """The step schedules are functions of: environment steps sampled when the current
+        iteration began (so its sampling and update use the values it logs)."""
         return self.agent.total_steps if self._iteration_step is None else self._iteration_step
 
     def setting(self, name: str) -> float:
-        """The current value of hyper-parameter ``name`` (its schedule at :attr:`step`,
-        or the constant)."""
+        """Hyper-parameter ``name`` now: its schedule at :attr:`step`, or the constant."""
         return schedules.value(getattr(self.config, name), self.step)
 
     def scheduled(self) -> dict[str, float]:
-        """``{"Schedule/<option>": value}`` for every option given as a schedule (logged
-        with each iteration)."""
+        """``{"Schedule/<option>": value}`` for every option given as a schedule (logged)."""
         return {
             f"Schedule/{name}": float(self.setting(name))
             for name, value in vars(self.config).items()
@@ -182,18 +168,16 @@ class Algorithm:
         }
 
     def learning_rate(self) -> float:
-        """The current learning rate: its schedule's value, annealed linearly over the
-        run when ``anneal_lr``."""
+        """The scheduled learning rate, annealed linearly over the run with ``anneal_lr``."""
         lr = self.setting("lr")
         if self.config.anneal_lr:
             lr *= max(0.0, 1.0 - self.progress)
         return lr
 
     def optimize(self, loss: torch.Tensor, as_tensor: bool = False) -> float | torch.Tensor:
-        """One step of the agent's optimizer on ``loss``: the gradients of its parameters,
-        clipped to the agent's ``grad_clip``, then the step (:func:`rlx.core.optim.minimize`);
-        returns the gradient norm before clipping (a float, or a 0-d tensor with
-        ``as_tensor``, which spares a read-out per minibatch)."""
+        """One step of the agent's optimizer on ``loss``, clipped to the agent's ``grad_clip``
+        (:func:`rlx.core.optim.minimize`); returns the gradient norm before clipping (a
+        float, or a 0-d tensor with ``as_tensor``: no read-out per minibatch)."""
         norm = minimize(loss, self.optimizer, self.agent.grad_clip)
         return norm if as_tensor else float(norm)
 
@@ -201,14 +185,12 @@ class Algorithm:
         """Sample one batch and update on it; returns the scalars to log."""
         self._iteration_step = self.agent.total_steps
         try:
-            info = self._iterate()
+            return self._iterate()
         finally:
             self._iteration_step = None
-        return info
 
     def set_learning_rates(self) -> None:
-        """Give the optimizer(s) the current learning rate (at each iteration's start,
-        unless a torch LR scheduler sets it)."""
+        """Give the optimizer(s) the current learning rate, unless an LR scheduler sets it."""
         if self.lr_scheduler is None:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate()
@@ -231,9 +213,8 @@ class Algorithm:
         return info
 
     def batch_loss(self, rollout: Rollout) -> torch.Tensor | None:
-        """The loss ``update`` minimises, on ``rollout`` under the current parameters
-        (called without gradient); logged at DEBUG level before and after every update,
-        as rlmodels does. None (this default): nothing to log."""
+        """The loss ``update`` minimises on ``rollout`` (called without gradient), logged at
+        DEBUG level before and after every update as rlmodels does; None: nothing to log."""
         return None
 
     def _debug_loss(self, rollout: Rollout) -> float | None:
@@ -244,14 +225,14 @@ class Algorithm:
         return None if loss is None else float(loss)
 
     def log_change(self, name: str, before: float, after: float) -> None:
-        """At DEBUG level, the loss on the batch before and after the update (as rlmodels)."""
+        """Log the loss on a batch before and after the update (DEBUG level)."""
         log.debug("iteration %d: %s %.6g -> %.6g", self.iterations + 1, name, before, after)
 
     def update(self, rollout: Rollout) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define update(rollout).")
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "iterations": self.iterations,
@@ -262,6 +243,9 @@ class Algorithm:
             # generator (rlx.Parametric.numpy_actor): a resumed run samples as it did.
             "feed_forward": self._feed_forward,
         }
+        if self.replay is not None and self.checkpoint_replay:
+            state["replay"] = self.replay.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
@@ -272,22 +256,26 @@ class Algorithm:
         self._feed_forward = state.get("feed_forward")
         if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-
-
-class OneStepAlgorithm(Algorithm):
-    """An algorithm that takes one gradient step per batch on the losses its
-    :meth:`losses` returns: ``PolicyLoss``, ``Entropy`` (a bonus weighted by
-    ``entropy_coef``) and optionally ``ValueLoss`` (weighted by ``value_coef``)."""
-
-    def losses(self, rollout: Rollout) -> dict[str, torch.Tensor]:  # pragma: no cover
-        raise NotImplementedError(f"{type(self).__name__} must define losses(rollout).")
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
 
     def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The loss minimised."""
+        """The loss minimised: ``PolicyLoss``, plus ``ValueLoss`` weighted by ``value_coef``
+        and minus the ``Entropy`` bonus weighted by ``entropy_coef``, where present."""
         loss = losses["PolicyLoss"]
         if "ValueLoss" in losses:
             loss = loss + self.config.value_coef * losses["ValueLoss"]
-        return loss - self.setting("entropy_coef") * losses["Entropy"]
+        if "Entropy" in losses:
+            loss = loss - self.setting("entropy_coef") * losses["Entropy"]
+        return loss
+
+
+class OneStepAlgorithm(Algorithm):
+    """An algorithm that takes one gradient step per batch on the :meth:`total` of what
+    :meth:`losses` returns."""
+
+    def losses(self, rollout: Rollout) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} must define losses(rollout).")
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         losses = self.losses(rollout)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rlx import schedules
 from rlx.schedules import Schedule
 
 
@@ -82,18 +83,10 @@ def validate_config(config: Any) -> None:
         valid = _range(config, field.name)
         if value is None or isinstance(value, bool) or valid is None:
             continue
-        if isinstance(value, Schedule):
-            points = value.values()
-        elif callable(value):
-            points = [value(0)]
-        else:
-            points = [value]
+        points = value.values() if isinstance(value, Schedule) else [schedules.value(value, 0)]
         for point in points:
-            if (
-                isinstance(point, bool)
-                or not isinstance(point, (int, float))
-                or not valid.contains(point)
-            ):
+            number = isinstance(point, (int, float)) and not isinstance(point, bool)
+            if not (number and valid.contains(point)):
                 shown = value if callable(value) else point
                 raise ValueError(
                     f"--{field.name.replace('_', '-')} must be {valid.description}, got {shown}"

@@ -2,10 +2,9 @@
 
 Each iteration samples ``steps`` steps of every environment (uniformly random actions
 until ``learning_starts`` environment steps, then the algorithm's exploring policy),
-adds them to the replay and, once learning has started, takes ``gradient_steps``
-updates on batches of ``batch_size`` transitions. The replay is uniform or
-prioritized, with n-step returns formed when sampling (:mod:`rlx.replay`). Every
-number marked "schedule" may be a function of the step (:mod:`rlx.schedules`).
+adds them to the replay (uniform or prioritized, with n-step returns: :mod:`rlx.replay`)
+and, once learning has started, takes ``gradient_steps`` updates on batches of
+``batch_size`` transitions. Options marked "schedule" may be :mod:`rlx.schedules`.
 """
 
 from __future__ import annotations
@@ -67,9 +66,9 @@ class OffPolicyConfig(AlgorithmConfig):
 
 
 class OffPolicyAlgorithm(Algorithm):
-    """Base of the replay-based algorithms; subclasses define ``exploration_policy()``
-    (the policy that acts once learning has started) and ``learn(batch) -> dict``
-    (one update on a replay sample)."""
+    """Base of the replay-based algorithms; subclasses define ``learn(batch) -> dict`` (one
+    update on a replay sample) and may add exploration (``acting_policy``,
+    ``set_exploration``)."""
 
     Config = OffPolicyConfig
     config: OffPolicyConfig
@@ -91,18 +90,14 @@ class OffPolicyAlgorithm(Algorithm):
                     f"got {c.replay_obs_dtype!r}."
                 )
             kwargs["obs_dtype"] = dtype
+        priority = dict(alpha=self.setting("priority_alpha"), beta=self.setting("priority_beta"))
         if c.frame_stack:
             from rlx.replay.frames import FrameReplay
 
-            return FrameReplay(
-                c.buffer_size, c.frame_stack, prioritized=c.prioritized,
-                alpha=self.setting("priority_alpha"), beta=self.setting("priority_beta"), **kwargs,
-            )  # fmt: skip
+            kwargs.update(priority, prioritized=c.prioritized)
+            return FrameReplay(c.buffer_size, c.frame_stack, **kwargs)
         if c.prioritized:
-            return PrioritizedReplay(
-                c.buffer_size, alpha=self.setting("priority_alpha"),
-                beta=self.setting("priority_beta"), **kwargs,
-            )  # fmt: skip
+            return PrioritizedReplay(c.buffer_size, **priority, **kwargs)
         return ReplayBuffer(c.buffer_size, **kwargs)
 
     acts_randomly_first: ClassVar[bool] = True
@@ -124,12 +119,6 @@ class OffPolicyAlgorithm(Algorithm):
         """Steps per environment of the sampling at ``step``."""
         return as_count(schedules.value(config.steps, step))
 
-    def exploration_policy(self) -> Parametric:
-        """The policy that acts once learning has started, exploring as at this step."""
-        acting = self.acting_policy()
-        self.set_exploration(self.config, acting, self.step)
-        return acting
-
     @property
     def learning(self) -> bool:
         return self.step >= self.config.learning_starts
@@ -139,12 +128,14 @@ class OffPolicyAlgorithm(Algorithm):
             steps, episodes = self.sampler.arrived()
             self.agent.record(steps, episodes)
             return None
-        random = self.acts_randomly_first and not self.learning
-        policy = self.random_policy if random else self.exploration_policy()
+        if self.acts_randomly_first and not self.learning:
+            policy = self.random_policy
+        else:
+            policy = self.acting_policy()
+            self.set_exploration(self.config, policy, self.step)
+        steps = self.steps_per_iteration(self.config, self.step)
         with torch.no_grad():
-            return self.agent(policy).steps(
-                self.steps_per_iteration(self.config, self.step), dry=True
-            )
+            return self.agent(policy).steps(steps, dry=True)
 
     def update(self, rollout: Rollout | None) -> dict[str, float]:
         if rollout is not None:
@@ -168,8 +159,7 @@ class OffPolicyAlgorithm(Algorithm):
             size = as_count(self.setting("batch_size"))
             if self.sampler is not None:  # keep to the replay ratio
                 self.sampler.throttle(size, self.config.learning_starts)
-            batch = self.replay.sample(size)
-            for k, v in self.learn(batch).items():
+            for k, v in self.learn(self.replay.sample(size)).items():
                 totals[k] = totals.get(k, 0.0) + float(v)
             self.updates += 1
         info.update({k: v / count for k, v in totals.items()})
@@ -180,14 +170,8 @@ class OffPolicyAlgorithm(Algorithm):
         raise NotImplementedError(f"{type(self).__name__} must define learn(batch).")
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["updates"] = self.updates
-        if self.checkpoint_replay:
-            state["replay"] = self.replay.state_dict()
-        return state
+        return {**super().state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.updates = int(state["updates"])
-        if "replay" in state:
-            self.replay.load_state_dict(state["replay"])

@@ -14,10 +14,9 @@ from rlx.core.parametric import Parametric, parameters_and_buffers
 class TargetNetwork(Parametric):
     """A copy of ``source`` without gradients, for bootstrap targets.
 
-    ``update()`` copies the source's parameters and buffers (a hard update, as DQN every
-    C steps); ``update(tau)`` moves each parameter a fraction ``tau`` of the way
-    (Polyak averaging, as DDPG, TD3 and SAC after every step). Calling the target network
-    runs the copy, so ``agent(target).evaluate(batch)`` works as for the source.
+    ``update()`` copies the source's parameters and buffers (DQN's hard update);
+    ``update(tau)`` moves each parameter a fraction ``tau`` of the way (Polyak averaging,
+    as DDPG, TD3 and SAC). ``agent(target).evaluate(batch)`` works as for the source.
     """
 
     def __init__(self, source: nn.Module) -> None:

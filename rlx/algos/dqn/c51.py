@@ -9,15 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from gymnasium import spaces
 
 from rlx.algos.config import AT_LEAST_ONE, FRACTION, option
 from rlx.algos.dqn.dqn import DQN, DQNConfig
-from rlx.core.parametric import Parametric
 from rlx.core.returns import categorical_projection
 from rlx.core.rollout import Rollout
-from rlx.policies.q import QNetwork
-from rlx.replay import PrioritizedReplay
 from rlx.schedules import Schedule
 
 
@@ -39,18 +35,6 @@ class C51(DQN):
     name = "c51"
     Config = C51Config
     config: C51Config
-
-    @classmethod
-    def default_policy(
-        cls, observation_space: spaces.Space, action_space: spaces.Space, config: C51Config,
-        kind: str = "mlp", hidden: int = 64, squash: bool = False,
-    ) -> Parametric:  # fmt: skip
-        return QNetwork(
-            observation_space, action_space, hidden=(hidden, hidden),
-            dueling=config.dueling, noisy=config.noisy, atoms=config.atoms,
-            v_min=config.v_min, v_max=config.v_max,
-            cell=None if kind == "mlp" else ("lstm" if kind == "lstm" else "gru"),
-        )  # fmt: skip
 
     def target_distribution(self, batch: Rollout) -> torch.Tensor:
         """The projected target ``[N, atoms]`` for each sampled transition: the target
@@ -75,12 +59,9 @@ class C51(DQN):
         log_p_taken = log_p[0, torch.arange(taken.shape[0]), taken]  # [N, atoms]
         cross_entropy = -(target * log_p_taken).sum(-1)  # [N]
         loss = (batch.weights[0] * cross_entropy).mean()
-        grad_norm = self.optimize(loss, as_tensor=True)
-        if isinstance(self.replay, PrioritizedReplay):  # Rainbow: the KL as the priority
-            self.replay.update_priorities(batch.indices, cross_entropy.detach())
-        self.after_update()
         q_taken = q[0, torch.arange(taken.shape[0]), taken]
-        return {"Loss": loss.detach(), "QMean": q_taken.detach().mean(), "GradNorm": grad_norm}
+        # Rainbow: the KL as the priority
+        return self.finish_update(loss, batch, cross_entropy.detach(), q_taken.mean())
 
 
 @dataclass
@@ -90,7 +71,6 @@ class RainbowConfig(C51Config):
     noisy: bool = True
     epsilon: float | Schedule = option(0.0, FRACTION)
     prioritized: bool = True
-    priority_beta: float | Schedule = option(0.4, FRACTION)
     n_step: int = option(3, AT_LEAST_ONE)
 
 

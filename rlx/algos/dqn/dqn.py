@@ -18,7 +18,6 @@ from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.policies.q import QNetwork
-from rlx.replay import PrioritizedReplay
 from rlx.schedules import Schedule, linear
 
 
@@ -59,10 +58,11 @@ class DQN(OffPolicyAlgorithm):
         kind: str = "mlp", hidden: int = 64, squash: bool = False,
     ) -> Parametric:  # fmt: skip
         """The ready Q-network for ``config``: two ReLU layers of ``hidden`` units (a
-        GRU or LSTM core after them for ``kind`` "gru"/"rnn"/"lstm")."""
+        GRU or LSTM core after them for ``kind`` "gru"/"rnn"/"lstm"), and C51's support."""
+        support = {k: getattr(config, k) for k in ("atoms", "v_min", "v_max") if hasattr(config, k)}
         return QNetwork(
             observation_space, action_space, hidden=(hidden, hidden),
-            dueling=config.dueling, noisy=config.noisy,
+            dueling=config.dueling, noisy=config.noisy, **support,
             cell=None if kind == "mlp" else ("lstm" if kind == "lstm" else "gru"),
         )  # fmt: skip
 
@@ -88,19 +88,22 @@ class DQN(OffPolicyAlgorithm):
         target = batch.rewards + batch.discounts * alive * self.next_values(batch)
         q = self.agent(self.policy).evaluate(batch).others[0]  # [1, N, A]
         q_taken = q.gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
-        errors = q_taken - target
-        loss = (batch.weights * torch.nn.functional.huber_loss(
-            q_taken, target, reduction="none")).mean()  # fmt: skip
-        grad_norm = self.optimize(loss, as_tensor=True)
-        if isinstance(self.replay, PrioritizedReplay):
-            self.replay.update_priorities(batch.indices, errors.detach())
-        self.after_update()
-        return {"Loss": loss.detach(), "QMean": q_taken.detach().mean(), "GradNorm": grad_norm}
+        huber = torch.nn.functional.huber_loss(q_taken, target, reduction="none")
+        loss = (batch.weights * huber).mean()
+        return self.finish_update(loss, batch, (q_taken - target).detach(), q_taken.mean())
 
-    def after_update(self) -> None:
-        """Update the target network every ``target_update_interval`` updates."""
+    def finish_update(
+        self, loss: torch.Tensor, batch: Rollout, priorities: torch.Tensor, q_mean: torch.Tensor
+    ) -> dict[str, Any]:
+        """The optimizer's step on ``loss``, the new ``priorities`` of ``batch`` (with a
+        prioritized replay), the target network's update every ``target_update_interval``
+        updates; returns the scalars to log."""
+        grad_norm = self.optimize(loss, as_tensor=True)
+        if self.config.prioritized:
+            self.replay.update_priorities(batch.indices, priorities)
         if (self.updates + 1) % as_count(self.setting("target_update_interval")) == 0:
             self.target.update(self.setting("tau"))
+        return {"Loss": loss.detach(), "QMean": q_mean.detach(), "GradNorm": grad_norm}
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         info = super().update(rollout)
@@ -109,9 +112,7 @@ class DQN(OffPolicyAlgorithm):
         return info
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["target"] = self.target.state_dict()
-        return state
+        return {**super().state_dict(), "target": self.target.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

@@ -83,8 +83,7 @@ class R2D2(DQN):
     def learn(self, batch: Rollout) -> dict[str, Any]:
         c = self.config
         new = self.agent(self.policy).evaluate(batch, burn_in=c.burn_in)  # [length, N]
-        q = new.others[0]
-        q_taken = q.gather(-1, new.actions.long().unsqueeze(-1)).squeeze(-1)
+        q_taken = new.others[0].gather(-1, new.actions.long().unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
             target_q = self.agent(self.target).evaluate(batch, burn_in=c.burn_in).next_others[0]
             chooser = new.next_others[0].detach() if c.double else target_q
@@ -95,15 +94,7 @@ class R2D2(DQN):
             if c.value_rescaling:
                 targets = value_rescale(targets)
         valid = new.valid.to(q_taken.dtype)
-        errors = (q_taken - targets) * valid
-        per_sequence = (torch.nn.functional.huber_loss(q_taken, targets, reduction="none")
-                        * valid).sum(0) / valid.sum(0).clamp(min=1)  # fmt: skip
-        loss = (batch.weights * per_sequence).mean()
-        grad_norm = self.optimize(loss, as_tensor=True)
-        if c.prioritized:
-            self.replay.update_priorities(
-                batch.indices, sequence_priority(errors, new.valid, c.priority_eta)
-            )
-        self.after_update()
-        return {"Loss": loss.detach(), "QMean": new.step_mean(q_taken.detach()),
-                "GradNorm": grad_norm}  # fmt: skip
+        huber = torch.nn.functional.huber_loss(q_taken, targets, reduction="none") * valid
+        loss = (batch.weights * (huber.sum(0) / valid.sum(0).clamp(min=1))).mean()
+        priorities = sequence_priority((q_taken - targets) * valid, new.valid, c.priority_eta)
+        return self.finish_update(loss, batch, priorities, new.step_mean(q_taken))

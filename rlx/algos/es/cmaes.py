@@ -1,36 +1,28 @@
 """CMA-ES over a policy's parameters (Hansen & Ostermeier 2001; Hansen 2016 tutorial).
 
-No gradients: every generation asks the strategy for λ parameter vectors, loads each
-into a copy of the policy, plays ``candidate_episodes`` episodes with it and tells the
-strategy their mean returns. So any :class:`rlx.Parametric` can be searched, with
-discrete or continuous actions, recurrent or not, and actions may be argmaxes.
+No gradients: every generation asks the strategy for λ parameter vectors, plays
+``candidate_episodes`` episodes with each and tells it their mean returns. So any
+:class:`rlx.Parametric` can be searched: discrete or continuous actions, recurrent or not.
 
-Candidates share the agent's B environments: one round of
-``agent(population).episode(horizon)`` plays B episodes, each environment for one
-candidate (:mod:`rlx.algos.es.population`), so a generation costs
-``ceil(λ · candidate_episodes / B)`` rounds. The default λ, 4 + ⌊3 ln n⌋ for n
-parameters, is rounded up to fill every round (a round lasts as long as its longest
-episode whether its environments are all used or not). ``rlx.Agent(...,
-sampler="parallel")`` steps those environments in worker processes.
+Candidates share the agent's B environments, one candidate per environment
+(:mod:`rlx.algos.es.population`), so a generation costs ``ceil(λ · candidate_episodes /
+B)`` rounds; the default λ, 4 + ⌊3 ln n⌋ for n parameters, is rounded up to fill every
+round (a round lasts as long as its longest episode, used environments or not).
 
-After every generation ``self.policy`` holds the strategy's mean (``keep="mean"``, the
-default) or the best candidate so far (``keep="best"``); evaluation, checkpoints and
-``rlx eval`` see it. The best candidate is kept either way (``algo.best``, logged as
-BestReturn), but its fitness is the luckiest of many noisy estimates: scored on fresh
-episodes, the mean did better than the best on Pendulum-v1 for every seed tried.
-The defaults (σ₀ = 1, 4 episodes per candidate) were chosen by the same kind of
-comparison; ``benchmarks/README.md`` has the figures.
+After every generation ``self.policy`` holds the strategy's mean (``keep="mean"``) or
+the best candidate so far (``keep="best"``). The best is kept either way (``algo.best``,
+logged as BestReturn), but its fitness is the luckiest of many noisy estimates: on fresh
+episodes the mean did better on Pendulum-v1 for every seed tried. The defaults (σ₀ = 1,
+4 episodes per candidate) were chosen by the same kind of comparison
+(``benchmarks/README.md``).
 
-Why a CMA-ES of our own (:mod:`rlx.algos.es.strategy`, 200 lines of torch) and not the
-``cma`` package, the reference implementation: checkpoints. A resumed run must continue
-exactly, and rlx reads checkpoints with ``torch.load(weights_only=True)``. cma's
-``CMAEvolutionStrategy`` is an object graph (sampler, step-size adaptation, options,
-callbacks) drawing from numpy's global generator; that loader refuses it, and copying
-its internals into tensors would tie rlx to private attributes of one cma version. Ours
-keeps everything in a few tensors and numbers (``CMA.state_dict``) and does as well as
-cma with its defaults (``python -m benchmarks.learning_es --compare``; figures in
-``benchmarks/README.md``). Both give the worst half of the candidates negative
-("active") weights.
+Why our own CMA-ES (:mod:`rlx.algos.es.strategy`) and not the reference ``cma``
+package: checkpoints. A resumed run must continue exactly, and rlx loads checkpoints
+with ``torch.load(weights_only=True)``, which refuses cma's object graph (drawing from
+numpy's global generator); copying its internals into tensors would tie rlx to one cma
+version's private attributes. Ours is a few tensors and numbers (``CMA.state_dict``)
+and does as well as cma with its defaults (``python -m benchmarks.learning_es
+--compare``); both give the worst half of the candidates negative ("active") weights.
 """
 
 from __future__ import annotations
@@ -45,7 +37,7 @@ from torch.nn.utils import parameters_to_vector
 
 from rlx import schedules
 from rlx.algos.base import Algorithm
-from rlx.algos.config import AT_LEAST_ONE, AlgorithmConfig, as_count, option
+from rlx.algos.config import AT_LEAST_ONE, POSITIVE, AlgorithmConfig, Range, as_count, option
 from rlx.algos.es.population import Population, load_vector
 from rlx.algos.es.strategy import CMA, default_population
 from rlx.core.agent import Agent
@@ -63,13 +55,13 @@ class CMAESConfig(AlgorithmConfig):
     """Whole episodes are sampled (always, for CMA-ES)."""
     horizon: int | Schedule = option(1000, AT_LEAST_ONE)
     """Longest episode (schedule); the environment's own time limit applies first."""
-    population: int | None = None
+    population: int | None = option(None, Range("at least 2", lambda v: v >= 2))
     """Candidates per generation (λ, at least 2); None: 4 + ⌊3 ln n⌋ for n policy
     parameters, rounded up so that every round of num_envs environments is full."""
-    sigma0: float = 1.0
+    sigma0: float = option(1.0, POSITIVE)
     """Initial step size σ₀: the standard deviation of the first candidates' parameters
     around the policy's initial ones."""
-    candidate_episodes: int | Schedule = 4
+    candidate_episodes: int | Schedule = option(4, AT_LEAST_ONE)
     """Episodes whose mean return is a candidate's fitness (schedule)."""
     deterministic: bool = True
     """Candidates act with each action distribution's mode (less noise in the fitness);
@@ -91,7 +83,8 @@ class CMAES(Algorithm):
 
     def __init__(self, agent: Agent, policy: Parametric, config: CMAESConfig) -> None:
         super().__init__(agent, policy, config)
-        self._check(config)
+        if config.keep not in ("best", "mean"):
+            raise ValueError(f"--keep must be 'best' or 'mean', got {config.keep!r}.")
         start = parameters_to_vector(policy.parameters()).detach().cpu()
         n = start.numel()
         if n == 0:
@@ -108,32 +101,16 @@ class CMAES(Algorithm):
         self.best = start.to(torch.float64)
         self.best_return = -math.inf
 
-    @staticmethod
-    def _check(config: CMAESConfig) -> None:
-        episodes = config.candidate_episodes
-        points = (
-            episodes.values() if isinstance(episodes, Schedule) else [schedules.value(episodes, 0)]
-        )
-        if any(p < 1 for p in points):
-            raise ValueError(f"--candidate-episodes must be at least 1, got {episodes}.")
-        if config.population is not None and config.population < 2:
-            raise ValueError(f"--population must be at least 2, got {config.population}.")
-        if not config.sigma0 > 0:
-            raise ValueError(f"--sigma0 must be positive, got {config.sigma0}.")
-        if config.keep not in ("best", "mean"):
-            raise ValueError(f"--keep must be 'best' or 'mean', got {config.keep!r}.")
-
     @classmethod
     def default_policy(
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: CMAESConfig,
         kind: str = "mlp", hidden: int = 64, squash: bool = False,
     ) -> Parametric:  # fmt: skip
         """An actor without a critic (:class:`rlx.policies.actor.ActorPolicy`) with one
-        tanh layer of ``hidden`` units: CMA-ES pays for every parameter (its covariance
-        is n × n) and nothing would score a value head. For CartPole-v1 that is 450
-        parameters at width 64, against 9,000 for PPO's 2×64 actor-critic. Recurrent
-        kinds get :func:`rlx.policies.make_policy`'s shared-cell policy (its value head,
-        ``hidden + 1`` parameters, is searched but never scored)."""
+        tanh layer of ``hidden`` units: CMA-ES pays for every parameter (its covariance is
+        n × n; 450 parameters for CartPole-v1 at width 64, against 9,000 for PPO's 2×64
+        actor-critic). Recurrent kinds get :func:`rlx.policies.make_policy`'s shared-cell
+        policy (its value head is searched but never scored)."""
         from rlx.policies import make_policy
         from rlx.policies.actor import ActorPolicy
 
@@ -152,12 +129,9 @@ class CMAES(Algorithm):
         return -(-default_population(n) // fill) * fill
 
     def evaluate(self, candidates: torch.Tensor, episodes: int, horizon: int) -> torch.Tensor:
-        """Each candidate's mean return over ``episodes`` episodes, ``[λ]`` (float64).
-
-        Episodes are dealt to the B environments in rounds; in a last round with fewer
-        episodes than environments, the spare ones replay the last candidate and are
-        not counted in its fitness (their steps are counted in ``agent.total_steps``).
-        """
+        """Each candidate's mean return over ``episodes`` episodes, ``[λ]`` (float64),
+        dealt to the B environments in rounds. Spare environments of a last round replay
+        the last candidate, not counted in its fitness (but in ``agent.total_steps``)."""
         B = self.agent.num_envs
         owners = torch.arange(len(candidates)).repeat_interleave(episodes)  # episode -> candidate
         totals = torch.zeros(len(candidates), dtype=torch.float64)
@@ -175,11 +149,8 @@ class CMAES(Algorithm):
 
     def _iterate(self) -> dict[str, float]:
         candidates = self.strategy.ask()
-        returns = self.evaluate(
-            candidates,
-            as_count(self.setting("candidate_episodes")),
-            as_count(self.setting("horizon")),
-        )
+        episodes = as_count(self.setting("candidate_episodes"))
+        returns = self.evaluate(candidates, episodes, as_count(self.setting("horizon")))
         self.strategy.tell(candidates, returns)
         top = int(returns.argmax())
         if returns[top] > self.best_return:

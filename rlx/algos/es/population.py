@@ -1,9 +1,5 @@
-"""Several parameter vectors of one policy acting side by side in one agent's environments.
-
-An evolution strategy scores many candidate parameter vectors per generation. With B
-environments, ``agent(population).episode(horizon)`` plays B episodes at once; the
-:class:`Population` decides which candidate acts in which environment, so a generation
-costs ``ceil(λ · episodes / B)`` batched rounds rather than one round per candidate.
+"""Several parameter vectors of one policy acting side by side in one agent's environments,
+so that ``agent(population).episode(horizon)`` scores B candidates' episodes at once.
 
 Any :class:`rlx.Parametric` works, recurrent or not, with any action distribution: each
 candidate runs in a copy of the policy on its own consecutive rows of the batch, and
@@ -68,12 +64,9 @@ def join(dists: list[ActionDistribution]) -> ActionDistribution:
 
 
 class Population(Parametric):
-    """Copies of ``policy`` that act for consecutive blocks of environments; call
-    :meth:`assign` to give each environment its candidate before sampling.
-
-    ``forward`` returns ``(state, distribution)`` only: candidates are scored by their
-    returns, so the policy's extras (a value head...) are dropped.
-    """
+    """Copies of ``policy`` that act for consecutive blocks of environments, given their
+    candidates by :meth:`assign` before sampling. ``forward`` returns ``(state,
+    distribution)`` only: candidates are scored by their returns, not by extras."""
 
     def __init__(self, policy: Parametric, members: int) -> None:
         super().__init__()
@@ -91,18 +84,14 @@ class Population(Parametric):
                 f"{len(self.members)} members."
             )
         bounds = [*starts, len(owners)]
-        self.blocks = []
-        for member, start, stop in zip(self.members, bounds, bounds[1:], strict=False):
+        self.blocks = list(zip(self.members, bounds, bounds[1:], strict=False))
+        for member, start, _ in self.blocks:
             load_vector(member, candidates[int(owners[start])])
-            self.blocks.append((member, start, stop))
 
     def initial_state(self, batch_size: int) -> Any:
         if not self.blocks:
             return self.members[0].initial_state(batch_size)
-        states = [m.initial_state(stop - start) for m, start, stop in self.blocks]
-        if states[0] is None:
-            return None
-        return tree_map(lambda *xs: torch.cat(xs), *states)
+        return _cat([m.initial_state(stop - start) for m, start, stop in self.blocks])
 
     def forward(self, *inputs: Any) -> tuple[Any, ActionDistribution]:
         if len(self.blocks) == 1:
@@ -115,6 +104,9 @@ class Population(Parametric):
             out = member.forward(*tree_index(inputs, slice(start, stop)))
             states.append(out[0])
             dists.append(out[1])
-        if states[0] is None:
-            return None, join(dists)
-        return tree_map(lambda *xs: torch.cat(xs), *states), join(dists)
+        return _cat(states), join(dists)
+
+
+def _cat(states: list[Any]) -> Any:
+    """The members' recurrent states as one batch (None for feed-forward members)."""
+    return None if states[0] is None else tree_map(lambda *xs: torch.cat(xs), *states)

@@ -3,10 +3,9 @@
 The update follows Hansen's tutorial (arXiv:1604.00772, "The CMA Evolution Strategy: A
 Tutorial", Table 1 and Eq. 39-53), the worst half of the candidates included with
 negative weights (active CMA, the tutorial's default); the separable variant
-(``diagonal=True``) is Ros & Hansen 2008 (sep-CMA-ES). Everything is
-a float64 tensor or a number, so :meth:`CMA.state_dict` goes into a ``weights_only``
-checkpoint and a loaded strategy continues exactly. Why this and not the ``cma``
-package: see :mod:`rlx.algos.es.cmaes`.
+(``diagonal=True``) is Ros & Hansen 2008 (sep-CMA-ES). Everything is a float64 tensor or
+a number, so :meth:`CMA.state_dict` goes into a ``weights_only`` checkpoint and a loaded
+strategy continues exactly (why not the ``cma`` package: :mod:`rlx.algos.es.cmaes`).
 
 Scores are *maximised* (returns), unlike the minimising convention of the literature::
 
@@ -166,6 +165,9 @@ class CMA:
         eigenvalues, self.B = torch.linalg.eigh(self.C)
         self.D = eigenvalues.clamp_min(1e-300).sqrt()
 
+    _STATE = ("mean", "sigma", "pc", "ps", "C", "B", "D", "generation", "eigen_generation")
+    """The attributes that change, saved by :meth:`state_dict`."""
+
     @property
     def condition(self) -> float:
         """Condition number of C (the ratio of its largest to smallest eigenvalue)."""
@@ -173,21 +175,11 @@ class CMA:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that changes, as tensors and numbers (``weights_only``-safe)."""
-        return {
-            "n": self.n,
-            "population": self.population,
-            "diagonal": self.diagonal,
-            "mean": self.mean.clone(),
-            "sigma": self.sigma,
-            "pc": self.pc.clone(),
-            "ps": self.ps.clone(),
-            "C": self.C.clone(),
-            "B": None if self.B is None else self.B.clone(),
-            "D": self.D.clone(),
-            "generation": self.generation,
-            "eigen_generation": self.eigen_generation,
-            "generator": self.generator.get_state(),
-        }
+        state = {"n": self.n, "population": self.population, "diagonal": self.diagonal}
+        for name in self._STATE:
+            value = getattr(self, name)
+            state[name] = value.clone() if isinstance(value, torch.Tensor) else value
+        return {**state, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = (self.n, self.population, self.diagonal)
@@ -198,12 +190,7 @@ class CMA:
                 f"{theirs}, but the strategy has {mine}: load it into a strategy made with "
                 "the same policy and options."
             )
-        self.mean = state["mean"].to(torch.float64).clone()
-        self.sigma = float(state["sigma"])
-        self.pc, self.ps = state["pc"].clone(), state["ps"].clone()
-        self.C = state["C"].clone()
-        self.B = None if state["B"] is None else state["B"].clone()
-        self.D = state["D"].clone()
-        self.generation = int(state["generation"])
-        self.eigen_generation = int(state["eigen_generation"])
+        for name in self._STATE:
+            value = state[name]
+            setattr(self, name, value.clone() if isinstance(value, torch.Tensor) else value)
         self.generator.set_state(state["generator"])

@@ -36,9 +36,7 @@ class A2C(OneStepAlgorithm):
     def losses(self, rollout: Rollout) -> dict[str, torch.Tensor]:
         """Policy loss, value loss and entropy on one sampled segment (with graph)."""
         c = self.config
-        # Sample without a graph, then one batched forward with it (cheaper than keeping
-        # a graph per sampled step).
-        rollout = self.agent(self.policy).evaluate(rollout)
+        rollout = self.agent(self.policy).evaluate(rollout)  # one batched forward, with graph
         (values,) = rollout.others
         # Bootstraps from next_others where an episode was cut (truncation, segment end),
         # never after a termination.

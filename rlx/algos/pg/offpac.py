@@ -1,9 +1,8 @@
 """Off-policy actor-critic (Degris, White and Sutton 2012) from a replay of episodes.
 
-Episodes are sampled by a behaviour policy (any Parametric; by default the learner as it
-was when the episode was sampled) and kept in an :class:`~rlx.replay.EpisodeReplay`.
-Each update re-evaluates replayed episodes under the current policy and corrects for the
-difference with truncated importance weights (V-trace targets and advantages).
+Episodes of a behaviour policy (by default the learner as it was) are kept in an
+:class:`~rlx.replay.EpisodeReplay`; each update re-evaluates some under the current policy
+and corrects with truncated importance weights (V-trace targets and advantages).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, log
+from rlx.algos.base import Algorithm, Means, log
 from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
@@ -73,8 +72,7 @@ class OffPAC(Algorithm):
     def update(self, rollout: Rollout) -> dict[str, float]:
         c = self.config
         self.replay.add(rollout)
-        names = ("PolicyLoss", "ValueLoss", "Entropy", "GradNorm", "MeanRatio")
-        stats: dict[str, list[float]] = {name: [] for name in names}
+        stats = Means()
         for _ in range(c.updates):
             batch = self.replay.sample(c.batch_episodes, self.generator)
             new = self.agent(self.policy).evaluate(batch)
@@ -83,31 +81,17 @@ class OffPAC(Algorithm):
             advantages = new.vtrace(values, log_ratios, c.gamma, c.rho_clip, c.c_clip)
             if c.normalize_advantages:
                 advantages = advantages / (advantages[new.valid].std() + 1e-8)
-            policy_loss = -new.step_mean(new.logprobs * advantages)
-            value_loss = 0.5 * new.step_mean((new.returns - values).pow(2))
-            entropy = new.step_mean(new.entropy_or_estimate())
-            loss = policy_loss + c.value_coef * value_loss - self.setting("entropy_coef") * entropy
-            stats["GradNorm"].append(self.optimize(loss))
-            stats["PolicyLoss"].append(policy_loss.item())
-            stats["ValueLoss"].append(value_loss.item())
-            stats["Entropy"].append(entropy.item())
-            stats["MeanRatio"].append(new.step_mean(log_ratios.exp()).item())
+            losses = {
+                "PolicyLoss": -new.step_mean(new.logprobs * advantages),
+                "ValueLoss": 0.5 * new.step_mean((new.returns - values).pow(2)),
+                "Entropy": new.step_mean(new.entropy_or_estimate()),
+            }
+            loss = self.total(losses)
+            grad_norm = self.optimize(loss, as_tensor=True)
+            stats.add(**losses, GradNorm=grad_norm, MeanRatio=new.step_mean(log_ratios.exp()))
             if log.isEnabledFor(logging.DEBUG):
                 self.log_change("loss", loss.item(), self._loss_now(batch, advantages))
-        info = {k: sum(v) / len(v) for k, v in stats.items()}
-        info["ReplayEpisodes"] = float(len(self.replay))
-        return info
-
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        if self.checkpoint_replay:
-            state["replay"] = self.replay.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        if "replay" in state:
-            self.replay.load_state_dict(state["replay"])
+        return {**stats.means(), "ReplayEpisodes": float(len(self.replay))}
 
     def _loss_now(self, batch: Rollout, advantages: torch.Tensor) -> float:
         with torch.no_grad():

@@ -52,10 +52,7 @@ class PPO(Algorithm):
                 new = self.agent(self.policy).evaluate(mb)
                 log_ratio = new.logprobs - mb.logprobs
                 losses = self.losses(mb, new, log_ratio, clip, entropy=bool(entropy_coef))
-                loss = losses["PolicyLoss"] + c.value_coef * losses["ValueLoss"]
-                if entropy_coef:
-                    loss = loss - entropy_coef * losses["Entropy"]
-                stats.add(GradNorm=self.optimize(loss, as_tensor=True), **losses)
+                stats.add(GradNorm=self.optimize(self.total(losses), as_tensor=True), **losses)
                 log_ratios.append((log_ratio.detach(), mb.valid))
         info = {**stats.means(), **self.ratio_statistics(log_ratios, clip)}
         if not entropy_coef:  # kept out of the graph: once, after the update
@@ -102,15 +99,10 @@ class PPO(Algorithm):
 
     def batch_loss(self, rollout: Rollout) -> torch.Tensor:
         """The loss PPO minimises, on the whole rollout (for the DEBUG log)."""
-        c, entropy_coef = self.config, self.setting("entropy_coef")
         batch = self.training_batch(rollout)
         new = self.agent(self.policy).evaluate(batch)
         losses = self.losses(batch, new, new.logprobs - batch.logprobs, self.setting("clip"))
-        return (
-            losses["PolicyLoss"]
-            + c.value_coef * losses["ValueLoss"]
-            - entropy_coef * losses["Entropy"]
-        )
+        return self.total(losses)
 
     @staticmethod
     def ratio_statistics(log_ratios: list[tuple[torch.Tensor, torch.Tensor]], clip: float):

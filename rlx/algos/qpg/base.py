@@ -1,7 +1,6 @@
 """What the Q-function policy gradients share: an actor (the policy) and a critic of
 ``n`` Q-functions, each with its optimizer and a target copy that follows by Polyak
-averaging; replay, exploration and scheduled options from
-:class:`~rlx.algos.offpolicy.OffPolicyAlgorithm`."""
+averaging."""
 
 from __future__ import annotations
 
@@ -61,14 +60,12 @@ class QPGAlgorithm(OffPolicyAlgorithm):
     def __init__(self, agent: Agent, policy: Parametric, config: QPGConfig,
                  critic: nn.Module | None = None) -> None:  # fmt: skip
         super().__init__(agent, policy, config)
+        self.device = next(iter(policy.parameters())).device
         if critic is None:
-            obs_space, act_space = agent.observation_space, agent.action_space
-            if config.recurrent_critic:
-                critic = RecurrentCritic(obs_space, act_space, config.critic_hidden, config.critics)
-            else:
-                hidden = (config.critic_hidden, config.critic_hidden)
-                critic = Critic(obs_space, act_space, hidden, config.critics)
-            critic = critic.to(next(iter(policy.parameters())).device)
+            h = config.critic_hidden
+            cls, hidden = (RecurrentCritic, h) if config.recurrent_critic else (Critic, (h, h))
+            critic = cls(agent.observation_space, agent.action_space, hidden, config.critics)
+            critic = critic.to(self.device)
         if getattr(critic, "recurrent", False) and config.sequence_length is None:
             raise ValueError(
                 f"{type(critic).__name__} is recurrent and learns from sequences, but "
@@ -80,13 +77,11 @@ class QPGAlgorithm(OffPolicyAlgorithm):
         self.critic_optimizer = adam(critic.parameters(), lr=self.critic_learning_rate())
         space = agent.action_space
         if hasattr(space, "low"):  # Box bounds, for noise and clipping
-            device = next(iter(policy.parameters())).device
-            self.low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
-            self.high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
+            self.low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device)
+            self.high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device)
 
     def critic_learning_rate(self) -> float:
-        lr = self.config.critic_lr if self.config.critic_lr is not None else self.config.lr
-        return float(lr(self.step) if callable(lr) else lr)
+        return float(self.setting("lr" if self.config.critic_lr is None else "critic_lr"))
 
     def set_learning_rates(self) -> None:
         super().set_learning_rates()
@@ -112,15 +107,11 @@ class QPGAlgorithm(OffPolicyAlgorithm):
         self, actor: Parametric, batch: Rollout, actions: str, now: bool = True,
         then: bool = True,
     ) -> tuple[Rollout | None, Rollout | None]:  # fmt: skip
-        """``actor`` evaluated at the steps an update learns from (``now``) and at their
-        next observations (``then``); ``actions``: "sample" or "mode", as for
-        ``evaluate``.
-
-        For a sample of transitions these are evaluations of ``batch`` and of
-        ``batch.shifted()``; for a sequence (a recurrent actor) one evaluation after the
-        burn-in gives both, without its last step and without its first: the next step's
-        recurrent state is the one the current step produced.
-        """
+        """``actor`` evaluated (``actions`` as for ``evaluate``) at the steps an update
+        learns from (``now``) and at their next observations (``then``): ``batch`` and
+        ``batch.shifted()`` for transitions; for a sequence, one evaluation after the
+        burn-in without its last step and without its first (the next step's recurrent
+        state is the one the current step produced)."""
         bound = self.agent(actor)
         if self.config.sequence_length is None:
             return (bound.evaluate(batch, actions=actions) if now else None,
@@ -141,11 +132,9 @@ class QPGAlgorithm(OffPolicyAlgorithm):
     def q(self, critic: nn.Module, batch: Rollout, at: Rollout, actions: torch.Tensor | None,
           then: bool = False) -> torch.Tensor:  # fmt: skip
         """``critic``'s Q-values at the steps ``at`` an update learns from (``then``: at
-        their next steps, as :meth:`evaluate_actor` gives them) for ``actions`` there (None for
-        Discrete actions: every action's).
-
-        A recurrent critic reads the whole sequence ``batch`` from its first step, with
-        the stored actions elsewhere; the steps asked for are sliced from its answer."""
+        their next steps) for ``actions`` there (None for Discrete actions: every action's).
+        A recurrent critic reads the whole sequence ``batch``, with the stored actions
+        elsewhere, and the steps asked for are sliced from its answer."""
         if not getattr(critic, "recurrent", False):
             return critic(at.observations, actions)
         first = self.config.burn_in + (1 if then else 0)
@@ -170,17 +159,15 @@ class QPGAlgorithm(OffPolicyAlgorithm):
         norm = minimize(loss, self.critic_optimizer, self.config.grad_clip)
         if self.config.prioritized:
             first = errors[0].detach()
-            self.replay.update_priorities(
-                batch.indices, first if mask is None else sequence_priority(first, mask)
-            )
+            priorities = first if mask is None else sequence_priority(first, mask)
+            self.replay.update_priorities(batch.indices, priorities)
         q_mean = q[0].detach().mean() if mask is None else q[0].detach()[mask].mean()
         return {"CriticLoss": loss.detach(), "CriticGradNorm": norm, "QMean": q_mean}
 
     def update_targets(self) -> None:
         """Move every target network towards its source by ``tau``."""
         tau = self.setting("tau")
-        self.critic_target.update(tau)
-        for target in self.targets():
+        for target in [self.critic_target, *self.targets()]:
             target.update(tau)
 
     def targets(self) -> list[TargetNetwork]:

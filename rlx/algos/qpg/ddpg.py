@@ -93,11 +93,9 @@ class DDPG(QPGAlgorithm):
             _, following = self.evaluate_actor(self.actor_target, batch, "mode", now=False)
             next_actions = following.actions
             if c.target_noise:  # target policy smoothing (TD3)
-                half = (self.high - self.low) / 2
-                noise = (torch.randn_like(next_actions) * c.target_noise).clamp(
-                    -c.noise_clip, c.noise_clip
-                )
-                next_actions = (next_actions + noise * half).clamp(self.low, self.high)
+                noise = torch.randn_like(next_actions) * c.target_noise
+                noise = noise.clamp(-c.noise_clip, c.noise_clip) * ((self.high - self.low) / 2)
+                next_actions = (next_actions + noise).clamp(self.low, self.high)
             next_q = self.q(self.critic_target, batch, following, next_actions, then=True)
             next_q = next_q.min(0).values
             alive = (~steps.terminations).to(next_q.dtype)

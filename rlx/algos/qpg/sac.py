@@ -48,15 +48,15 @@ class SAC(QPGAlgorithm):
                  critic: torch.nn.Module | None = None) -> None:  # fmt: skip
         super().__init__(agent, policy, config, critic)
         self.discrete = isinstance(agent.action_space, spaces.Discrete)
+        self.actor_actions = "stored" if self.discrete else "sample"  # evaluate_actor's
         if config.target_entropy is not None:
             self.target_entropy = config.target_entropy
         elif self.discrete:
             self.target_entropy = 0.98 * math.log(int(agent.action_space.n))
         else:
             self.target_entropy = -float(math.prod(agent.action_space.shape))
-        device = next(iter(policy.parameters())).device
-        self.log_alpha = torch.tensor(math.log(config.initial_entropy_coef), device=device,
-                                      requires_grad=True)  # fmt: skip
+        start = math.log(config.initial_entropy_coef)
+        self.log_alpha = torch.tensor(start, device=self.device, requires_grad=True)
         self.alpha_optimizer = adam([self.log_alpha], lr=self.setting("lr"))
 
     @classmethod
@@ -109,8 +109,7 @@ class SAC(QPGAlgorithm):
     def next_value(self, batch: Rollout, alpha: torch.Tensor) -> torch.Tensor:
         """The soft value of the next states: ``E_a' [min Q_target(s', a') - alpha log
         pi(a'|s')]``, by one sample for Box actions, exactly for Discrete ones."""
-        _, following = self.evaluate_actor(self.policy, batch, "stored" if self.discrete
-                                     else "sample", now=False)  # fmt: skip
+        _, following = self.evaluate_actor(self.policy, batch, self.actor_actions, now=False)
         if self.discrete:
             log_pi = following.others[0]  # [T, N, A]
             q = self.q(self.critic_target, batch, following, None, then=True).min(0).values
@@ -123,8 +122,7 @@ class SAC(QPGAlgorithm):
         """``E_s [alpha log pi(a|s) - min Q(s, a)]`` with ``a ~ pi`` reparameterised (an
         expectation over every action for Discrete ones), over the learned steps; and
         the policy's entropy per step there (no gradient), for the temperature."""
-        current, _ = self.evaluate_actor(self.policy, batch, "stored" if self.discrete
-                                   else "sample", then=False)  # fmt: skip
+        current, _ = self.evaluate_actor(self.policy, batch, self.actor_actions, then=False)
         if self.discrete:
             log_pi = current.others[0]
             pi = log_pi.exp()
