@@ -74,20 +74,19 @@ def make_atari(
         ) from err
     if frame_stack < 1:
         raise ValueError(f"frame_stack must be at least 1, got {frame_stack}.")
-    return partial(
-        _make, env_id, frame_stack, noop_max, frame_skip, screen_size, terminal_on_life_loss,
-        kwargs,
-    )  # fmt: skip
+    preprocessing = {
+        "noop_max": noop_max,
+        "frame_skip": frame_skip,
+        "screen_size": screen_size,
+        "terminal_on_life_loss": terminal_on_life_loss,
+    }
+    return partial(_make, env_id, frame_stack, preprocessing, kwargs)
 
 
 def _make(
-    env_id: str, frame_stack: int, noop_max: int, frame_skip: int, screen_size: int,
-    terminal_on_life_loss: bool, kwargs: dict[str, Any],
-) -> gym.Env:  # fmt: skip
+    env_id: str, frame_stack: int, preprocessing: dict[str, Any], kwargs: dict[str, Any]
+) -> gym.Env:
     _register()  # again: worker processes start without the ALE ids
     env = gym.make(env_id, frameskip=1, **kwargs)
-    env = gym.wrappers.AtariPreprocessing(
-        env, noop_max=noop_max, frame_skip=frame_skip, screen_size=screen_size,
-        terminal_on_life_loss=terminal_on_life_loss, grayscale_obs=True, scale_obs=False,
-    )  # fmt: skip
+    env = gym.wrappers.AtariPreprocessing(env, grayscale_obs=True, scale_obs=False, **preprocessing)
     return gym.wrappers.FrameStackObservation(env, frame_stack)

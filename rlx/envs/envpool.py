@@ -61,8 +61,7 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
                 warnings.filterwarnings("ignore", message=".*precision lowered")
                 self.pool = self._make(seed)
             self.seed_used = seed
-        obs, info = self.pool.reset()
-        return obs, info
+        return self.pool.reset()
 
     def step(self, actions: Any):
         if isinstance(self.single_action_space, gym.spaces.Discrete):

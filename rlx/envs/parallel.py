@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlx.envs.parallel_worker import EnvFault, EnvGroup, run_worker
-from rlx.envs.shared_arrays import SharedBlock, as_tree, copy_tree, leaf_specs, read_row
+from rlx.envs.shared_arrays import SharedBlock, copy_tree, leaf_specs, read_row
 from rlx.tree import tree_map
 
 STEP_TIMEOUT = 60.0  # seconds a worker may take for one step before it counts as hung
@@ -87,11 +87,11 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self.closed = False
 
         obs_specs = leaf_specs(self.single_observation_space, n)
-        act_specs = leaf_specs(self.single_action_space, n)
-        step_specs = (((n,), np.dtype(np.float64)), ((n,), np.dtype(bool)), ((n,), np.dtype(bool)))
-        shared = (obs_specs, obs_specs, act_specs, step_specs)
+        step_specs = tuple(np.dtype((dtype, (n,))) for dtype in (np.float64, bool, bool))
+        shared = (obs_specs, obs_specs, leaf_specs(self.single_action_space, n), step_specs)
         self._blocks = [SharedBlock(specs) for specs in shared]
-        self._obs, self._finals, self._actions, result = (b.arrays for b in self._blocks)
+        arrays = tuple(b.arrays for b in self._blocks)
+        self._obs, self._finals, self._actions, result = arrays
         self._rewards, self._terminated, self._truncated = result
         names = tuple(b.names for b in self._blocks)
 
@@ -102,16 +102,14 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self._processes: dict[int, Any] = {}
         self._local: EnvGroup | None = None
         if inline:
-            envs = [env_fns[i]() for i in self.groups[0]]
-            self._local = EnvGroup(envs, 0, tuple(b.arrays for b in self._blocks))
-        for w, group in enumerate(self.groups):
-            if w == 0 and inline:
-                continue
+            self._local = EnvGroup([env_fns[i]() for i in self.groups[0]], 0, arrays)
+        for w in range(int(inline), workers):
+            group = self.groups[w]
             parent, child = ctx.Pipe()
             fns = cloudpickle.dumps([env_fns[i] for i in group])
             process = ctx.Process(
                 target=run_worker,
-                args=(child, fns, group.start, (obs_specs, act_specs, step_specs), names),
+                args=(child, fns, group.start, shared, names),
                 daemon=True,
                 name=f"rlx-env-worker-{w}",
             )
@@ -120,12 +118,7 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
             self._pipes[w] = parent
             self._processes[w] = process
         self._finalizer = weakref.finalize(
-            self,
-            _shutdown,
-            list(self._pipes.values()),
-            list(self._processes.values()),
-            self._blocks,
-            self._local,
+            self, _shutdown, self._pipes, self._processes, self._blocks, self._local
         )
         self._gather("start")
 
@@ -215,7 +208,10 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
 
     def step(self, actions: Any):
         self._check_open()
-        self._write_actions(actions)
+        if isinstance(self._actions, np.ndarray):
+            self._actions[...] = np.asarray(actions).reshape(self._actions.shape)
+        else:
+            tree_map(lambda dst, src: dst.__setitem__(..., src), self._actions, actions)
         self._send("step")
         ended = self._run_local(EnvGroup.step, "step") if self._local is not None else []
         ended += [i for reply in self._gather("step") for i in reply]
@@ -234,13 +230,6 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
             self._truncated.copy(),
             info,
         )
-
-    def _write_actions(self, actions: Any) -> None:
-        if isinstance(self._actions, np.ndarray):
-            self._actions[...] = np.asarray(actions).reshape(self._actions.shape)
-            return
-        actions = as_tree(actions)
-        tree_map(lambda dst, src: dst.__setitem__(..., src), self._actions, actions)
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:
         self._send("call", (name, args))
@@ -271,21 +260,21 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
 
 
 def _shutdown(
-    pipes: list, processes: list, blocks: list[SharedBlock], local: EnvGroup | None
+    pipes: dict, processes: dict, blocks: list[SharedBlock], local: EnvGroup | None
 ) -> None:
     """Stop every worker (politely, then by force), close the inline group's
     environments and release the shared memory."""
     if local is not None:
         local.close()
-    for pipe in pipes:
+    for pipe in pipes.values():
         with contextlib.suppress(BrokenPipeError, OSError):
             pipe.send(("close", None))
-    for process in processes:
+    for process in processes.values():
         process.join(timeout=2)
         if process.is_alive():
             process.kill()
             process.join(timeout=2)
-    for pipe in pipes:
+    for pipe in pipes.values():
         pipe.close()
     for block in blocks:
         block.release()

@@ -3,8 +3,7 @@
 :class:`EnvGroup` is a contiguous group of environments stepped against the shared
 arrays (:mod:`rlx.envs.shared_arrays`), in a worker process or inline in the main
 process; :func:`run_worker` is the loop each worker process runs, answering the main
-process's commands over a pipe. Apart from :mod:`rlx.envs.parallel` because this code
-runs in the child processes, while that module holds the main process's side.
+process's commands over a pipe.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ class EnvFault(Exception):
 
 
 class EnvGroup:
-    """A contiguous group of environments reading actions from, and writing results to,
-    the shared arrays (in a worker process, or inline in the main process)."""
+    """A contiguous group of environments stepped against the shared arrays."""
 
     def __init__(self, envs: list[gym.Env], first: int, arrays: tuple[Any, ...]) -> None:
         self.envs, self.first = envs, first
@@ -39,8 +37,7 @@ class EnvGroup:
     def step(self) -> list[int]:
         """Step every environment; the indices whose episode ended (reset at once)."""
         ended = []
-        for k, env in enumerate(self.envs):
-            i = self.first + k
+        for i, env in enumerate(self.envs, self.first):
             try:
                 o, r, term, trunc, _ = env.step(read_row(self.actions, i))
                 if term or trunc:
@@ -54,8 +51,7 @@ class EnvGroup:
         return ended
 
     def reset(self, seed: int | None) -> None:
-        for k, env in enumerate(self.envs):
-            i = self.first + k
+        for i, env in enumerate(self.envs, self.first):
             try:
                 o, _ = env.reset(seed=None if seed is None else seed + i)
             except Exception:
@@ -72,14 +68,12 @@ def run_worker(
     pipe: Any,
     env_fns: bytes,
     first: int,
-    specs: tuple[Any, Any, Any],
+    specs: tuple[Any, Any, Any, Any],
     names: tuple[list[str], list[str], list[str], list[str]],
 ) -> None:
     """A worker's loop: step, reset or close its group of environments on command."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-    obs_specs, act_specs, step_specs = specs
-    shared = (obs_specs, obs_specs, act_specs, step_specs)
-    blocks = [SharedBlock(spec, n) for spec, n in zip(shared, names, strict=True)]
+    blocks = [SharedBlock(spec, n) for spec, n in zip(specs, names, strict=True)]
     group = None
     try:
         envs = [fn() for fn in cloudpickle.loads(env_fns)]
@@ -99,14 +93,12 @@ def run_worker(
                 pipe.send(("ok", [getattr(env, data) for env in envs]))
             else:  # "close"
                 break
-    except EnvFault as fault:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            pipe.send(("error", (fault.index, fault.trace)))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         pass
-    except Exception:
+    except Exception as err:  # an environment's fault, or one in making the environments
+        fault = err if isinstance(err, EnvFault) else EnvFault(first, traceback.format_exc())
         with contextlib.suppress(BrokenPipeError, OSError):
-            pipe.send(("error", (first, traceback.format_exc())))
+            pipe.send(("error", (fault.index, fault.trace)))
     finally:
         if group is not None:
             group.close()

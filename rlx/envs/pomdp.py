@@ -1,4 +1,5 @@
-"""Partially observable versions of classic tasks: velocities hidden from the agent.
+"""Partially observable versions of classic tasks: velocities hidden from the agent, so
+that only a policy with memory can infer them from consecutive observations.
 
 Registered with gymnasium when ``rlx`` is imported:
 
@@ -11,9 +12,6 @@ Registered with gymnasium when ``rlx`` is imported:
   cannot, so this is the task that separates recurrent from feed-forward policies;
 - ``IncompletePendulum-v1``: Pendulum without the angular velocity (cos, sin of the angle);
 - ``IncompleteAcrobot-v1``: Acrobot without both joint velocities (cos, sin of each angle).
-
-A feed-forward policy sees only positions; a recurrent one can infer velocities from
-consecutive observations, so these tasks separate the two.
 """
 
 from __future__ import annotations

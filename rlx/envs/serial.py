@@ -21,12 +21,6 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import concatenate, iterate
 
-_SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
-
-
-def _copy(obs: Any) -> Any:
-    return np.array(obs, copy=True) if isinstance(obs, np.ndarray) else copy.deepcopy(obs)
-
 
 class SerialVectorEnv(gym.vector.SyncVectorEnv):
     """``SyncVectorEnv`` with same-step autoreset and a lean ``step``; see the module doc.
@@ -38,7 +32,7 @@ class SerialVectorEnv(gym.vector.SyncVectorEnv):
     """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], copy: bool = True) -> None:
-        super().__init__(env_fns, copy=copy, autoreset_mode=_SAME_STEP)
+        super().__init__(env_fns, copy=copy, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         # Actions of these spaces are rows of one array: index them instead of iterate().
         self._row_actions = isinstance(
             self.single_action_space,
@@ -56,7 +50,8 @@ class SerialVectorEnv(gym.vector.SyncVectorEnv):
             obs, reward, terminated, truncated, info = env.step(per_env[i])
             rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
             if terminated or truncated:
-                infos = self._add_info(infos, {"final_obs": _copy(obs), "final_info": info}, i)
+                ended = {"final_obs": copy.deepcopy(obs), "final_info": info}
+                infos = self._add_info(infos, ended, i)
                 obs, info = env.reset()
             if info:
                 infos = self._add_info(infos, info, i)

@@ -3,8 +3,7 @@
 :class:`~rlx.envs.parallel.ParallelVectorEnv` and its worker processes exchange
 observations, actions, rewards and episode ends through these arrays instead of
 pickling them through pipes: the main process creates a :class:`SharedBlock` for a
-tree of ``(shape, dtype)`` specs, each worker attaches to it by name, and both read and
-write rows in place.
+tree of specs, each worker attaches to it by name, and both read and write rows in place.
 """
 
 from __future__ import annotations
@@ -16,42 +15,32 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlx.tree import tree_map
+from rlx.tree import tree_index, tree_leaves, tree_map
 
 
 def leaf_specs(space: gym.Space, n: int) -> Any:
-    """A tree of ``(shape, dtype)`` for ``n`` stacked values of ``space``."""
+    """A tree of specs for ``n`` stacked values of ``space``: each leaf a numpy subarray
+    dtype, whose ``shape``, ``base`` and ``itemsize`` give the array and its bytes."""
     sample = gym.vector.utils.batch_space(space, n).sample()
-    return tree_map(lambda x: (np.asarray(x).shape, np.asarray(x).dtype), as_tree(sample))
-
-
-def as_tree(value: Any) -> Any:
-    """gymnasium's Dict samples are dicts already; make Tuple samples tuples."""
-    if isinstance(value, dict):
-        return {k: as_tree(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(as_tree(v) for v in value)
-    return np.asarray(value)
+    return tree_map(lambda x: np.dtype((np.asarray(x).dtype, np.shape(x))), sample)
 
 
 class SharedBlock:
-    """One shared-memory block per leaf, with numpy views on it."""
+    """One shared-memory block per leaf of ``specs``, with numpy views on it; created
+    here, or attached to by the ``names`` of an existing block."""
 
     def __init__(self, specs: Any, names: Any = None) -> None:
         self.owner = names is None
-        leaves = _spec_leaves(specs)
+        leaves = tree_leaves(specs)
         if names is None:
-            self.blocks = [
-                SharedMemory(create=True, size=max(1, int(np.prod(s)) * d.itemsize))
-                for s, d in leaves
-            ]
+            self.blocks = [SharedMemory(create=True, size=max(1, d.itemsize)) for d in leaves]
         else:
             self.blocks = [_attach(name) for name in names]
         views = iter(
-            np.ndarray(s, dtype=d, buffer=b.buf)
-            for (s, d), b in zip(leaves, self.blocks, strict=True)
+            np.ndarray(d.shape, dtype=d.base, buffer=b.buf)
+            for d, b in zip(leaves, self.blocks, strict=True)
         )
-        self.arrays = _rebuild(specs, views)
+        self.arrays = tree_map(lambda _: next(views), specs)
 
     @property
     def names(self) -> list[str]:
@@ -77,44 +66,17 @@ def _attach(name: str) -> SharedMemory:
         return SharedMemory(name=name)
 
 
-def _is_spec(x: Any) -> bool:
-    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], np.dtype)
-
-
-def _spec_leaves(specs: Any) -> list[tuple[tuple[int, ...], np.dtype]]:
-    if _is_spec(specs):
-        return [specs]
-    children = specs.values() if isinstance(specs, dict) else specs
-    return [leaf for child in children for leaf in _spec_leaves(child)]
-
-
-def _rebuild(specs: Any, views: Any) -> Any:
-    if _is_spec(specs):
-        return next(views)
-    if isinstance(specs, dict):
-        return {k: _rebuild(v, views) for k, v in specs.items()}
-    return tuple(_rebuild(v, views) for v in specs)
-
-
 def write_row(tree: Any, i: int, value: Any) -> None:
     """Write one environment's value into row ``i`` of a shared tree."""
-    if isinstance(tree, np.ndarray):
+    if isinstance(tree, np.ndarray):  # the common case, without tree_map's overhead
         tree[i] = value
-    elif isinstance(tree, dict):
-        for k, sub in tree.items():
-            write_row(sub, i, value[k])
     else:
-        for sub, v in zip(tree, value, strict=True):
-            write_row(sub, i, v)
+        tree_map(lambda dst, src: dst.__setitem__(i, src), tree, value)
 
 
 def read_row(tree: Any, i: int) -> Any:
     """Row ``i`` of a shared tree (views, not copies)."""
-    if isinstance(tree, np.ndarray):
-        return tree[i]
-    if isinstance(tree, dict):
-        return {k: read_row(v, i) for k, v in tree.items()}
-    return tuple(read_row(v, i) for v in tree)
+    return tree[i] if isinstance(tree, np.ndarray) else tree_index(tree, i)
 
 
 def copy_tree(tree: Any) -> Any:

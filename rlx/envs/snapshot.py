@@ -14,37 +14,36 @@ subprocesses of ``AsyncVectorEnv`` and ``ParallelVectorEnv``, EnvPool) are not c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-_PLAIN = (bool, int, float, str, type(None))
 
-
-def _children(obj: Any) -> list[tuple[str, Any]]:
-    kids = []
+def _walk(obj: Any, path: str = "root") -> Iterator[tuple[str, Any]]:
+    """``obj`` and everything it wraps, each with its path; a child is looked up only
+    after its parent has been handled (restored)."""
+    yield path, obj
     if isinstance(obj, gym.vector.SyncVectorEnv):
-        kids += [(f"envs.{i}", e) for i, e in enumerate(obj.envs)]
+        for i, env in enumerate(obj.envs):
+            yield from _walk(env, f"{path}.envs.{i}")
     inner = getattr(obj, "env", None)
     if isinstance(inner, (gym.Env, gym.vector.VectorEnv)) and inner is not obj:
-        kids.append(("env", inner))
-    return kids
+        yield from _walk(inner, f"{path}.env")
 
 
 def _capture(value: Any) -> Any:
     if isinstance(value, np.random.Generator):
         return {"__generator__": value.bit_generator.state}
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, np.generic)):
         if value.dtype.kind not in "biuf":  # strings, objects: constants such as maps
             return _SKIP
+        if isinstance(value, np.generic):
+            return {"__scalar__": value.item(), "dtype": str(value.dtype)}
         return {"__array__": torch.from_numpy(value.copy()), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        if value.dtype.kind not in "biuf":
-            return _SKIP
-        return {"__scalar__": value.item(), "dtype": str(value.dtype)}
-    if isinstance(value, _PLAIN):
+    if isinstance(value, (bool, int, float, str, type(None))):
         return value
     if isinstance(value, (list, tuple)):  # e.g. a hand of cards
         items = [_capture(v) for v in value]
@@ -66,18 +65,9 @@ def snapshot(env: gym.vector.VectorEnv) -> dict[str, Any] | None:
     if isinstance(getattr(env, "unwrapped", env), elsewhere):
         return None  # the environments live in other processes or in C++
     state: dict[str, Any] = {}
-
-    def walk(obj: Any, path: str) -> None:
-        attrs = {}
-        for name, value in vars(obj).items():
-            captured = _capture(value)
-            if captured is not _SKIP:
-                attrs[name] = captured
-        state[path] = attrs
-        for name, child in _children(obj):
-            walk(child, f"{path}.{name}")
-
-    walk(env, "root")
+    for path, obj in _walk(env):
+        attrs = ((name, _capture(value)) for name, value in vars(obj).items())
+        state[path] = {name: captured for name, captured in attrs if captured is not _SKIP}
     return state
 
 
@@ -102,12 +92,7 @@ def restore(env: gym.vector.VectorEnv, state: dict[str, Any] | None) -> bool:
     """Write a :func:`snapshot` back into ``env``; False if there was nothing to restore."""
     if state is None:
         return False
-
-    def walk(obj: Any, path: str) -> None:
+    for path, obj in _walk(env):
         for name, value in state.get(path, {}).items():
             setattr(obj, name, _release(value, vars(obj).get(name)))
-        for name, child in _children(obj):
-            walk(child, f"{path}.{name}")
-
-    walk(env, "root")
     return True

@@ -13,12 +13,9 @@ Gymnasium >= 1.0 vector environments reset a finished environment in one of thre
 :class:`VectorStepper` hides the difference. Same-step environments are read as they
 are. Next-step and disabled environments that accept ``reset_mask`` (gymnasium's
 ``SyncVectorEnv`` and ``AsyncVectorEnv``) are reset right after the ending step, so no
-step is wasted; rlx builds its own vector environments this way, because in same-step
-mode gymnasium keeps a reference to the final observation, which an environment that
-reuses its observation array overwrites on reset. Other next-step environments (such
-as gymnasium's numpy ``CartPole`` vector environment) take the reset step; the stepper
-reports it as an *autoreset* step and the rollout marks that row invalid, never as a
-transition.
+step is wasted. Other next-step environments (such as gymnasium's numpy ``CartPole``
+vector environment) take the reset step; the stepper reports it as an *autoreset* step
+and the rollout marks that row invalid, never as a transition.
 """
 
 from __future__ import annotations
@@ -36,13 +33,7 @@ from rlx.envs.parallel import ParallelVectorEnv
 from rlx.envs.serial import SerialVectorEnv
 from rlx.tree import tree_map
 
-_Mode = getattr(gym.vector, "AutoresetMode", None)
 NATIVE_MIN_ENVS = 5  # below this, stepping B copies of the env in a loop is faster
-
-
-def _mode_name(env: gym.vector.VectorEnv) -> str:
-    mode = env.metadata.get("autoreset_mode", "NextStep")
-    return getattr(mode, "value", str(mode))
 
 
 def unknown_id_error(env_id: str, err: Exception) -> ValueError:
@@ -70,13 +61,11 @@ def make_vector_env(
         num_envs: number of environments B for ids and factories.
         vectorization: ``None`` uses an id's own vector implementation when it has one
             and ``num_envs >= 5`` (where it steps faster than separate environments),
-            else ``"sync"``; ``"sync"`` steps
-            the environments one after another in this process
-            (:class:`~rlx.envs.serial.SerialVectorEnv`), ``"async"`` in gymnasium's
-            ``AsyncVectorEnv`` subprocesses; ``"parallel"`` makes a
+            else ``"sync"``; ``"sync"`` steps the environments one after another in this
+            process (:class:`~rlx.envs.serial.SerialVectorEnv`), ``"async"`` in
+            gymnasium's ``AsyncVectorEnv`` subprocesses; ``"parallel"`` makes a
             :class:`~rlx.envs.parallel.ParallelVectorEnv` with ``workers`` processes;
-            ``"envpool"`` uses EnvPool's C++ environments
-            (:class:`~rlx.envs.envpool.EnvPoolVectorEnv`, ids only).
+            ``"envpool"`` uses EnvPool's C++ environments (ids only).
         workers: worker processes for ``"parallel"``.
         env_kwargs: passed to ``gymnasium.make_vec`` / the environment constructor.
     """
@@ -113,12 +102,10 @@ def make_vector_env(
         native = spec.vector_entry_point is not None and num_envs >= NATIVE_MIN_ENVS
         if vectorization is None and native:
             return gym.make_vec(env, num_envs=num_envs, **env_kwargs)
-        if vectorization == "parallel":
-            return ParallelVectorEnv([partial(gym.make, env, **env_kwargs)] * num_envs, workers)
         if vectorization == "async":
             return gym.make_vec(env, num_envs=num_envs, vectorization_mode="async", **env_kwargs)
-        return SerialVectorEnv([partial(gym.make, env, **env_kwargs)] * num_envs, copy=False)
-    if isinstance(env, gym.Env):
+        env = partial(gym.make, env, **env_kwargs)  # "sync" and "parallel": as a factory
+    elif isinstance(env, gym.Env):
         if vectorization is not None or env_kwargs:
             raise ValueError(
                 "an Env instance is used as it is: vectorization and environment arguments "
@@ -166,12 +153,12 @@ class VectorStepper:
     def __init__(self, env: gym.vector.VectorEnv) -> None:
         self.env = env
         self.num_envs = env.num_envs
-        mode = _mode_name(env)
+        mode = env.metadata.get("autoreset_mode", "NextStep")
+        mode = getattr(mode, "value", str(mode))
         unwrapped = getattr(env, "unwrapped", env)
-        masks = isinstance(unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv))
         if mode == "SameStep":
             self.mode = "same_step"
-        elif masks and _Mode is not None:
+        elif isinstance(unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
             self.mode = "reset_mask"
         elif mode == "Disabled":
             raise ValueError(
@@ -208,8 +195,7 @@ class VectorStepper:
             return Step(obs, rewards, terminated, truncated, None, None, None)
         idx = np.flatnonzero(done)
         if self.mode == "same_step":
-            final = info["final_obs"]
-            finals = (idx, _stack_rows([final[i] for i in idx]))
+            finals = (idx, _stack_rows([info["final_obs"][i] for i in idx]))
         else:
             finals = (idx, tree_map(lambda x: np.array(x[idx]), obs))
             obs, _ = self.env.reset(options={"reset_mask": done})

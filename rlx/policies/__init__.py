@@ -1,13 +1,8 @@
-"""Ready networks built from an environment's spaces, for users who don't write their own.
-
-- :mod:`~rlx.policies.actor_critic`: policy-value networks for the policy-gradient
-  algorithms (``make_policy(obs_space, act_space, "mlp" | "gru" | "lstm")``).
-- :mod:`~rlx.policies.actor`: an actor without a critic (CMA-ES).
-- :mod:`~rlx.policies.q`: Q-networks for the deep Q-learning family (dueling,
-  distributional, noisy, recurrent, convolutional).
-- :mod:`~rlx.policies.continuous`: actors, critics and exploration for DDPG, TD3, SAC.
-- :mod:`~rlx.policies.random`: uniformly random actions for any action space.
-- :mod:`~rlx.policies.layers`: observation flattening, MLPs, NoisyLinear, NatureCNN.
+"""Ready networks built from an environment's spaces, for users who don't write their own:
+policy-value networks for the policy gradients (``make_policy(obs_space, act_space,
+"mlp" | "gru" | "lstm")``), an actor without a critic (CMA-ES), Q-networks for the deep
+Q-learning family, actors, critics and exploration for DDPG, TD3 and SAC, uniformly random
+actions, and the layers they are built from (:mod:`~rlx.policies.layers`).
 """
 
 from rlx.policies.actor import ActorPolicy

@@ -13,7 +13,6 @@ MultiDiscrete dimension, ``Bernoulli`` for MultiBinary, and a component per part
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ from rlx.core.components import TanhNormal
 from rlx.core.distribution import ActionDistribution, categorical
 from rlx.core.parametric import Parametric, extras_wanted
 from rlx.fast import acting as fast_acting
-from rlx.policies.layers import flat_size, flatten, mlp
+from rlx.policies.layers import flat_size, flatten, mlp, rnn_step
 
 
 class ActionHead(nn.Module):
@@ -54,15 +53,14 @@ class ActionHead(nn.Module):
                 ActionHead(s, features, state_dependent_std, squash) for s in subs
             )
             return
-        if isinstance(space, spaces.Discrete):
-            out = int(space.n)
-        elif isinstance(space, spaces.MultiDiscrete):
-            out = int(space.nvec.sum())
-        elif isinstance(space, spaces.MultiBinary):
-            out = int(math.prod(space.shape))
-        elif isinstance(space, spaces.Box):
-            out = int(math.prod(space.shape)) * (2 if state_dependent_std else 1)
-            if not state_dependent_std:
+        supported = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box)
+        if not isinstance(space, supported):
+            raise TypeError(f"ready policies do not support action space {space}")
+        out = flat_size(space)  # logits, or a Box's means
+        if isinstance(space, spaces.Box):
+            if state_dependent_std:
+                out *= 2  # and their log-stds
+            else:
                 self.log_std = nn.Parameter(torch.zeros(space.shape))
             if squash:
                 low = torch.as_tensor(space.low, dtype=torch.float32)
@@ -74,8 +72,6 @@ class ActionHead(nn.Module):
                     )
                 self.register_buffer("low", low)
                 self.register_buffer("high", high)
-        else:
-            raise TypeError(f"ready policies do not support action space {space}")
         self.linear = nn.Linear(features, out)
         nn.init.orthogonal_(self.linear.weight, 0.01)
         nn.init.zeros_(self.linear.bias)
@@ -175,12 +171,7 @@ class RecurrentCore(nn.Module):
         self.cell = nn.GRUCell(hidden, hidden) if cell == "gru" else nn.LSTMCell(hidden, hidden)
 
     def forward(self, state: Any, obs: Any) -> tuple[Any, torch.Tensor]:
-        x = self.encoder(flatten(self.observation_space, obs))
-        if state is None:
-            zeros = x.new_zeros(x.shape[0], self.hidden)
-            state = zeros if self.kind == "gru" else (zeros, zeros)
-        state = self.cell(x, state)
-        return state, state if self.kind == "gru" else state[0]
+        return rnn_step(self.cell, self.encoder(flatten(self.observation_space, obs)), state)
 
 
 class RecurrentPolicy(Parametric):

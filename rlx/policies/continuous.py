@@ -1,18 +1,7 @@
 """Ready networks for the Q-function policy gradients (DDPG, TD3, SAC) and their
-exploration.
-
-- :class:`DeterministicActor`: ``mu(s)`` squashed into the action Box, as a
-  :class:`rlx.Deterministic` component (DDPG, TD3).
-- :class:`GaussianActor`: a tanh-squashed Gaussian with a state-dependent std, as a
-  :class:`rlx.TanhNormal` (SAC); for a Discrete action space, a categorical policy whose
-  extra is the log-probability of every action (discrete SAC).
-- :class:`Critic`: ``n`` independent Q-functions in one module: ``Q(s, a) -> [n, B]``
-  for Box actions, ``Q(s) -> [n, B, A]`` for Discrete ones.
-- :class:`RecurrentCritic`: ``n`` Q-functions, each a GRU over the observations of a
-  sequence with a head of its state and the action (partially observed tasks).
-- :class:`GaussianExploration` and :class:`OUExploration`: a deterministic actor acting
-  with Gaussian noise, or with Ornstein-Uhlenbeck noise whose state rlx carries per
-  environment like a recurrent state (reset at every episode start).
+exploration: a deterministic actor (DDPG, TD3) and a tanh-squashed Gaussian one (SAC),
+critics of ``n`` Q-functions (feed-forward, or recurrent for partially observed tasks),
+and Gaussian or Ornstein-Uhlenbeck exploration around a deterministic actor.
 """
 
 from __future__ import annotations
@@ -39,8 +28,7 @@ def _box(space: spaces.Space, who: str) -> spaces.Box:
             else ""
         )
         raise TypeError(f"{who} needs a one-dimensional Box action space, got {space}.{hint}")
-    if not (torch.isfinite(torch.as_tensor(space.low)).all()
-            and torch.isfinite(torch.as_tensor(space.high)).all()):  # fmt: skip
+    if not space.is_bounded():
         raise ValueError(f"{who} needs finite action bounds, got {space}.")
     return space
 
@@ -184,7 +172,7 @@ class RecurrentCritic(nn.Module):
                 f"{tuple(leaf.shape)}; learn from sequence replay (set sequence_length)."
             )
         T, N = leaf.shape[:2]
-        x = flatten(self.observation_space, tree_map(lambda v: v.reshape(T * N, *v.shape[2:]), obs))
+        x = flatten(self.observation_space, tree_map(lambda v: v.flatten(0, 1), obs))
         x = x.reshape(T, N, -1)
         if not self.discrete and actions is None:
             raise TypeError("a critic of Box actions needs critic(obs, actions, starts).")
@@ -244,6 +232,6 @@ class OUExploration(Parametric):
             noise = torch.zeros_like(mu)
         shock = self.sigma * self.dt**0.5 * torch.randn_like(mu)
         noise = noise - self.theta * noise * self.dt + shock
-        action = (mu + noise * self.actor.bounds.radius).clamp(self.actor.bounds.low,
-                                                             self.actor.bounds.high)  # fmt: skip
+        bounds = self.actor.bounds
+        action = (mu + noise * bounds.radius).clamp(bounds.low, bounds.high)
         return noise, ActionDistribution(Deterministic(action))

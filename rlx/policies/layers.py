@@ -15,16 +15,9 @@ from rlx.fast import mlp as fast_mlp
 
 
 def flat_size(space: spaces.Space) -> int:
-    """Width of the flat float vector an observation of ``space`` becomes."""
-    if isinstance(space, spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, spaces.MultiDiscrete):
-        return int(space.nvec.sum())
-    if isinstance(space, spaces.Dict):
-        return sum(flat_size(s) for s in space.spaces.values())
-    if isinstance(space, spaces.Tuple):
-        return sum(flat_size(s) for s in space.spaces)
-    return int(math.prod(space.shape))
+    """Width of the flat float vector an observation of ``space`` becomes (Discrete parts
+    one-hot, as gymnasium's ``flatdim``)."""
+    return spaces.flatdim(space)
 
 
 def flatten(space: spaces.Space, obs: Any) -> torch.Tensor:
@@ -130,6 +123,17 @@ class NatureCNN(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.float() / 255.0 if not obs.is_floating_point() else obs
         return torch.relu(self.linear(self.convs(x)))
+
+
+def rnn_step(cell: nn.RNNCellBase, x: torch.Tensor, state: Any) -> tuple[Any, torch.Tensor]:
+    """One step of a GRU or LSTM cell from ``state`` (``[B, H]``, or ``(h, c)`` for an
+    LSTM; ``None`` means zeros): the new state and the features ``h``."""
+    lstm = isinstance(cell, nn.LSTMCell)
+    if state is None:
+        zeros = x.new_zeros(x.shape[0], cell.hidden_size)
+        state = (zeros, zeros) if lstm else zeros
+    state = cell(x, state)
+    return state, state[0] if lstm else state
 
 
 def is_image(space: spaces.Space) -> bool:

@@ -1,13 +1,10 @@
 """``QNetwork``: ready Q-networks for the deep Q-learning family.
 
-One class covers the variants the algorithms need, chosen by options:
-
-- an MLP encoder (ReLU) for vector observations, the Nature CNN for stacked frames;
-- ``dueling=True``: separate value and advantage streams, ``Q = V + A - mean(A)``;
-- ``atoms=51``: a distribution over returns on ``atoms`` fixed points in
-  ``[v_min, v_max]`` per action (C51), Q being its mean;
-- ``noisy=True``: NoisyNet linear layers in the head (exploration without ε);
-- ``cell="gru" | "lstm"``: a recurrent core after the encoder (R2D2).
+One class covers the variants the algorithms need, chosen by options: an MLP encoder
+(ReLU) for vector observations or the Nature CNN for stacked frames; dueling streams,
+``Q = V + A - mean(A)``; a distribution over returns on ``atoms`` fixed points in
+``[v_min, v_max]`` per action (C51), Q being its mean; NoisyNet layers in the head
+(exploration without ε); a recurrent core after the encoder (R2D2).
 
 ``forward`` returns ``(state, ActionDistribution(EpsilonGreedy(q, self.epsilon)), q)``
 and, with ``atoms``, the log-probabilities of the atoms ``[B, A, atoms]`` as a second
@@ -26,7 +23,7 @@ from torch import nn
 from rlx.core.components import EpsilonGreedy
 from rlx.core.distribution import ActionDistribution
 from rlx.core.parametric import Parametric
-from rlx.policies.layers import NatureCNN, NoisyLinear, flat_size, flatten, is_image, mlp
+from rlx.policies.layers import NatureCNN, NoisyLinear, flat_size, flatten, is_image, mlp, rnn_step
 
 
 class QNetwork(Parametric):
@@ -75,16 +72,13 @@ class QNetwork(Parametric):
         self.epsilon = epsilon
         self.cell_kind = cell
         if is_image(observation_space):
-            self.encoder: nn.Module = NatureCNN(
-                observation_space.shape[0], *observation_space.shape[1:]
-            )
+            self.encoder: nn.Module = NatureCNN(*observation_space.shape)
             width = self.encoder.features
         else:
             self.encoder = mlp(flat_size(observation_space), tuple(hidden), activation="relu")
             width = hidden[-1]
-        self.cell: nn.Module | None = None
-        if cell is not None:
-            self.cell = nn.GRUCell(width, width) if cell == "gru" else nn.LSTMCell(width, width)
+        cells = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
+        self.cell: nn.Module | None = cells[cell](width, width) if cell else None
         linear = NoisyLinear if noisy else nn.Linear
         per_action = atoms or 1
         self.advantage = linear(width, self.actions * per_action)
@@ -95,27 +89,19 @@ class QNetwork(Parametric):
     def features(self, state: Any, obs: Any) -> tuple[Any, torch.Tensor]:
         x = self.encoder(obs if is_image(self.observation_space)
                          else flatten(self.observation_space, obs))  # fmt: skip
-        if self.cell is None:
-            return None, x
-        if state is None:
-            zeros = x.new_zeros(x.shape[0], x.shape[1])
-            state = zeros if self.cell_kind == "gru" else (zeros, zeros)
-        state = self.cell(x, state)
-        return state, state if self.cell_kind == "gru" else state[0]
+        return (None, x) if self.cell is None else rnn_step(self.cell, x, state)
 
     def forward(self, *states: Any):
-        state, obs = states[0], states[1]
-        state, h = self.features(state, obs)
-        B, A = h.shape[0], self.actions
+        state, h = self.features(states[0], states[1])
         advantage = self.advantage(h)
         if self.atoms is None:
             q = advantage
             if self.value is not None:
                 q = self.value(h) + q - q.mean(-1, keepdim=True)
             return state, ActionDistribution(EpsilonGreedy(q, self.epsilon)), q
-        logits = advantage.view(B, A, self.atoms)
+        logits = advantage.view(h.shape[0], self.actions, self.atoms)
         if self.value is not None:
-            value = self.value(h).view(B, 1, self.atoms)
+            value = self.value(h).view(h.shape[0], 1, self.atoms)
             logits = value + logits - logits.mean(1, keepdim=True)
         log_p = torch.log_softmax(logits, -1)  # [B, A, atoms]
         q = (log_p.exp() * self.support).sum(-1)

@@ -14,6 +14,7 @@ from torch.distributions import Bernoulli, Distribution, Normal, Uniform
 
 from rlx.core.distribution import ActionDistribution, categorical
 from rlx.core.parametric import Parametric
+from rlx.tree import tree_leaves
 
 
 def _uniform(space: spaces.Space, batch: int, part: bool = False) -> list[Distribution]:
@@ -54,11 +55,7 @@ class RandomPolicy(Parametric):
         self.forward(None, torch.zeros(1))  # unsupported spaces fail here, at construction
 
     def forward(self, *states: Any):
-        obs = states[1]
-        first = obs
-        while isinstance(first, (dict, tuple, list)):
-            first = next(iter(first.values())) if isinstance(first, dict) else first[0]
-        batch = first.shape[0]
+        batch = tree_leaves(states[1])[0].shape[0]
         space = self.action_space
         if isinstance(space, spaces.Dict):
             named = {k: _uniform(s, batch, part=True)[0] for k, s in space.spaces.items()}
