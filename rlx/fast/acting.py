@@ -61,11 +61,10 @@ def mlp_policy_actor(
     followed by ``linear`` (logits of a Discrete action, or the mean, then the log-std
     where ``log_std`` is None, of an unsquashed Box one). None where it does not apply:
     observations other than a Box; other action spaces or squashed actions; parameters
-    not float32 on the CPU; forward hooks; or batches large enough that torch is as fast
-    (more than 65,536 multiply-adds in a layer)."""
+    not float32 on the CPU; forward hooks on the policy or its modules; or batches large
+    enough that torch is as fast (more than 65,536 multiply-adds in a layer)."""
     if (
-        policy._forward_hooks
-        or policy._forward_pre_hooks
+        any(m._forward_hooks or m._forward_pre_hooks for m in policy.modules())
         or nn.modules.module._global_forward_hooks
         or nn.modules.module._global_forward_pre_hooks
         or not isinstance(observation_space, spaces.Box)

@@ -47,4 +47,4 @@ class ActorPolicy(Parametric):
 
     def forward(self, *states: Any) -> tuple[None, ActionDistribution]:
         _, obs = states
-        return None, self.head.forward(self.body.forward(flatten(self.observation_space, obs)))
+        return None, self.head(self.body(flatten(self.observation_space, obs)))

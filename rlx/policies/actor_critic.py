@@ -138,12 +138,10 @@ class MLPPolicy(Parametric):
     def forward(self, *states: Any):
         _, obs = states
         x = flatten(self.observation_space, obs)
-        # Submodules' forward called directly: a module call costs about as much as a
-        # layer at acting batch sizes (their hooks are not run, as for MLP's layers).
-        dist = self.head.forward(self.actor.forward(x))
+        dist = self.head(self.actor(x))
         if not extras_wanted():  # sampling dry: the value would be discarded
             return None, dist
-        return None, dist, self.critic.forward(x)
+        return None, dist, self.critic(x)
 
     def numpy_actor(self, batch_size: int) -> Callable[[np.ndarray, bool], np.ndarray] | None:
         """With the fast paths on, the actor in numpy for rlx's sampling without gradients

@@ -114,6 +114,9 @@ def test_numpy_acting_steps_aside_for_overrides_hooks_and_other_spaces():
     hooked = MLPPolicy(*space)
     hooked.register_forward_hook(lambda *args: None)
     assert hooked.numpy_actor(1) is None
+    inner = MLPPolicy(*space)  # a hook on a submodule, which forward now runs
+    inner.actor.register_forward_pre_hook(lambda *args: None)
+    assert inner.numpy_actor(1) is None
     assert MLPPolicy(*space).numpy_actor(10_000) is None  # torch is as fast there
     assert MLPPolicy(*space).double().numpy_actor(1) is None
     pendulum = rlx.Agent("Pendulum-v1")

@@ -95,13 +95,11 @@ class Population(Parametric):
 
     def forward(self, *inputs: Any) -> tuple[Any, ActionDistribution]:
         if len(self.blocks) == 1:
-            out = self.blocks[0][0].forward(*inputs)
+            out = self.blocks[0][0](*inputs)
             return out[0], out[1]
         states, dists = [], []
         for member, start, stop in self.blocks:
-            # forward called directly: a module call per member per step costs about as
-            # much as a small policy's forward (their hooks are not run).
-            out = member.forward(*tree_index(inputs, slice(start, stop)))
+            out = member(*tree_index(inputs, slice(start, stop)))
             states.append(out[0])
             dists.append(out[1])
         return _cat(states), join(dists)
