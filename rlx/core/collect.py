@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import rlx.fast
-from rlx.core import forward as fw
+from rlx.core import policy_calls as calls
 from rlx.core.deferred import deferred
 from rlx.core.episodes import Episodes
 from rlx.core.parametric import extras_dropped
@@ -121,9 +121,9 @@ class Collector:
         stale = torch.as_tensor(carried.episode_ids != self.episodes.ids, device=device)
         if bool(stale.any()):
             if state is not None:
-                state = fw.reset_rows(state, stale, init)
+                state = calls.reset_rows(state, stale, init)
             if prev_action is not None:
-                prev_action = fw.reset_rows(prev_action, stale, None)
+                prev_action = calls.reset_rows(prev_action, stale, None)
                 prev_reward = torch.where(stale, 0.0, prev_reward)
         return state, prev_action, prev_reward
 
@@ -135,12 +135,12 @@ class Collector:
         if n < 1:
             raise ValueError(f"the number of steps must be at least 1, got {n}.")
         B = self.num_envs
-        device = fw.policy_device(policy)
-        wants_prev = fw.wants_previous(policy)
-        init = fw.initial_state(policy, B)
+        device = calls.policy_device(policy)
+        wants_prev = calls.wants_previous(policy)
+        init = calls.initial_state(policy, B)
         state, prev_action, prev_reward = self._initial_inputs(policy, episodic, device, init)
         start_obs = self._reset_envs() if episodic or self.next_obs is None else self.next_obs
-        dtype = fw.policy_float_dtype(policy)
+        dtype = calls.policy_float_dtype(policy)
         obs_store = allocate(self.observation_space, (n + 1, B), device, dtype)
         _copy_into(tree_index(obs_store, 0), start_obs)
         rec = _Record(
@@ -171,9 +171,9 @@ class Collector:
                 if any_start:
                     mask = torch.as_tensor(rec.starts[t], device=device)
                     if state is not None:
-                        state = fw.reset_rows(state, mask, init)
+                        state = calls.reset_rows(state, mask, init)
                     if prev_action is not None:
-                        prev_action = fw.reset_rows(prev_action, mask, None)
+                        prev_action = calls.reset_rows(prev_action, mask, None)
                         prev_reward = torch.where(mask, 0.0, prev_reward)
                 if numpy_act is not None and t > 0:
                     action = torch.from_numpy(numpy_act(obs_np[t], deterministic))
@@ -190,7 +190,7 @@ class Collector:
                     else:
                         out = policy(state, obs_t)
                     if t == 0:
-                        fw.check_output(policy, out, B)
+                        calls.check_output(policy, out, B)
                     next_state, dist = out[0], out[1]
                     action = dist.mode() if deterministic else dist.sample()
                     if t == 0:
@@ -202,7 +202,8 @@ class Collector:
                     if next_state is not None:
                         numpy_act = None  # recurrent after all: act through forward
                         if state is None:  # first step ever: None meant zeros
-                            state = fw.reset_rows(next_state, torch.ones(B, dtype=torch.bool), None)
+                            everywhere = torch.ones(B, dtype=torch.bool)
+                            state = calls.reset_rows(next_state, everywhere, None)
                         rec.states_in.append(tree_map(torch.Tensor.detach, state))
                         rec.states_out.append(next_state)
                 step = self.stepper.step(self.to_env(action))
@@ -286,8 +287,8 @@ class Collector:
             for t, idx, final in rec.finals:
                 if t < T:
                     _copy_rows(tree_index(next_observations, t), torch.as_tensor(idx), final)
-        masked = fw.masker(valid_t, bool(rec.valid[:T].all()))
-        actions = fw.stack_steps(rec.actions)
+        masked = calls.masker(valid_t, bool(rec.valid[:T].all()))
+        actions = calls.stack_steps(rec.actions)
         fields: dict[str, Any] = dict(
             observations=masked(observations),
             next_observations=masked(next_observations),
@@ -297,24 +298,24 @@ class Collector:
             truncations=as_t(rec.truncations),
             valid=valid_t,
             starts=as_t(rec.starts),
-            recurrent_states=masked(fw.stack_steps(rec.states_in)) if rec.states_in else None,
-            prev_actions=masked(fw.stack_steps(rec.prev_actions)) if rec.prev_actions else None,
+            recurrent_states=masked(calls.stack_steps(rec.states_in)) if rec.states_in else None,
+            prev_actions=masked(calls.stack_steps(rec.prev_actions)) if rec.prev_actions else None,
             prev_rewards=masked(torch.stack(rec.prev_rewards)) if rec.prev_rewards else None,
             dry=dry,
         )
         if dry:
             return Rollout(**fields)
 
-        others = tuple(masked(x) for x in fw.stack_extras(rec.extras))
-        need = fw.bootstrap_rows(fields["terminations"], fields["truncations"], valid_t)
+        others = tuple(masked(x) for x in calls.stack_extras(rec.extras))
+        need = calls.bootstrap_rows(fields["terminations"], fields["truncations"], valid_t)
         # Log-probs and entropy are computed when first read, under sampling's grad mode.
         with torch.set_grad_enabled(grad), without_validation(not self.validate_args):
-            next_others = fw.bootstrap_extras(
+            next_others = calls.bootstrap_extras(
                 policy, others, need, fields["next_observations"],
-                fw.stack_steps(rec.states_out) if rec.states_out else None,
+                calls.stack_steps(rec.states_out) if rec.states_out else None,
                 as_space_structure(self.action_space, actions), fields["rewards"], valid_t,
             )  # fmt: skip
-            logprobs_fn, entropy_fn = fw.step_logprobs_entropy(
+            logprobs_fn, entropy_fn = calls.step_logprobs_entropy(
                 rec.distributions, actions, T, self.num_envs
             )
             logprobs = deferred(lambda: masked(logprobs_fn()))

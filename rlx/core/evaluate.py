@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from rlx.core import forward as fw
+from rlx.core import policy_calls as calls
 from rlx.core.deferred import Deferred
 from rlx.core.distribution import sample_component
 from rlx.core.rollout import DATA_FIELDS, Rollout
@@ -59,7 +59,7 @@ def evaluate(
         raise ValueError(f"actions must be 'stored', 'sample' or 'mode', got {actions!r}.")
     if burn_in:
         return evaluate(agent, policy, _burned_in(agent, policy, rollout, burn_in), 0, actions)
-    device = fw.policy_device(policy)
+    device = calls.policy_device(policy)
     if rollout.device != device:
         rollout = rollout.to(device)
     data = {k: v for k, v in rollout._raw_fields().items() if k in DATA_FIELDS}
@@ -67,9 +67,9 @@ def evaluate(
     draw = _DRAW[actions]
     with without_validation(not agent.validate_args):
         try:
-            if fw.is_recurrent(policy) is not True:
+            if calls.is_recurrent(policy) is not True:
                 out = None
-                if fw.is_recurrent(policy) is None:  # first evaluation: find out
+                if calls.is_recurrent(policy) is None:  # first evaluation: find out
                     out = _forward_flat(policy, rollout, T, B)
                 if out is None or out[0] is None:
                     return _feed_forward(policy, rollout, data, T, B, draw, out)
@@ -103,15 +103,15 @@ def _burned_in(agent: Any, policy: torch.nn.Module, rollout: Rollout, steps: int
     rest = rollout[steps:]
     if rollout.recurrent_states is None:
         return rest
-    device = fw.policy_device(policy)
+    device = calls.policy_device(policy)
     head = rollout[:steps].to(device)
     with torch.no_grad(), without_validation(not agent.validate_args):
         after = _recurrent(policy, head, steps, head.batch_size)[3]
         if after is None:  # a feed-forward policy: nothing to warm up
             return rest
         state = tree_index(after, steps - 1)
-        state = fw.reset_rows(state, rest.starts[0].to(device),
-                              fw.initial_state(policy, head.batch_size))  # fmt: skip
+        state = calls.reset_rows(state, rest.starts[0].to(device),
+                              calls.initial_state(policy, head.batch_size))  # fmt: skip
 
     def first(stored: torch.Tensor, warm: torch.Tensor) -> torch.Tensor:
         return torch.cat([warm.to(stored.device, stored.dtype).unsqueeze(0), stored[1:]])
@@ -127,14 +127,14 @@ def _flat(tree: Tree, T: int, B: int) -> Tree:
 
 def _forward_flat(policy, rollout: Rollout, T: int, B: int) -> Any:
     """The policy's output on all ``T * B`` steps at once."""
-    out = fw.call(
+    out = calls.call(
         policy,
         None,
         _flat(rollout.observations, T, B),
         _flat(rollout.prev_actions, T, B),
         _flat(rollout.prev_rewards, T, B),
     )
-    fw.check_output(policy, out, T * B)
+    calls.check_output(policy, out, T * B)
     return out
 
 
@@ -150,12 +150,12 @@ def _feed_forward(
     ``draw``, the forward runs at once and the actions come from it.
     """
     valid = rollout.valid
-    masked = fw.masker(valid, rollout._all_valid())
+    masked = calls.masker(valid, rollout._all_valid())
 
     def forward() -> tuple:
         result = out if out is not None else _forward_flat(policy, rollout, T, B)
         others = tuple(
-            tree_map(lambda x: masked(fw.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2)), e)
+            tree_map(lambda x: masked(calls.squeeze_extra(x.reshape(T, B, *x.shape[1:]), 2)), e)
             for e in result[2:]
         )
         return result[1], others
@@ -164,11 +164,11 @@ def _feed_forward(
     others = computed.then(lambda result: result[1])
 
     def bootstrap() -> tuple:
-        need = fw.bootstrap_rows(rollout.terminations, rollout.truncations, valid)
+        need = calls.bootstrap_rows(rollout.terminations, rollout.truncations, valid)
         # Where every valid step is needed (a [1, N] replay sample), nothing is shifted
         # from the current extras, so they need not be computed.
         current = None if bool((need == valid).all()) else others()
-        return fw.bootstrap_extras(
+        return calls.bootstrap_extras(
             policy, current, need, rollout.next_observations, None, rollout.actions,
             rollout.rewards, valid,
         )  # fmt: skip
@@ -183,7 +183,7 @@ def _feed_forward(
         logprobs=computed.then(lambda result: masked(result[0].log_prob(actions).view(T, B))),
         entropy=computed.then(lambda result: masked(result[0].entropy().view(T, B))),
         others=others,
-        next_others=Deferred(bootstrap, params=fw.watched_parameters(policy)),
+        next_others=Deferred(bootstrap, params=calls.watched_parameters(policy)),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,
@@ -192,7 +192,7 @@ def _feed_forward(
 
 def _recurrent(policy, rollout: Rollout, T: int, B: int, draw: Any = None):
     state = rollout.recurrent_states
-    init = fw.initial_state(policy, B)
+    init = calls.initial_state(policy, B)
     state = tree_index(state, 0) if state is not None else init
     dists, extras, states_after = [], [], []
     for t in range(T):
@@ -201,8 +201,8 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int, draw: Any = None):
         if state is not None and (t > 0 or init is not None):
             mask = rollout.starts[t]
             if bool(mask.any()):
-                state = fw.reset_rows(state, mask, init)
-        out = fw.call(
+                state = calls.reset_rows(state, mask, init)
+        out = calls.call(
             policy,
             state,
             tree_index(rollout.observations, t),
@@ -210,7 +210,7 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int, draw: Any = None):
             tree_index(rollout.prev_rewards, t),
         )
         if t == 0:
-            fw.check_output(policy, out, B)
+            calls.check_output(policy, out, B)
             if (
                 state is not None
                 and out[0] is not None
@@ -225,10 +225,10 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int, draw: Any = None):
         extras.append(tuple(out[2:]))
         states_after.append(out[0])
         state = out[0]
-    after = fw.stack_steps(states_after) if states_after[0] is not None else None
-    actions = rollout.actions if draw is None else fw.stack_steps([draw(d) for d in dists])
-    logprobs, entropy = fw.step_logprobs_entropy(dists, actions, T, B)
-    return logprobs(), entropy, fw.stack_extras(extras), after, actions
+    after = calls.stack_steps(states_after) if states_after[0] is not None else None
+    actions = rollout.actions if draw is None else calls.stack_steps([draw(d) for d in dists])
+    logprobs, entropy = calls.step_logprobs_entropy(dists, actions, T, B)
+    return logprobs(), entropy, calls.stack_extras(extras), after, actions
 
 
 def _lead(tree: Tree) -> Tree:
@@ -239,14 +239,14 @@ def _lead(tree: Tree) -> Tree:
 def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, states_after,
             actions):  # fmt: skip
     valid = rollout.valid
-    masked = fw.masker(valid, rollout._all_valid())
+    masked = calls.masker(valid, rollout._all_valid())
     others = tuple(masked(e) for e in others)
     if actions is not rollout.actions:
         data = {**data, "actions": masked(actions)}
 
     def bootstrap() -> tuple:
-        need = fw.bootstrap_rows(rollout.terminations, rollout.truncations, valid)
-        return fw.bootstrap_extras(
+        need = calls.bootstrap_rows(rollout.terminations, rollout.truncations, valid)
+        return calls.bootstrap_extras(
             policy, others, need, rollout.next_observations, states_after, rollout.actions,
             rollout.rewards, valid,
         )  # fmt: skip
@@ -258,7 +258,7 @@ def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, sta
         logprobs=masked(logprobs),
         entropy=Deferred(lambda: masked(entropy())),  # not every distribution has one
         others=others,
-        next_others=Deferred(bootstrap, params=fw.watched_parameters(policy)) if others else (),
+        next_others=Deferred(bootstrap, params=calls.watched_parameters(policy)) if others else (),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import cloudpickle
 import torch
 
-from rlx.core import forward as fw
+from rlx.core import policy_calls as calls
 from rlx.core.agent import Agent
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import allocate
@@ -67,7 +67,7 @@ class ReplayLearner(Protocol):
 def _example(agent: Agent, policy: torch.nn.Module) -> Rollout:
     """A one-step dry rollout of zeros shaped like the agent's: the replay's layout."""
     B, device = agent.num_envs, torch.device("cpu")
-    obs = allocate(agent.observation_space, (1, B), device, fw.policy_float_dtype(policy))
+    obs = allocate(agent.observation_space, (1, B), device, calls.policy_float_dtype(policy))
     flags = torch.zeros(1, B, dtype=torch.bool)
     return Rollout(
         observations=obs, next_observations=obs,

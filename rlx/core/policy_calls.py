@@ -1,4 +1,7 @@
-"""Calling a Parametric: output checks, recurrent resets, stacking steps, bootstrapping.
+"""How rlx calls a policy step by step: what it is (device, dtype, recurrent, wanting
+the previous action and reward), checking its output, resetting recurrent states where
+episodes start, stacking per-step outputs into ``[T, B]`` and masking invalid steps, and
+bootstrapping its extras at next observations.
 
 Shared by sampling (``collect.py``) and re-evaluation (``evaluate.py``) so that both run
 the policy in exactly the same way, which is what makes re-evaluated log-probs equal
