@@ -14,13 +14,18 @@ CASES = [
     ("a2c", dict(entropy_coef=0.01)),
     ("reinforce", dict(episodes=False, steps=16)),
     ("reinforce-baseline", dict(episodes=False, steps=16)),
+    ("offpac", dict(horizon=64, updates=2, batch_episodes=2)),
 ]
 
 
 @pytest.mark.parametrize(("name", "options"), CASES, ids=[c[0] for c in CASES])
 def test_each_update_logs_its_batch_loss_before_and_after(name, options, caplog):
     cls = algorithm_class(name)
-    config = cls.Config(num_envs=4, **{"steps": 32, **options})
+    config = (
+        cls.Config(num_envs=4, **{"steps": 32, **options})
+        if name != "offpac"
+        else (cls.Config(num_envs=4, **options))
+    )
     agent = rlx.Agent("CartPole-v1", num_envs=4, seed=0)
     algo = cls(agent, cls.default_policy(agent.observation_space, agent.action_space, config),
                config)  # fmt: skip

@@ -7,12 +7,11 @@ and corrects with truncated importance weights (V-trace targets and advantages).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
 
-from rlx.algos.base import Algorithm, Means, log
+from rlx.algos.base import Algorithm, Means
 from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
@@ -70,30 +69,31 @@ class OffPAC(Algorithm):
             return self.agent(self.behaviour).episode(self.config.horizon)
 
     def update(self, rollout: Rollout) -> dict[str, float]:
-        c = self.config
         self.replay.add(rollout)
-        stats = Means()
+        stats, c = Means(), self.config
         for _ in range(c.updates):
-            batch = self.replay.sample(c.batch_episodes, self.generator)
-            new = self.agent(self.policy).evaluate(batch)
-            (values,) = new.others
-            log_ratios = (new.logprobs - batch.logprobs).detach()
-            advantages = new.vtrace(values, log_ratios, c.gamma, c.rho_clip, c.c_clip)
-            if c.normalize_advantages:
-                advantages = advantages / (advantages[new.valid].std() + 1e-8)
-            losses = {
-                "PolicyLoss": -new.step_mean(new.logprobs * advantages),
-                "ValueLoss": 0.5 * new.step_mean((new.returns - values).pow(2)),
-                "Entropy": new.step_mean(new.entropy_or_estimate()),
-            }
-            loss = self.total(losses)
-            grad_norm = self.optimize(loss, as_tensor=True)
-            stats.add(**losses, GradNorm=grad_norm, MeanRatio=new.step_mean(log_ratios.exp()))
-            if log.isEnabledFor(logging.DEBUG):
-                self.log_change("loss", loss.item(), self._loss_now(batch, advantages))
+            losses, ratios = self.losses(self.replay.sample(c.batch_episodes, self.generator))
+            grad_norm = self.optimize(self.total(losses), as_tensor=True)
+            stats.add(**losses, GradNorm=grad_norm, MeanRatio=ratios)
         return {**stats.means(), "ReplayEpisodes": float(len(self.replay))}
 
-    def _loss_now(self, batch: Rollout, advantages: torch.Tensor) -> float:
-        with torch.no_grad():
-            again = self.agent(self.policy).evaluate(batch)
-            return (-again.step_mean(again.logprobs * advantages)).item()
+    def losses(self, batch: Rollout) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The losses on behaviour episodes ``batch`` re-evaluated under the policy, with
+        V-trace targets and advantages; and the mean importance ratio."""
+        c = self.config
+        new = self.agent(self.policy).evaluate(batch)
+        (values,) = new.others
+        log_ratios = (new.logprobs - batch.logprobs).detach()
+        advantages = new.vtrace(values, log_ratios, c.gamma, c.rho_clip, c.c_clip)
+        if c.normalize_advantages:
+            advantages = advantages / (advantages[new.valid].std() + 1e-8)
+        losses = {
+            "PolicyLoss": -new.step_mean(new.logprobs * advantages),
+            "ValueLoss": 0.5 * new.step_mean((new.returns - values).pow(2)),
+            "Entropy": new.step_mean(new.entropy_or_estimate()),
+        }
+        return losses, new.step_mean(log_ratios.exp())
+
+    def batch_loss(self, rollout: Rollout) -> torch.Tensor:
+        """The loss on the newly sampled episodes (for the DEBUG log)."""
+        return self.total(self.losses(rollout)[0])
