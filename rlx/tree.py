@@ -72,3 +72,55 @@ def tree_structure(tree: Tree) -> Any:
 def tree_index(tree: Tree, index: Any) -> Tree:
     """``leaf[index]`` for every leaf."""
     return tree_map(lambda x: x[index], tree)
+
+
+def tree_set(dest: Tree, index: Any, src: Tree) -> Tree:
+    """Write ``src`` into ``dest`` at ``index``, leaf by leaf and in place (rlpyt's
+    ``dest[index] = src`` on a namedarraytuple): ``leaf[index] = src_leaf`` for every leaf,
+    so ``tree_set(storage, t, step)`` stores one step of nested observations in ``[T, B]``
+    storage. Returns ``dest``.
+
+    ``src`` has ``dest``'s structure (``None`` where ``dest`` has ``None``) with leaves that
+    broadcast to ``leaf[index]`` (tensors, arrays or numbers). Otherwise a ValueError names
+    the leaf and both shapes, and nothing is written.
+    """
+    writes: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for path, leaf, value in _paired_leaves(dest, src, "tree"):
+        value = torch.as_tensor(value, device=leaf.device)
+        target = leaf[index].shape
+        try:
+            fits = torch.broadcast_shapes(value.shape, target) == target
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"tree_set: the value for {path} has shape {tuple(value.shape)}, which does "
+                f"not fit {path}[index] of shape {tuple(target)}."
+            )
+        writes.append((leaf, value.to(leaf.dtype)))
+    for leaf, value in writes:  # only once every leaf has passed its check
+        leaf[index] = value
+    return dest
+
+
+def _paired_leaves(dest: Tree, src: Tree, path: str) -> list[tuple[str, Any, Any]]:
+    """``(path, dest leaf, src leaf)`` for every leaf; a ValueError where ``src`` has
+    another structure."""
+    if isinstance(dest, dict):
+        if not isinstance(src, dict) or set(src) != set(dest):
+            got = f"keys {sorted(src)}" if isinstance(src, dict) else f"a {type(src).__name__}"
+            raise ValueError(f"tree_set: {path} has keys {sorted(dest)}, the value {got}.")
+        return [p for k in dest for p in _paired_leaves(dest[k], src[k], f"{path}[{k!r}]")]
+    if isinstance(dest, (tuple, list)):
+        if not isinstance(src, (tuple, list)) or len(src) != len(dest):
+            got = f"{len(src)}" if isinstance(src, (tuple, list)) else f"a {type(src).__name__}"
+            raise ValueError(f"tree_set: {path} has {len(dest)} items, the value {got}.")
+        return [p for i, (d, s) in enumerate(zip(dest, src, strict=True))
+                for p in _paired_leaves(d, s, f"{path}[{i}]")]  # fmt: skip
+    if dest is None:
+        if src is not None:
+            raise ValueError(f"tree_set: {path} is None, but the value there is not.")
+        return []
+    if not isinstance(dest, torch.Tensor):
+        raise TypeError(f"tree_set writes into tensors; {path} is a {type(dest).__name__}.")
+    return [(path, dest, src)]
