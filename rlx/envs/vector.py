@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlx.envs.compat import compatible, looks_like_env, make_compatible
 from rlx.envs.parallel import ParallelVectorEnv
 from rlx.envs.serial import SerialVectorEnv
 from rlx.tree import tree_map
@@ -57,7 +58,8 @@ def make_vector_env(
     Args:
         env: a gymnasium id (``"CartPole-v1"``), one ``gymnasium.Env`` (becomes one
             environment), a function returning a new ``Env`` (called ``num_envs`` times),
-            or a ready ``gymnasium.vector.VectorEnv`` (used as it is).
+            or a ready ``gymnasium.vector.VectorEnv`` (used as it is). Environments of the
+            old gym API are adapted (:mod:`rlx.envs.compat`).
         num_envs: number of environments B for ids and factories.
         vectorization: ``None`` uses an id's own vector implementation when it has one
             and ``num_envs >= 5`` (where it steps faster than separate environments),
@@ -105,7 +107,7 @@ def make_vector_env(
         if vectorization == "async":
             return gym.make_vec(env, num_envs=num_envs, vectorization_mode="async", **env_kwargs)
         env = partial(gym.make, env, **env_kwargs)  # "sync" and "parallel": as a factory
-    elif isinstance(env, gym.Env):
+    elif isinstance(env, gym.Env) or looks_like_env(env):
         if vectorization is not None or env_kwargs:
             raise ValueError(
                 "an Env instance is used as it is: vectorization and environment arguments "
@@ -116,9 +118,10 @@ def make_vector_env(
                 f"an Env instance is one environment, but num_envs={num_envs}. Pass a "
                 "function that creates the environment (lambda: MyEnv()) for several."
             )
+        env = compatible(env)
         return SerialVectorEnv([lambda: env], copy=False)
     if callable(env):
-        fns = [env] * num_envs
+        fns = [partial(make_compatible, env)] * num_envs
         if vectorization == "parallel":
             return ParallelVectorEnv(fns, workers)
         if vectorization == "async":
