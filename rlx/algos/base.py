@@ -198,7 +198,7 @@ class Algorithm:
     def _iterate(self) -> dict[str, float]:
         self.set_learning_rates()
         rollout = self.sample()
-        before = self._debug_loss(rollout)
+        before = None if self.logs_each_gradient_step else self._debug_loss(rollout)
         info = self.update(rollout)
         if before is not None:
             self.log_change("loss", before, self._debug_loss(rollout))
@@ -212,15 +212,25 @@ class Algorithm:
         info.update(self.scheduled())
         return info
 
+    logs_each_gradient_step: ClassVar[bool] = False
+    """Whether :meth:`batch_loss` is logged around each gradient step on its own batch
+    (the replay-based algorithms) instead of around each iteration's update."""
+
     def batch_loss(self, rollout: Rollout) -> torch.Tensor | None:
         """The loss ``update`` minimises on ``rollout`` (called without gradient), logged at
         DEBUG level before and after every update as rlmodels does; None: nothing to log."""
         return None
 
-    def _debug_loss(self, rollout: Rollout) -> float | None:
-        if not log.isEnabledFor(logging.DEBUG):
+    def _debug_loss(self, rollout: Rollout | None) -> float | None:
+        """:meth:`batch_loss` at DEBUG level, else None (nothing computed). It draws from
+        torch's CPU generator seeded alike before and after an update, and leaves the
+        generator as it was: the log compares like with like and changes no training
+        (except where a policy's forward itself draws, as NoisyNet's does: the first
+        evaluation of a policy draws differently from later ones)."""
+        if rollout is None or not log.isEnabledFor(logging.DEBUG):
             return None
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.iterations)
             loss = self.batch_loss(rollout)
         return None if loss is None else float(loss)
 

@@ -100,6 +100,7 @@ class OffPolicyAlgorithm(Algorithm):
             return PrioritizedReplay(c.buffer_size, **priority, **kwargs)
         return ReplayBuffer(c.buffer_size, **kwargs)
 
+    logs_each_gradient_step = True  # batch_loss: the loss on each replay sample
     acts_randomly_first: ClassVar[bool] = True
     """Act with uniformly random actions until ``learning_starts`` (else the exploring
     policy acts from the start)."""
@@ -159,8 +160,12 @@ class OffPolicyAlgorithm(Algorithm):
             size = as_count(self.setting("batch_size"))
             if self.sampler is not None:  # keep to the replay ratio
                 self.sampler.throttle(size, self.config.learning_starts)
-            for k, v in self.learn(self.replay.sample(size)).items():
+            batch = self.replay.sample(size)
+            before = self._debug_loss(batch)
+            for k, v in self.learn(batch).items():
                 totals[k] = totals.get(k, 0.0) + float(v)
+            if before is not None:
+                self.log_change("loss", before, self._debug_loss(batch))
             self.updates += 1
         info.update({k: v / count for k, v in totals.items()})
         info["Updates"] = float(self.updates)

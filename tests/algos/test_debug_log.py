@@ -52,3 +52,43 @@ def test_nothing_is_computed_for_the_log_above_debug_level(caplog):
     with caplog.at_level(logging.INFO, logger="rlx"):
         algo.iteration()
     assert not calls
+
+
+REPLAY_CASES = [
+    ("dqn", dict(double=True, prioritized=True)),
+    # NoisyNet's forward draws noise, and a policy's first evaluation draws differently
+    # from later ones: here the log would be the first, so Rainbow runs without it.
+    ("rainbow", dict(n_step=2, noisy=False)),
+    ("r2d2", dict(sequence_length=8, burn_in=2, batch_size=4)),
+]
+
+
+def _replay_run(name, options, level, caplog):
+    cls = algorithm_class(name)
+    config = cls.Config(num_envs=2, steps=4, learning_starts=64, gradient_steps=2,
+                        **{"batch_size": 16, **options})  # fmt: skip
+    torch.manual_seed(0)
+    agent = rlx.Agent("CartPole-v1", num_envs=2, seed=0)
+    kind = "gru" if name == "r2d2" else "mlp"
+    policy = cls.default_policy(agent.observation_space, agent.action_space, config, kind)
+    algo = cls(agent, policy, config)
+    with caplog.at_level(level, logger="rlx"):
+        for _ in range(20):
+            algo.iteration()
+    return algo, [r.getMessage() for r in caplog.records if ": loss " in r.getMessage()]
+
+
+@pytest.mark.parametrize(("name", "options"), REPLAY_CASES, ids=[c[0] for c in REPLAY_CASES])
+def test_replay_algorithms_log_each_gradient_step_and_train_the_same(name, options, caplog):
+    logged, messages = _replay_run(name, options, logging.DEBUG, caplog)
+    caplog.clear()
+    quiet, silent = _replay_run(name, options, logging.INFO, caplog)
+    # 20 iterations of 8 steps; the 9th starts at step 64 and learns, as do the 11 after.
+    assert len(messages) == 2 * 12 and not silent
+    pairs = [
+        (float(a), float(b)) for a, b in (m.split(": loss ")[1].split(" -> ") for m in messages)
+    ]
+    assert all(a != b for a, b in pairs)
+    # The log draws nothing from the generators training uses.
+    for p, q in zip(logged.policy.parameters(), quiet.policy.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -6,7 +6,6 @@ layers, prioritized replay and n-step returns."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -52,7 +51,7 @@ class C51(DQN):
                 probs, batch.rewards[0], batch.discounts[0] * alive, self.policy.support
             )
 
-    def learn(self, batch: Rollout) -> dict[str, Any]:
+    def td_loss(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         target = self.target_distribution(batch)
         q, log_p = self.agent(self.policy).evaluate(batch).others
         taken = batch.actions[0].long()
@@ -60,8 +59,7 @@ class C51(DQN):
         cross_entropy = -(target * log_p_taken).sum(-1)  # [N]
         loss = (batch.weights[0] * cross_entropy).mean()
         q_taken = q[0, torch.arange(taken.shape[0]), taken]
-        # Rainbow: the KL as the priority
-        return self.finish_update(loss, batch, cross_entropy.detach(), q_taken.mean())
+        return loss, cross_entropy.detach(), q_taken.mean()  # Rainbow: the KL as priority
 
 
 @dataclass

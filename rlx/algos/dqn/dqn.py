@@ -81,7 +81,9 @@ class DQN(OffPolicyAlgorithm):
             online_q = self.agent(self.policy).evaluate(batch).next_others[0]
             return target_q.gather(-1, online_q.argmax(-1, keepdim=True)).squeeze(-1)
 
-    def learn(self, batch: Rollout) -> dict[str, Any]:
+    def td_loss(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The loss on replay sample ``batch``, the new priorities of its transitions (their
+        TD errors) and the mean Q-value of the taken actions."""
         # Bootstrap targets: n-step rewards, then gamma^n times the next value unless the
         # episode terminated (truncated ones bootstrap).
         alive = (~batch.terminations).to(batch.rewards.dtype)
@@ -90,14 +92,16 @@ class DQN(OffPolicyAlgorithm):
         q_taken = q.gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
         huber = torch.nn.functional.huber_loss(q_taken, target, reduction="none")
         loss = (batch.weights * huber).mean()
-        return self.finish_update(loss, batch, (q_taken - target).detach(), q_taken.mean())
+        return loss, (q_taken - target).detach(), q_taken.mean()
 
-    def finish_update(
-        self, loss: torch.Tensor, batch: Rollout, priorities: torch.Tensor, q_mean: torch.Tensor
-    ) -> dict[str, Any]:
-        """The optimizer's step on ``loss``, the new ``priorities`` of ``batch`` (with a
+    def batch_loss(self, batch: Rollout) -> torch.Tensor:
+        return self.td_loss(batch)[0]
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        """One gradient step on :meth:`td_loss`, the new priorities of ``batch`` (with a
         prioritized replay), the target network's update every ``target_update_interval``
         updates; returns the scalars to log."""
+        loss, priorities, q_mean = self.td_loss(batch)
         grad_norm = self.optimize(loss, as_tensor=True)
         if self.config.prioritized:
             self.replay.update_priorities(batch.indices, priorities)

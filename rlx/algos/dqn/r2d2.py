@@ -6,7 +6,6 @@ value rescaling; sequences prioritized by a mix of their largest and mean TD err
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from gymnasium import spaces
@@ -80,7 +79,7 @@ class R2D2(DQN):
         if step < config.learning_starts and hasattr(acting, "epsilon"):
             acting.epsilon = 1.0
 
-    def learn(self, batch: Rollout) -> dict[str, Any]:
+    def td_loss(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.config
         new = self.agent(self.policy).evaluate(batch, burn_in=c.burn_in)  # [length, N]
         q_taken = new.others[0].gather(-1, new.actions.long().unsqueeze(-1)).squeeze(-1)
@@ -97,4 +96,4 @@ class R2D2(DQN):
         huber = torch.nn.functional.huber_loss(q_taken, targets, reduction="none") * valid
         loss = (batch.weights * (huber.sum(0) / valid.sum(0).clamp(min=1))).mean()
         priorities = sequence_priority((q_taken - targets) * valid, new.valid, c.priority_eta)
-        return self.finish_update(loss, batch, priorities, new.step_mean(q_taken))
+        return loss, priorities, new.step_mean(q_taken)
