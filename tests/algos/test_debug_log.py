@@ -60,6 +60,9 @@ REPLAY_CASES = [
     # from later ones: here the log would be the first, so Rainbow runs without it.
     ("rainbow", dict(n_step=2, noisy=False)),
     ("r2d2", dict(sequence_length=8, burn_in=2, batch_size=4)),
+    ("ddpg", dict(prioritized=True)),
+    ("td3", dict()),
+    ("sac", dict(sequence_length=4)),  # with a recurrent critic's sequences
 ]
 
 
@@ -68,7 +71,8 @@ def _replay_run(name, options, level, caplog):
     config = cls.Config(num_envs=2, steps=4, learning_starts=64, gradient_steps=2,
                         **{"batch_size": 16, **options})  # fmt: skip
     torch.manual_seed(0)
-    agent = rlx.Agent("CartPole-v1", num_envs=2, seed=0)
+    continuous = name in ("ddpg", "td3", "sac")
+    agent = rlx.Agent("Pendulum-v1" if continuous else "CartPole-v1", num_envs=2, seed=0)
     kind = "gru" if name == "r2d2" else "mlp"
     policy = cls.default_policy(agent.observation_space, agent.action_space, config, kind)
     algo = cls(agent, policy, config)

@@ -144,18 +144,34 @@ class QPGAlgorithm(OffPolicyAlgorithm):
             actions = torch.cat([stored[:first], actions, stored[last:]])
         return critic(batch.observations, actions, batch.starts)[:, first:last]
 
-    def critic_step(self, q: torch.Tensor, target: torch.Tensor, batch: Rollout,
-                    mask: torch.Tensor | None = None) -> dict:  # fmt: skip
-        """Regress every Q-function ``q`` (``[n, T, N]``) on ``target`` over the steps in
-        ``mask`` (all when None), weighted by the replay sample ``batch``'s importance
-        weights; a prioritized replay's priorities become the first Q-function's errors.
-        Returns the critic's loss, gradient norm and mean Q."""
+    def td(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, Rollout, torch.Tensor | None]:
+        """The critic's Q-values ``[n, T, N]`` at the steps an update learns from (with
+        gradient), their targets (without), those steps and the mask of the ones that
+        count (:meth:`learning_steps`). Each algorithm's own."""
+        raise NotImplementedError(f"{type(self).__name__} must define td(batch).")
+
+    def critic_loss(
+        self, q: torch.Tensor, target: torch.Tensor, batch: Rollout, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Half the squared errors of every Q-function ``q`` (``[n, T, N]``) to ``target``
+        over the steps in ``mask`` (all when None), weighted by the replay sample
+        ``batch``'s importance weights; and the errors."""
         errors = q - target
         squared = batch.weights * errors.pow(2)
         if mask is None:
-            loss = 0.5 * squared.mean(dim=(1, 2)).sum()
-        else:
-            loss = 0.5 * (squared * mask).sum(dim=(1, 2)).sum() / mask.sum().clamp(min=1)
+            return 0.5 * squared.mean(dim=(1, 2)).sum(), errors
+        return 0.5 * (squared * mask).sum(dim=(1, 2)).sum() / mask.sum().clamp(min=1), errors
+
+    def batch_loss(self, batch: Rollout) -> torch.Tensor:
+        """The critic's loss on replay sample ``batch`` (for the DEBUG log)."""
+        q, target, _, mask = self.td(batch)
+        return self.critic_loss(q, target, batch, mask)[0]
+
+    def critic_step(self, q: torch.Tensor, target: torch.Tensor, batch: Rollout,
+                    mask: torch.Tensor | None = None) -> dict:  # fmt: skip
+        """One step on :meth:`critic_loss`; a prioritized replay's priorities become the
+        first Q-function's errors. Returns the critic's loss, gradient norm and mean Q."""
+        loss, errors = self.critic_loss(q, target, batch, mask)
         norm = minimize(loss, self.critic_optimizer, self.config.grad_clip)
         if self.config.prioritized:
             first = errors[0].detach()

@@ -86,7 +86,7 @@ class DDPG(QPGAlgorithm):
         elif isinstance(acting, OUExploration):
             acting.sigma = noise
 
-    def learn(self, batch: Rollout) -> dict[str, Any]:
+    def td(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, Rollout, torch.Tensor | None]:
         c = self.config
         steps, discounts, mask = self.learning_steps(batch)
         with torch.no_grad():
@@ -100,7 +100,11 @@ class DDPG(QPGAlgorithm):
             next_q = next_q.min(0).values
             alive = (~steps.terminations).to(next_q.dtype)
             target = steps.rewards + discounts * alive * next_q
-        q = self.q(self.critic, batch, steps, steps.actions)
+        return self.q(self.critic, batch, steps, steps.actions), target, steps, mask
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        c = self.config
+        q, target, steps, mask = self.td(batch)
         info = self.critic_step(q, target, batch, mask)
         if (self.updates + 1) % c.policy_delay == 0:
             current, _ = self.evaluate_actor(self.policy, batch, "mode", then=False)

@@ -83,8 +83,10 @@ class SAC(QPGAlgorithm):
         for group in self.alpha_optimizer.param_groups:
             group["lr"] = self.learning_rate()
 
-    def learn(self, batch: Rollout) -> dict[str, Any]:
-        alpha = self.alpha()
+    def td(
+        self, batch: Rollout, alpha: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, Rollout, torch.Tensor | None]:
+        alpha = self.alpha() if alpha is None else alpha
         steps, discounts, mask = self.learning_steps(batch)
         with torch.no_grad():
             alive = (~steps.terminations).to(steps.rewards.dtype)
@@ -93,6 +95,11 @@ class SAC(QPGAlgorithm):
         if self.discrete:  # [n, T, N, A]: the taken actions'
             taken = steps.actions.long()[None, ..., None]
             q = q.gather(-1, taken.expand(*q.shape[:-1], 1)).squeeze(-1)
+        return q, target, steps, mask
+
+    def learn(self, batch: Rollout) -> dict[str, Any]:
+        alpha = self.alpha()
+        q, target, steps, mask = self.td(batch, alpha)
         info = self.critic_step(q, target, batch, mask)
         actor_loss, entropy = self.actor_loss(batch, steps, alpha, mask)
         info["ActorLoss"] = actor_loss.detach()
