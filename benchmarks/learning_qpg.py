@@ -27,6 +27,10 @@ CASES = [
          evaluate=True, eval_every=2_000),
     Case("ddpg-pendulum", "ddpg", "Pendulum-v1", 20_000, -250.0, options=DETERMINISTIC,
          evaluate=True, eval_every=2_000),
+    # rlmodels' "DDPG with PER": priorities from the critic's TD errors, importance weights
+    # in its loss (the defaults: alpha 0.6, beta 0.4).
+    Case("ddpg-per-pendulum", "ddpg", "Pendulum-v1", 20_000, -250.0,
+         options={**DETERMINISTIC, "prioritized": True}, evaluate=True, eval_every=2_000),
 ]  # fmt: skip
 
 

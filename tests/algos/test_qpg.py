@@ -261,3 +261,25 @@ def test_recurrent_critics_learn_from_sequences(cls, kind):
     assert all(map(math.isfinite, losses)) and losses[-1] < 0.5 * losses[0], losses
     with pytest.raises(ValueError, match="set to learn from single transitions. Set sequence"):
         cls(agent, policy, cls.Config(recurrent_critic=True))
+
+
+@pytest.mark.parametrize("cls", [DDPG, TD3, SAC])
+def test_prioritized_replay_weights_the_critic_loss_and_takes_td_errors_as_priorities(cls):
+    """rlmodels' "DDPG with PER": each sample's squared error weighted by its importance
+    weight in the critic's loss; the first critic's TD errors become its priorities."""
+    delay = dict(policy_delay=1) if cls is TD3 else {}  # TD3's actor steps every update
+    algo = pendulum(cls, prioritized=True, **delay)
+    fill(algo, 200)
+    batch = algo.replay.sample(32)
+    assert not torch.allclose(batch.weights, torch.ones_like(batch.weights))  # weights vary
+    torch.manual_seed(3)
+    q, target, _, _ = algo.td(batch)
+    expected = 0.5 * (batch.weights * (q - target) ** 2).mean(dim=(1, 2)).sum()
+    torch.manual_seed(3)
+    info = algo.learn(batch)
+    torch.testing.assert_close(info["CriticLoss"], expected.detach())
+    errors = (q - target)[0].detach().abs().reshape(-1).double() + algo.replay.eps
+    latest = dict(zip(batch.indices.tolist(), errors.tolist(), strict=True))  # a repeat: its last
+    stored = torch.as_tensor(algo.replay.tree[list(latest)])
+    expected = torch.tensor(list(latest.values()), dtype=torch.float64) ** algo.replay.alpha
+    torch.testing.assert_close(stored.double(), expected)
