@@ -13,6 +13,7 @@ Run: ``python -m benchmarks.fused_mlp [--rounds 3] [--steps 300]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -50,6 +51,24 @@ def make_step(compiled: bool = False):
     return step
 
 
+def interleaved(steps: dict, fast: set[str], rounds: int, n: int, warmup: int = 20,
+                unit: float = 1e3) -> dict[str, list[float]]:  # fmt: skip
+    """Time ``n`` calls of each step (without arguments) in ``rounds`` interleaved rounds,
+    the steps named in ``fast`` with the fast paths on, the others off; per round, the
+    time per call in ``unit`` (1e3: ms)."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            with rlx.fast_paths(name in fast):
+                for _ in range(warmup):
+                    step()
+                start = time.perf_counter()
+                for _ in range(n):
+                    step()
+                times[name].append((time.perf_counter() - start) / n * unit)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -64,16 +83,8 @@ def main() -> int:
         compile_s = time.perf_counter() - start
     with rlx.fast_paths(True):
         steps["rlx fast paths"] = make_step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            with rlx.fast_paths(name == "rlx fast paths"):
-                for _ in range(20):
-                    step(x, target)
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    step(x, target)
-                times[name].append((time.perf_counter() - start) / args.steps * 1e3)
+    calls = {name: functools.partial(step, x, target) for name, step in steps.items()}
+    times = interleaved(calls, {"rlx fast paths"}, args.rounds, args.steps)
     print(f"critic step, 2 x 256-unit ReLU critics, batch {BATCH}, torch {torch.__version__}, "
           f"1 thread; torch.compile took {compile_s:.1f} s")  # fmt: skip
     print(f"{'variant':16} {'ms per step (rounds)':>28} {'median':>7}")

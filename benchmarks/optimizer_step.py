@@ -26,7 +26,7 @@ import time
 
 import torch
 
-import rlx
+from benchmarks.fused_mlp import interleaved
 from rlx.core.optim import step as rlx_step
 
 
@@ -71,16 +71,9 @@ def main() -> int:
     start = time.perf_counter()
     steps["compiled"][0]()
     compile_s = time.perf_counter() - start
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, (step, fast) in steps.items():
-            with rlx.fast_paths(fast):
-                for _ in range(50):
-                    step()
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    step()
-                times[name].append((time.perf_counter() - start) / args.steps * 1e6)
+    fast = {name for name, (_, on) in steps.items() if on}
+    times = interleaved({name: step for name, (step, _) in steps.items()}, fast,
+                        args.rounds, args.steps, warmup=50, unit=1e6)  # fmt: skip
     print(f"clipped Adam step, 2x64 actor + critic, torch {torch.__version__}, 1 thread; "
           f"torch.compile took {compile_s:.1f} s")  # fmt: skip
     print(f"{'variant':12} {'us per step (rounds)':>40} {'median':>7}")
