@@ -8,10 +8,9 @@ same structure, so ``rollout[:, idx]`` indexes every leaf at once (the role of r
 namedarraytuple).
 
 Why not ``tensordict``? ``benchmarks/nested.py`` times both on a rollout with nested
-observations: they index, slice and concatenate equally fast, and trees permute the
-environments faster (the README has the figures). With no speed reason to take on a
-dependency, rlx keeps plain trees, whose fields stay ordinary attributes that a debugger
-shows directly.
+observations: equally fast to index, slice and concatenate, trees faster to permute the
+environments (figures in the README). So rlx keeps plain trees, which need no dependency
+and which a debugger shows directly.
 """
 
 from __future__ import annotations
@@ -75,10 +74,8 @@ def tree_index(tree: Tree, index: Any) -> Tree:
 
 
 def tree_set(dest: Tree, index: Any, src: Tree) -> Tree:
-    """Write ``src`` into ``dest`` at ``index``, leaf by leaf and in place (rlpyt's
-    ``dest[index] = src`` on a namedarraytuple): ``leaf[index] = src_leaf`` for every leaf,
-    so ``tree_set(storage, t, step)`` stores one step of nested observations in ``[T, B]``
-    storage. Returns ``dest``.
+    """``leaf[index] = src_leaf`` for every leaf of ``dest``, in place (rlpyt's
+    ``dest[index] = src`` on a namedarraytuple); returns ``dest``.
 
     ``src`` has ``dest``'s structure (``None`` where ``dest`` has ``None``) with leaves that
     broadcast to ``leaf[index]`` (tensors, arrays or numbers). Otherwise a ValueError names

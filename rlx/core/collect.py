@@ -1,11 +1,9 @@
-"""Sampling: the :class:`Collector` an :class:`~rlx.Agent` owns, behind
-``agent(policy).steps(n)`` and ``agent(policy).episode(horizon)``.
+"""Sampling: the :class:`Collector` behind ``agent(policy).steps(n)`` and ``.episode()``.
 
-Per step it does one batched forward for all B environments, one sample, one
-environment step and a copy of the new observations into preallocated ``[T + 1, B]``
-storage (copying is what keeps rollouts safe from environments that reuse their
-observation arrays). Log-probabilities and entropies are computed when first read, in
-the gradient mode of sampling; extras are stacked once at the end.
+Per step: one batched forward for all B environments, one sample, one environment step
+and a copy of the new observations into preallocated ``[T + 1, B]`` storage (safe from
+environments that reuse their observation arrays). Log-probs and entropies are computed
+when first read, in the gradient mode of sampling; extras are stacked once at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import torch
 
 import rlx.fast
 from rlx.core import policy_calls as calls
-from rlx.core.deferred import deferred
+from rlx.core.deferred import Deferred
 from rlx.core.episodes import Episodes
 from rlx.core.parametric import extras_dropped
 from rlx.core.rollout import Rollout
@@ -286,7 +284,7 @@ class Collector:
             next_observations = tree_map(torch.clone, next_observations)
             for t, idx, final in rec.finals:
                 if t < T:
-                    _copy_rows(tree_index(next_observations, t), torch.as_tensor(idx), final)
+                    _copy_into(tree_index(next_observations, t), final, torch.as_tensor(idx))
         masked = calls.masker(valid_t, bool(rec.valid[:T].all()))
         actions = calls.stack_steps(rec.actions)
         fields: dict[str, Any] = dict(
@@ -318,8 +316,8 @@ class Collector:
             logprobs_fn, entropy_fn = calls.step_logprobs_entropy(
                 rec.distributions, actions, T, self.num_envs
             )
-            logprobs = deferred(lambda: masked(logprobs_fn()))
-            entropy = deferred(lambda: masked(entropy_fn()))
+            logprobs = Deferred(lambda: masked(logprobs_fn()))
+            entropy = Deferred(lambda: masked(entropy_fn()))
         return Rollout(
             **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
         )
@@ -356,23 +354,16 @@ class Collector:
         return True
 
 
-def _copy_into(dst: Tree, src: Any) -> None:
+def _copy_into(dst: Tree, src: Any, rows: torch.Tensor | None = None) -> None:
+    """Copy ``src`` (structured like ``dst``) into ``dst``, or into its ``rows`` only."""
     if isinstance(dst, torch.Tensor):
-        dst.copy_(torch.as_tensor(src))
+        if rows is None:
+            dst.copy_(torch.as_tensor(src))
+        else:
+            dst[rows.to(dst.device)] = torch.as_tensor(src).to(dst.device, dst.dtype)
     elif isinstance(dst, dict):
         for k, d in dst.items():
-            _copy_into(d, src[k])
+            _copy_into(d, src[k], rows)
     else:
         for d, s in zip(dst, src, strict=True):
-            _copy_into(d, s)
-
-
-def _copy_rows(rows: Tree, idx: torch.Tensor, src: Any) -> None:
-    if isinstance(rows, torch.Tensor):
-        rows[idx.to(rows.device)] = torch.as_tensor(src).to(rows.device, rows.dtype)
-    elif isinstance(rows, dict):
-        for k, r in rows.items():
-            _copy_rows(r, idx, src[k])
-    else:
-        for r, s in zip(rows, src, strict=True):
-            _copy_rows(r, idx, s)
+            _copy_into(d, s, rows)

@@ -1,7 +1,5 @@
-"""Action components rlx adds to ``torch.distributions``: the tanh-squashed Gaussian of
-SAC, the deterministic action of DDPG and TD3, and epsilon-greedy exploration over
-Q-values. Each is an ordinary torch ``Distribution`` to put in an
-:class:`rlx.ActionDistribution`."""
+"""Action components rlx adds to ``torch.distributions`` (SAC's tanh-squashed Gaussian,
+DDPG's deterministic action, epsilon-greedy), to put in an :class:`rlx.ActionDistribution`."""
 
 from __future__ import annotations
 
@@ -21,19 +19,15 @@ _LOG2 = math.log(2.0)
 class TanhNormal(Distribution):
     """A diagonal Gaussian squashed by ``tanh`` and rescaled to ``[low, high]``.
 
-    The log-prob includes the change of variables (``log(1 - tanh(u)^2)`` in its
-    numerically stable form, plus the rescaling), so it is the density of the action
-    the environment sees; it is per action dimension, shape ``loc.shape``. There is no
-    closed-form entropy: algorithms use ``rollout.entropy_or_estimate()``, which falls
-    back to ``-logprobs``.
+    The log-prob, per action dimension, is the density of the action the environment
+    sees (change of variables included, in its stable form). There is no closed-form
+    entropy: algorithms use ``rollout.entropy_or_estimate()``.
 
     The log-prob of the last ``rsample()``'d action starts from its exact pre-squash
-    value: recovering it with ``atanh`` from a saturated action (``tanh`` rounds to
-    +-1 in float32) would underestimate it badly, and SAC's entropy term would then pay
-    the actor to saturate. Any other action (a stored one) is inverted with ``atanh``,
-    clamped just inside the bounds so that an action on a bound keeps a finite log-prob.
-    Written out rather than as a ``TransformedDistribution``: the same numbers in about
-    a third of the operations, which counts in SAC's update.
+    value: ``atanh`` of a saturated action (``tanh`` rounds to +-1 in float32) would
+    underestimate it badly and SAC's entropy term would pay the actor to saturate. Other
+    actions are inverted with ``atanh``, clamped just inside the bounds. Written out
+    rather than as a ``TransformedDistribution``: a third of the operations.
 
     Args:
         loc, scale: mean and standard deviation of the Gaussian before squashing.
@@ -142,13 +136,11 @@ def _bounds(
 
 
 class Deterministic(Distribution):
-    """All probability on one action ``value`` ``[B, ...]``: a deterministic policy's
-    action as an action component (DDPG's and TD3's actors; exploration noise is added by
-    a wrapper such as :class:`rlx.policies.GaussianExploration`).
+    """All probability on one action ``value`` ``[B, ...]``: DDPG's and TD3's actors
+    (exploration noise comes from a wrapper such as :class:`rlx.policies.GaussianExploration`).
 
-    ``sample``, ``rsample`` and ``mode`` return ``value`` (``rsample`` with its
-    gradient); ``log_prob`` and ``entropy`` are 0: there is no density to speak of, and
-    algorithms for deterministic policies use neither.
+    ``sample``, ``rsample`` (with gradient) and ``mode`` return ``value``; ``log_prob``
+    and ``entropy`` are 0.
     """
 
     arg_constraints: dict = {}
@@ -186,10 +178,8 @@ class EpsilonGreedy(Categorical):
     so a Q-network samples through ``agent(policy).steps(n)`` like any policy.
 
     ``mode`` is the greedy action; ``log_prob`` and ``entropy`` are those of the mixture.
-    ``epsilon`` may be a float or a tensor broadcastable to ``[B, 1]``. Sampling draws
-    the greedy action and replaces it by a uniform one with probability ``epsilon``; the
-    probabilities are only formed if something asks for them (an update re-evaluating a
-    Q-network pays nothing for the exploration it does not use).
+    ``epsilon`` may be a float or a tensor broadcastable to ``[B, 1]``. The
+    probabilities are only formed if something asks for them (sampling does not).
     """
 
     arg_constraints: dict = {}

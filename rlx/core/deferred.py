@@ -1,6 +1,4 @@
-"""``Deferred``: a value computed when first read, once, under the settings in force when
-it was made. Rollouts hold their log-probs, entropy and bootstrap extras this way, so that
-an update that never reads them does not pay for them."""
+"""``Deferred``: a value computed when first read."""
 
 from __future__ import annotations
 
@@ -60,8 +58,3 @@ class Deferred:
     def then(self, fn: Callable[[Any], Any]) -> Deferred:
         """``fn`` of this value, itself deferred (under this value's gradient mode)."""
         return Deferred(lambda: fn(self()), grad=self.grad)
-
-
-def deferred(fn: Callable[[], Any]) -> Deferred:
-    """``fn`` to run later, once, under the gradient mode in force now."""
-    return Deferred(fn)

@@ -1,12 +1,8 @@
 """``ActionDistribution``: several ``torch.distributions`` acting as one joint action.
 
-A policy returns one ``ActionDistribution`` per time step, batched over environments.
-Each component is an ordinary torch distribution whose first batch dimension is the
-environment batch ``B``; every further dimension of a component's log-prob (a vector
-``Normal`` over a Box action, a ``Bernoulli`` over MultiBinary bits) is summed, so the
-joint ``log_prob`` and ``entropy`` always have shape ``[B]``: one number per step.
-
-Components map onto the environment's action space:
+Each component is a torch distribution whose first batch dimension is the environment
+batch ``B``; every further dimension of its log-prob is summed, so the joint
+``log_prob`` and ``entropy`` have shape ``[B]``. Components map onto action spaces:
 
 - ``Discrete``: one ``Categorical``.
 - ``Box``: one component whose samples have shape ``[B, *box.shape]`` (``Normal``,

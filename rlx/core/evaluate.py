@@ -1,15 +1,10 @@
 """``agent(policy).evaluate(rollout)``: run a policy over stored experience, with graph.
 
-A feed-forward policy sees all ``T * B`` observations in one batched forward. A
-recurrent policy is run step by step over ``T``, batched over ``B``, its state threaded
-from the rollout's stored first state and reset where episodes start, exactly as during
-sampling; evaluating a rollout under the policy that sampled it therefore reproduces
-the sampled log-probabilities.
-
-``next_others`` (the extras at each next observation, for bootstrapping) are computed
-when first read, so updates that never bootstrap (PPO's minibatches) skip that forward.
-Read them, or compute returns, before an optimizer step changes the policy: reading
-them later raises instead of mixing two policies.
+A feed-forward policy sees all ``T * B`` observations in one batched forward; a
+recurrent one runs step by step from the rollout's stored first state, reset where
+episodes start, exactly as during sampling, so it reproduces the sampled log-probs.
+``next_others`` are computed when first read (PPO's minibatches never pay for them) and
+raise if read after an optimizer step changed the policy.
 """
 
 from __future__ import annotations
@@ -41,18 +36,9 @@ def evaluate(
     agent: Any, policy: torch.nn.Module, rollout: Rollout, burn_in: int = 0,
     actions: str = "stored",
 ) -> Rollout:  # fmt: skip
-    """A new, evaluated rollout: same data, log-probs/entropy/extras from ``policy``.
-
-    With ``burn_in``, the first ``burn_in`` steps only warm up the recurrent state
-    (without gradient, R2D2's burn-in): the result covers the remaining steps, evaluated
-    from that state, which also becomes their stored first state.
-
-    ``actions``: ``"stored"`` evaluates the rollout's own actions; ``"sample"`` draws new
-    ones from the policy (reparameterised where the distribution allows, so gradients
-    flow through them: SAC's actor loss) and ``"mode"`` takes each distribution's mode
-    (a deterministic actor's action, with gradient: DDPG, TD3); the result's
-    ``actions`` and ``logprobs`` are then those new actions and their log-probs.
-    """
+    """A new, evaluated rollout: same data, log-probs/entropy/extras from ``policy``
+    (see :meth:`rlx.BoundAgent.evaluate`). After a burn-in, the warmed-up state becomes
+    the stored first state of the remaining steps."""
     if not isinstance(rollout, Rollout):
         raise TypeError(f"evaluate takes an rlx.Rollout, got {type(rollout).__name__}.")
     if actions not in _DRAW:
@@ -141,14 +127,11 @@ def _forward_flat(policy, rollout: Rollout, T: int, B: int) -> Any:
 def _feed_forward(
     policy, rollout: Rollout, data: dict, T: int, B: int, draw: Any, out: Any = None
 ) -> Rollout:
-    """A feed-forward policy's evaluation, each part computed when first read.
-
-    One batched forward gives the log-probs, entropy and extras, and runs only if one of
-    them is read (``out``: already computed); the bootstrap extras at the next
-    observations need a forward there only. ``agent(target).evaluate(batch).next_others``
-    on a replay sample therefore costs one forward, at the next observations. With
-    ``draw``, the forward runs at once and the actions come from it.
-    """
+    """A feed-forward policy's evaluation, each part computed when first read: one
+    batched forward (``out`` if already computed) for log-probs, entropy and extras, one
+    at the next observations for the bootstrap extras, so a target network's
+    ``next_others`` on a replay sample costs one forward. With ``draw``, the forward runs
+    at once and the actions come from it."""
     valid = rollout.valid
     masked = calls.masker(valid, rollout._all_valid())
 

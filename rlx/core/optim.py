@@ -66,14 +66,11 @@ def frozen(*modules: torch.nn.Module) -> Iterator[None]:
 def minimize(
     loss: torch.Tensor, optimizer: torch.optim.Optimizer, max_norm: float | None = None
 ) -> torch.Tensor:
-    """One optimiser step on ``loss``: gradients of the optimizer's parameters only,
-    their joint norm clipped to ``max_norm`` (if given), a :func:`step`. Returns the norm
-    before clipping (0-d tensor).
+    """One :func:`step` on ``loss``, returning the gradient norm before clipping.
 
-    For algorithms with several optimisers (an actor's, a critic's, SAC's temperature).
     Only this optimizer's parameters get gradients (``torch.autograd.grad``): an actor's
-    loss that flows through a critic does not compute the critic's weight gradients,
-    which ``loss.backward()`` would, and leaves the critic's ``.grad`` as it was.
+    loss that flows through a critic leaves the critic's ``.grad`` as it was and does
+    not compute its weight gradients, which ``loss.backward()`` would.
     """
     params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
     grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -18,13 +18,9 @@ _EXTRAS_WANTED: ContextVar[bool] = ContextVar("rlx_extras_wanted", default=True)
 
 def extras_wanted() -> bool:
     """False while rlx samples a dry rollout, whose extras are discarded: a policy may
-    then skip computing them (e.g. a critic) and return ``(state, distribution)`` only.
-
-    Acting costs a forward per step, so a critic left out while sampling dry saves its
-    whole per-step cost; the values come later from one batched
-    ``agent(policy).evaluate(rollout)``, which is how the algorithms sample feed-forward
-    policies. The ready policies do this.
-    """
+    then skip computing them (e.g. a critic, whose values come later from one batched
+    ``agent(policy).evaluate(rollout)``) and return ``(state, distribution)`` only. The
+    ready policies do this."""
     return _EXTRAS_WANTED.get()
 
 
@@ -92,16 +88,13 @@ class Parametric(torch.nn.Module):
 
         At acting batch sizes a small network's torch calls cost several times their
         arithmetic; numpy's cost a fraction. With the fast paths on (:mod:`rlx.fast`),
-        rlx uses this function where nothing but the actions is kept: a dry rollout
-        sampled without gradient (how the algorithms sample feed-forward policies), of
-        one observation tensor on the CPU, from its
-        second step on (the first runs ``forward``, which checks the output; a policy
-        that then returns a recurrent state is never acted for this way). ``obs`` is the
-        batch ``[B, ...]`` as stored; ``act`` returns actions ``[B, ...]`` drawn from the
-        distribution ``forward`` gives (its mode when ``deterministic``), with noise from
-        torch's generator so that ``torch.manual_seed`` still decides them (it may draw
-        ahead in blocks: the actions are those of forward's distribution, the generator's
-        state afterwards need not be). The ready :class:`rlx.policies.MLPPolicy` has one.
+        rlx uses it where only the actions are kept (a dry rollout sampled without
+        gradient, of one observation tensor on the CPU), from the second step on: the
+        first runs ``forward``, which checks the output (a recurrent policy is never
+        acted for this way). ``act`` maps observations ``[B, ...]`` as stored to actions
+        ``[B, ...]`` drawn from forward's distribution (its mode when ``deterministic``)
+        with torch's generator, so ``torch.manual_seed`` still decides them (it may draw
+        ahead in blocks). The ready :class:`rlx.policies.MLPPolicy` has one.
         """
         return None
 

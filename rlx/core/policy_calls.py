@@ -1,12 +1,6 @@
-"""How rlx calls a policy step by step: what it is (device, dtype, recurrent, wanting
-the previous action and reward), checking its output, resetting recurrent states where
-episodes start, stacking per-step outputs into ``[T, B]`` and masking invalid steps, and
-bootstrapping its extras at next observations.
-
-Shared by sampling (``collect.py``) and re-evaluation (``evaluate.py``) so that both run
-the policy in exactly the same way, which is what makes re-evaluated log-probs equal
-the sampled ones.
-"""
+"""How rlx calls a policy step by step, shared by sampling (``collect.py``) and
+re-evaluation (``evaluate.py``) so that both run it exactly alike: that is what makes
+re-evaluated log-probs equal the sampled ones."""
 
 from __future__ import annotations
 
@@ -27,9 +21,8 @@ _RECURRENT: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDi
 
 
 def watched_parameters(policy: torch.nn.Module) -> tuple[torch.Tensor, ...]:
-    """The policy's parameters (a cached list: walking the module tree costs ~0.5 ms for
-    a small actor-critic, more than the rest of a PPO minibatch's evaluation): the ones
-    whose in-place changes make a deferred bootstrap stale."""
+    """The policy's parameters (cached with the fast paths on: walking the module tree
+    costs more than the rest of a PPO minibatch's evaluation)."""
     return parameters_and_buffers(policy)[0]
 
 
@@ -222,15 +215,12 @@ def bootstrap_extras(
                                            dtype=e.dtype, device=e.device), end)
             for end in ends
         )  # fmt: skip
-    result = []
-    for shift, end in zip(shifted, ends, strict=True):
 
-        def put(s: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-            e = squeeze_extra(e, 1)
-            return s.index_put((t_idx, b_idx), e.to(s.dtype))
+    def put(s: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return s.index_put((t_idx, b_idx), squeeze_extra(e, 1).to(s.dtype))
 
-        result.append(mask_steps(tree_map(put, shift, end), valid))
-    return tuple(result)
+    pairs = zip(shifted, ends, strict=True)
+    return tuple(mask_steps(tree_map(put, shift, end), valid) for shift, end in pairs)
 
 
 def step_logprobs_entropy(

@@ -80,9 +80,7 @@ def nstep_returns(
     discount = 1.0
     for k in range(min(n, T)):
         r_k = rewards[k:]  # reward at t + k for t < T - k
-        end_k = dones[k:].clone()
-        if k == n - 1:
-            end_k[:] = True
+        end_k = torch.ones_like(dones[k:]) if k == n - 1 else dones[k:].clone()
         end_k[-1] = True  # the segment's last step bootstraps from next_values
         a = alive[: T - k]
         out[: T - k] += torch.where(a, discount * r_k, 0.0)

@@ -25,12 +25,6 @@ Fields:
 Indexing follows ``[T, B]``: ``rollout[:-1]`` and ``rollout[:100]`` slice time,
 ``rollout[:, idx]`` selects environments. ``rollout1 + rollout2`` joins along the batch
 (the shorter padded in time with invalid steps); :func:`cat` joins along time.
-
-The field names and their storage are in :mod:`rlx.core.rollout_fields`, index and
-padding helpers in :mod:`rlx.core.rollout_axes`, :func:`cat` in :mod:`rlx.core.rollout_cat`
-and what the return methods compute from in :mod:`rlx.core.rollout_returns`; the names
-other modules use (``Rollout``, ``DryRolloutError``, ``cat``, ``DATA_FIELDS``,
-``STEP_FIELDS``) are importable from here.
 """
 
 from __future__ import annotations
@@ -58,11 +52,8 @@ __all__ = ["DATA_FIELDS", "STEP_FIELDS", "DryRolloutError", "Rollout", "cat"]
 
 
 class Rollout(RolloutFields):
-    """Experience with leading dimensions ``[T, B]``; see the module docstring.
-
-    The fields and their reading (``logprobs``, ``others``, ``returns``, ``shape``, ...)
-    come from :class:`~rlx.core.rollout_fields.RolloutFields`.
-    """
+    """Experience with leading dimensions ``[T, B]``; see the module docstring. The
+    fields and their reading come from :class:`~rlx.core.rollout_fields.RolloutFields`."""
 
     # ------------------------------------------------------------- structure
     def _replace(self, fields: dict[str, Any]) -> Rollout:
@@ -112,10 +103,7 @@ class Rollout(RolloutFields):
 
     def as_dry(self) -> Rollout:
         """The same experience without log-probs, entropy and extras, ready to re-evaluate."""
-        fields = self._fields()
-        for name in EVALUATED_FIELDS:
-            fields[name] = None
-        new = self._replace(fields)
+        new = self._replace({**self._fields(), **dict.fromkeys(EVALUATED_FIELDS)})
         new.dry, new._entropy_error = True, None
         return new
 
@@ -140,13 +128,7 @@ class Rollout(RolloutFields):
         selected = self.apply(select)
         # Any part of an all-valid rollout is all valid: pass the check on (PPO asks it of
         # every minibatch).
-        cache = self.__dict__.get("_valid_cache")
-        if (
-            cache is not None
-            and cache[2]
-            and cache[0] is self.valid
-            and cache[1] == self.valid._version
-        ):
+        if self._known_all_valid():
             selected._valid_cache = (selected.valid, selected.valid._version, True)
         return selected
 
@@ -167,14 +149,9 @@ class Rollout(RolloutFields):
 
     def shifted(self) -> Rollout:
         """The same transitions seen from where they led: a dry rollout whose
-        ``observations`` are this one's ``next_observations`` (and whose previous actions
-        and rewards are this one's actions and rewards), for evaluating a policy at the
-        next states, e.g. SAC's and TD3's next actions:
-        ``agent(actor).evaluate(batch.shifted(), actions="sample")``.
-
-        Feed-forward only: the recurrent state after each step is known only by
-        evaluating the rollout, so a recurrent policy takes its next step from that
-        evaluation (step ``t + 1``) instead.
+        ``observations`` are this one's ``next_observations`` (previous actions and
+        rewards: this one's actions and rewards), e.g. for SAC's and TD3's next actions:
+        ``agent(actor).evaluate(batch.shifted(), actions="sample")``. Feed-forward only.
         """
         if self.recurrent_states is not None:
             raise ValueError(
@@ -187,8 +164,7 @@ class Rollout(RolloutFields):
         if self.prev_actions is not None:
             fields["prev_actions"], fields["prev_rewards"] = self.actions, self.rewards
         fields["starts"] = torch.zeros_like(self.starts)
-        new = Rollout(**fields, dry=True)
-        return new
+        return Rollout(**fields, dry=True)
 
     def chunks(self, length: int) -> Rollout:
         """Cut time into pieces of ``length`` steps, side by side: ``[T, B]`` becomes
@@ -234,14 +210,21 @@ class Rollout(RolloutFields):
             yield shuffled[:, start : start + size]
 
     # -------------------------------------------------------------- statistics
+    def _known_all_valid(self) -> bool | None:
+        """:meth:`_all_valid` if remembered for this ``valid`` tensor, else None."""
+        cache = self.__dict__.get("_valid_cache")
+        if cache is None or cache[0] is not self.valid or cache[1] != self.valid._version:
+            return None
+        return cache[2]
+
     def _all_valid(self) -> bool:
         """Whether every step is valid (remembered for this ``valid`` tensor; on CPU
         this check is cheap, on GPU it is one synchronisation per rollout)."""
-        cache = self.__dict__.get("_valid_cache")
-        if cache is None or cache[0] is not self.valid or cache[1] != self.valid._version:
-            cache = (self.valid, self.valid._version, bool(self.valid.all()))
-            self._valid_cache = cache
-        return cache[2]
+        known = self._known_all_valid()
+        if known is None:
+            known = bool(self.valid.all())
+            self._valid_cache = (self.valid, self.valid._version, known)
+        return known
 
     def step_mean(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of a per-step quantity ``[T, B]`` over the valid steps (keeps gradients)."""

@@ -1,10 +1,5 @@
-"""Helpers on a rollout's ``[T, B]`` axes: reading an index along one of them, a random
-permutation of the environments, padding time with invalid steps.
-
-They work on tensors and field dictionaries, not on rollouts, so that slicing
-(:meth:`Rollout.__getitem__ <rlx.core.rollout.Rollout.__getitem__>`), shuffling,
-cutting into chunks and joining (:func:`rlx.core.rollout_cat.cat`) share them.
-"""
+"""Helpers on a rollout's ``[T, B]`` axes (indices, permutations, padding), on tensors
+and field dictionaries so that slicing, shuffling, chunking and :func:`cat` share them."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Joining rollouts: :func:`cat` along time or along environments.
-
-Apart from :mod:`rlx.core.rollout` because it checks several rollouts against each
-other (dry or evaluated, the structure of every field, the environment counts) rather
-than operating on one; ``Rollout.__add__`` and :mod:`rlx.core.rollout` re-export it.
-"""
+"""Joining rollouts: :func:`cat` along time or along environments."""
 
 from __future__ import annotations
 

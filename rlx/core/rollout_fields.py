@@ -1,13 +1,7 @@
-"""What a :class:`~rlx.core.rollout.Rollout` holds, and reading it.
-
-The names of the per-step fields, grouped by where they come from (the environment, a
-policy evaluation, the return methods), and :class:`RolloutFields`, the base of
-``Rollout`` that stores them: it computes the policy-evaluation fields when first read
-(they may be given as :class:`~rlx.core.deferred.Deferred` values) and raises
-:class:`DryRolloutError` when a dry rollout is asked for them. Kept apart from
-:mod:`rlx.core.rollout` so that the storage reads separately from the operations on
-rollouts (slicing, joining, statistics, returns).
-"""
+"""What a :class:`~rlx.core.rollout.Rollout` holds: the per-step field names, grouped by
+where they come from, and :class:`RolloutFields`, the base of ``Rollout`` that stores
+them (evaluation fields may be :class:`~rlx.core.deferred.Deferred`, computed when first
+read) and raises :class:`DryRolloutError` when a dry rollout is asked for them."""
 
 from __future__ import annotations
 
@@ -115,11 +109,6 @@ class RolloutFields:
             setattr(self, name, value)
         return value
 
-    def _materialize(self) -> None:
-        """Compute every field given as a :class:`Deferred` value."""
-        for name in EVALUATED_FIELDS:
-            self._resolved(name)
-
     @property
     def logprobs(self) -> torch.Tensor:
         """Joint log-probability of each action under the policy, ``[T, B]``."""
@@ -214,7 +203,8 @@ class RolloutFields:
 
     def _fields(self) -> dict[str, Any]:
         """Every field, deferred ones computed."""
-        self._materialize()
+        for name in EVALUATED_FIELDS:
+            self._resolved(name)
         return self._raw_fields()
 
     def _raw_fields(self) -> dict[str, Any]:

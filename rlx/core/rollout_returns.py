@@ -1,10 +1,5 @@
 """The rollout side of return computation: what ``Rollout.mc_returns``, ``gae``,
-``vtrace`` and ``nstep_returns`` hand to the math in :mod:`rlx.core.returns`.
-
-Where each recursion stops (:func:`episode_cuts`), which bootstrap values go with the
-values given (:func:`bootstrap_values`), and per-step inputs checked to be ``[T, B]``
-(:func:`as_steps`). The methods themselves stay on ``Rollout``.
-"""
+``vtrace`` and ``nstep_returns`` hand to the math in :mod:`rlx.core.returns`."""
 
 from __future__ import annotations
 
@@ -40,16 +35,12 @@ def bootstrap_values(
     """The values of ``rollout.next_observations``, ``[T, B]``: ``next_values`` if given,
     else the ``next_others`` entry matching ``values`` when ``values`` is one of
     ``rollout.others``."""
-    if next_values is None:
-        next_values = _matching_next_others(rollout, values)
-    return as_steps(next_values, rollout.shape, "next_values")
-
-
-def _matching_next_others(rollout: RolloutFields, values: torch.Tensor) -> torch.Tensor:
+    if next_values is not None:
+        return as_steps(next_values, rollout.shape, "next_values")
     if not rollout.dry and rollout._others is not None:
         for extra, nxt in zip(rollout.others, rollout.next_others or (), strict=False):
             if extra is values:
-                return nxt
+                return as_steps(nxt, rollout.shape, "next_values")
     raise ValueError(
         "cannot find the bootstrap values for these values. Pass the extra itself "
         "(values, = rollout.others; rollout.gae(values, ...)) so rlx uses the matching "

@@ -48,13 +48,15 @@ def allocate(
     return torch.zeros(prefix + leaf_shape(space), dtype=dtype, device=device)
 
 
+def _subspaces(space: spaces.Dict | spaces.Tuple) -> list[spaces.Space]:
+    """The sub-spaces of a Dict (in key order) or Tuple space."""
+    return list(space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces)
+
+
 def check_supported(space: spaces.Space, what: str) -> None:
     leaf_types = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-    if isinstance(space, spaces.Dict):
-        for s in space.spaces.values():
-            check_supported(s, what)
-    elif isinstance(space, spaces.Tuple):
-        for s in space.spaces:
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        for s in _subspaces(space):
             check_supported(s, what)
     elif not isinstance(space, leaf_types):
         raise TypeError(
@@ -75,9 +77,9 @@ def action_converter(space: spaces.Space, clip: bool) -> Callable[[Any], Any]:
         if start == 0:
             return _to_numpy
         return lambda a: _to_numpy(a) + start
-    if isinstance(space, spaces.Box):
+    if isinstance(space, (spaces.Box, spaces.MultiBinary)):
         dtype = space.dtype
-        if clip and np.issubdtype(dtype, np.floating):
+        if clip and np.issubdtype(dtype, np.floating):  # a Box of floats
             low, high = space.low, space.high
             return lambda a: np.clip(_to_numpy(a), low, high).astype(dtype, copy=False)
         return lambda a: _to_numpy(a).astype(dtype, copy=False)
@@ -90,8 +92,6 @@ def action_converter(space: spaces.Space, clip: bool) -> Callable[[Any], Any]:
             return (_to_numpy(a) + start).astype(space.dtype, copy=False)
 
         return multi_discrete
-    if isinstance(space, spaces.MultiBinary):
-        return lambda a: _to_numpy(a).astype(space.dtype, copy=False)
     if isinstance(space, spaces.Tuple):
         subs = [action_converter(s, clip) for s in space.spaces]
         return lambda a: tuple(f(x) for f, x in zip(subs, a, strict=True))
@@ -130,10 +130,8 @@ def check_distribution(space: spaces.Space, dist: Any) -> None:
     from torch.distributions import Categorical
 
     comps = list(dist.components)
-    if isinstance(space, spaces.Tuple):
-        leaves = list(space.spaces)
-    elif isinstance(space, spaces.Dict):
-        leaves = list(space.spaces.values())
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        leaves = _subspaces(space)
     else:
         leaves = [space] if len(comps) == 1 else []
     if isinstance(space, spaces.MultiDiscrete) and len(comps) == len(space.nvec) > 1:
@@ -202,11 +200,7 @@ def check_action(space: spaces.Space, action: Any, batch: int, where: str = "act
     if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
         if action.is_floating_point() and not isinstance(space, spaces.MultiBinary):
             raise ValueError(f"{where} for {space!r} must be integer, got {action.dtype}.")
-        size = (
-            space.n
-            if isinstance(space, spaces.Discrete)
-            else (2 if isinstance(space, spaces.MultiBinary) else space.nvec)
-        )
+        size = space.n if isinstance(space, spaces.Discrete) else getattr(space, "nvec", 2)
         size_t = torch.as_tensor(np.asarray(size), device=action.device)
         if bool((action < 0).any()) or bool((action >= size_t).any()):
             raise ValueError(

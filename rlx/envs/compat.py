@@ -1,13 +1,11 @@
 """Environments written for the old gym API (gym before 0.26, as rlmodels' are):
-``step`` returns ``(obs, reward, done, info)``, ``reset()`` returns the observation alone,
-and ``seed(n)`` seeds. rlx adapts such an environment with :class:`OldApiEnv` (one warning
-per process) wherever it accepts an ``Env`` or a function making one, so it samples like
-any gymnasium environment.
+``step`` returns ``(obs, reward, done, info)``, ``reset()`` the observation alone, and
+``seed(n)`` seeds. rlx wraps such an environment in :class:`OldApiEnv` (one warning per
+process) wherever it accepts an ``Env`` or a function making one.
 
-``done`` splits into gymnasium's two flags by ``info["TimeLimit.truncated"]`` (how gym's
-time limit marked a cut episode): truncated where it is true, terminated otherwise. An
-environment that signals a time limit another way has it read as a termination, which
-stops bootstrapping there; port it to ``terminated, truncated`` to keep it.
+``done`` is a truncation where ``info["TimeLimit.truncated"]`` (gym's time limit) is
+true, a termination otherwise: a time limit signalled another way stops bootstrapping
+there; port the environment to ``terminated, truncated`` to keep it.
 """
 
 from __future__ import annotations
@@ -31,8 +29,7 @@ def is_old_api(env: Any) -> bool:
         params = inspect.signature(env.reset).parameters
     except (TypeError, ValueError):  # no signature to read: assume the new API
         return False
-    kinds = {p.kind for p in params.values()}
-    return "seed" not in params and inspect.Parameter.VAR_KEYWORD not in kinds
+    return "seed" not in params and all(p.kind != p.VAR_KEYWORD for p in params.values())
 
 
 def looks_like_env(obj: Any) -> bool:

@@ -1,11 +1,9 @@
 """rlx's fast paths, all in this package, and the switch that turns them off.
 
 Everything outside ``rlx.fast`` is plain PyTorch. Where a plain call costs much more
-than its arithmetic at reinforcement learning's small sizes (a 2x64 network acting on a
-batch of 8, an optimiser step of a few thousand weights), the core checks
-:func:`enabled` and asks this package for a faster way to do the same thing; where the
-fast way does not apply (it returns ``None``) or the fast paths are off, it does the
-plain thing. The fast ways here:
+than its arithmetic at RL's small sizes (a 2x64 network acting on a batch of 8), the
+core asks this package for a faster way to do the same thing, and does the plain thing
+where that returns ``None`` or :func:`enabled` is false. The fast ways here:
 
 - :mod:`rlx.fast.optim`: Adam's fused kernel called directly, with gradient clipping
   folded into it (instead of ``torch.optim.Adam.step`` and ``clip_grad_norm_``).

@@ -1,11 +1,10 @@
-"""Acting in numpy: the ready MLP policy's actor run on numpy arrays while rlx samples
-without gradients or extras (a dry rollout, how the algorithms sample feed-forward
-policies). At acting batch sizes each torch call costs several times its arithmetic;
-numpy's calls cost a fraction. The actions are drawn from the distribution the policy's
-``forward`` gives (the same deterministic actions), with noise from torch's generator so
-that ``torch.manual_seed`` still decides them (drawn ahead in blocks: the generator's
-state afterwards differs from torch's own sampling). ``benchmarks/sampling.py`` measures
-dry sampling against a hand-written loop.
+"""Acting in numpy: the ready MLP policy's actor run on numpy arrays during dry rollouts
+(no gradients or extras; how the algorithms sample feed-forward policies), where each
+torch call costs several times its arithmetic and numpy's a fraction. Actions come from
+the distribution the policy's ``forward`` gives, with noise drawn ahead in blocks from
+torch's generator (``torch.manual_seed`` decides it, but the generator's state afterwards
+differs from torch's own sampling). ``benchmarks/sampling.py`` measures dry sampling
+against a hand-written loop.
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ def numpy_view(store: object) -> np.ndarray | None:
 
 
 class _Noise:
-    """Noise of one acting step at a time, drawn in blocks of steps from torch's generator
-    (so ``torch.manual_seed`` decides it): one torch call per block instead of per step."""
+    """One acting step's noise at a time, drawn from torch's generator a block at a time."""
 
     def __init__(self, shape: tuple[int, ...], draw: Callable[[tuple[int, ...]], torch.Tensor],
                  block: int = 256) -> None:  # fmt: skip
@@ -59,10 +57,9 @@ def mlp_policy_actor(
 ) -> Actor | None:  # fmt: skip
     """``act(obs, deterministic) -> actions`` for a policy whose actor is the MLP ``body``
     followed by ``linear`` (logits of a Discrete action, or the mean, then the log-std
-    where ``log_std`` is None, of an unsquashed Box one). None where it does not apply:
-    observations other than a Box; other action spaces or squashed actions; parameters
-    not float32 on the CPU; forward hooks on the policy or its modules; or batches large
-    enough that torch is as fast (more than 65,536 multiply-adds in a layer)."""
+    where ``log_std`` is None, of an unsquashed Box one). None for other spaces, squashed
+    actions, parameters not float32 on the CPU, forward hooks, or batches where torch is
+    as fast (more than 65,536 multiply-adds in a layer)."""
     if (
         any(m._forward_hooks or m._forward_pre_hooks for m in policy.modules())
         or nn.modules.module._global_forward_hooks
@@ -76,43 +73,36 @@ def mlp_policy_actor(
     run = numpy_function(body)
     if run is None:
         return None
-
-    def features(obs: np.ndarray) -> np.ndarray:
-        x = obs.reshape(len(obs), -1)
-        return run(x if x.dtype == np.float32 else x.astype(np.float32))
-
-    return _head_actor(features, action_space, linear, log_std, squash, batch_size)
-
-
-def _head_actor(
-    body: Callable[[np.ndarray], np.ndarray], space: spaces.Space, linear: nn.Linear,
-    log_std: torch.Tensor | None, squash: bool, batch_size: int,
-) -> Actor | None:  # fmt: skip
     w, b = linear.weight, linear.bias
     if w.device.type != "cpu" or w.dtype != torch.float32:
         return None
     weight, bias = w.detach().numpy().T, b.detach().numpy()
-    if isinstance(space, spaces.Discrete):
+
+    def features(obs: np.ndarray) -> np.ndarray:
+        x = obs.reshape(len(obs), -1)
+        return run(x.astype(np.float32, copy=False)) @ weight
+
+    if isinstance(action_space, spaces.Discrete):
         # Gumbel-max: argmax(logits + G) with G = -log E, E ~ Exp(1), is a draw from the
         # softmax (the exponential race of rlx.fast.distributions.sample, in log space).
-        gumbel = _Noise((batch_size, int(space.n)), _gumbel)
+        gumbel = _Noise((batch_size, int(action_space.n)), _gumbel)
 
         def categorical(obs: np.ndarray, deterministic: bool) -> np.ndarray:
-            y = body(obs) @ weight
+            y = features(obs)
             y += bias
             if not deterministic:
                 y += gumbel.next()
             return y.argmax(-1)
 
         return categorical
-    if not isinstance(space, spaces.Box) or squash:
+    if not isinstance(action_space, spaces.Box) or squash:
         return None
-    shape, size = space.shape, int(math.prod(space.shape))
+    shape, size = action_space.shape, int(math.prod(action_space.shape))
     fixed_log_std = None if log_std is None else log_std.detach().numpy().reshape(-1)
     gaussian = _Noise((batch_size, size), torch.randn)
 
     def normal(obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        y = body(obs) @ weight
+        y = features(obs)
         y += bias
         mean = y[:, :size]
         if not deterministic:

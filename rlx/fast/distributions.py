@@ -4,10 +4,9 @@ At acting batch sizes torch's ``Categorical`` spends most of its time on bookkee
 normalising the logits with ``logsumexp`` (``log_softmax`` is one kernel), sampling
 through ``multinomial`` and reshapes (the exponential race ``argmax(p / Exp(1))`` draws
 from the same distribution in a few kernels), and broadcasting checks in ``log_prob`` (a
-gather gives the same numbers). A rollout's per-step distributions are stacked into one
-so that the log-probs of all its steps come from one call. Each function returns
-``None`` where it does not apply; :mod:`rlx.core.distribution` then takes torch's own
-way, which is also the way with the fast paths off. ``benchmarks/sampling.py`` measures
+gather gives the same numbers). A rollout's per-step distributions are stacked so that
+one call scores all its steps. Where a function returns ``None``,
+:mod:`rlx.core.distribution` takes torch's own way. ``benchmarks/sampling.py`` measures
 the sampling they speed up.
 """
 
@@ -63,13 +62,10 @@ def stack_components(components: list[tuple[Distribution, ...]]) -> list[Distrib
     position over ``T * B`` rows, where every step has the same kinds and each is a
     plain ``Categorical`` or ``Normal``; None otherwise."""
     kinds = [type(c) for c in components[0]]
-    if any(k is not Categorical and k is not Normal for k in kinds):
+    if any(k not in (Categorical, Normal) for k in kinds):
         return None
-    for step in components:
-        if len(step) != len(kinds) or any(
-            type(c) is not k for c, k in zip(step, kinds, strict=True)
-        ):
-            return None
+    if any([type(c) for c in step] != kinds for step in components):
+        return None
     stacked: list[Distribution] = []
     for i, kind in enumerate(kinds):
         parts = [step[i] for step in components]
@@ -113,10 +109,9 @@ def remember_bounds(low: object, high: object, like: torch.Tensor, centre, radiu
 
 class without_validation:  # noqa: N801 - used like a function
     """Turn off ``torch.distributions`` argument validation while rlx runs a policy (with
-    the fast paths on and ``enabled``): it costs about as much as a small network's
-    forward on every step, and rlx checks the sampled actions against the action space
-    itself. The previous setting is restored on exit, so user code outside rlx's calls
-    is untouched; ``rlx.Agent(validate_args=True)`` keeps validation on."""
+    the fast paths on and ``enabled``; restored on exit): it costs about a small network's
+    forward per step, and rlx checks sampled actions against the action space itself.
+    ``rlx.Agent(validate_args=True)`` keeps validation on."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled

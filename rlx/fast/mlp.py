@@ -1,15 +1,13 @@
 """The ready MLPs (:class:`rlx.policies.MLP`: Linear layers, each followed by at most one
 Tanh or ReLU) run without a module call per layer, and large ones as one autograd node.
 
-At acting batch sizes a module call costs about as much as the layer. Where gradients
-are wanted and a forward has about a million multiply-adds or more (SAC's 256-unit
-layers at batch 256), the layers run as one autograd node whose backward is written
-out: activations in place with their derivatives read from the saved outputs, no weight
-gradients for parameters that do not require them (a critic inside :func:`rlx.frozen`),
-and no products for rows whose output gradient is zero (the other network's rows in a
-minimum of two Q-functions). Smaller ones keep the layer-by-layer graph, which costs
-less there. Higher-order gradients re-run the layers under autograd, so they stay
-exact. Module hooks on the inner layers are not run. Kept because it wins:
+At acting batch sizes a module call costs about as much as the layer. Forwards with
+gradients of about a million multiply-adds or more (SAC's 256-unit layers at batch 256)
+run as one autograd node with a written-out backward: activations in place, derivatives
+read from the saved outputs, no gradients for frozen parameters (:func:`rlx.frozen`) and
+no products for rows whose output gradient is zero (the other network's rows in a
+minimum of two Q-functions). Higher-order gradients re-run the layers under autograd, so
+they stay exact. Module hooks on the inner layers are not run. Kept because it wins:
 ``benchmarks/fused_mlp.py`` times SAC's critic step against plain eager PyTorch and
 ``torch.compile``, and ``benchmarks/speed_qpg.py`` SAC against Stable-Baselines3.
 """
@@ -92,8 +90,7 @@ def numpy_function(net: nn.Sequential) -> Callable[[np.ndarray], np.ndarray] | N
     """The same function on numpy float32 arrays ``[B, inputs]``, reading the
     parameters' own storage (so it follows every optimiser step without copying), or
     None where it cannot: a layer other than Linear, Tanh and ReLU, or parameters that
-    are not float32 on the CPU. For acting at small batches, where each torch call
-    costs several times its arithmetic."""
+    are not float32 on the CPU (:mod:`rlx.fast.acting`)."""
     steps: list[Any] = []
     for layer in net:
         kind = type(layer)
@@ -164,18 +161,12 @@ class _FusedMLP(torch.autograd.Function):
         saved = ctx.saved_tensors
         out, inputs, params = saved[0], saved[1 : n + 1], saved[n + 1 :]
         needs = ctx.needs_input_grad[1:]  # x, then weight and bias of each layer
-        grads: list[torch.Tensor | None] = [None] * len(needs)
         if torch.is_grad_enabled():  # create_graph: differentiate a re-run under autograd
-            wanted = [i for i, need in enumerate(needs) if need]
-            tensors = [inputs[0], *params]
             with torch.enable_grad():
-                again = _layer_by_layer_fn(kinds, inputs[0], params)
-            found = torch.autograd.grad(
-                again, [tensors[i] for i in wanted], grad, create_graph=True
-            )
-            for i, g in zip(wanted, found, strict=True):
-                grads[i] = g
-            return None, *grads
+                again = _run_layers(kinds, inputs[0], params, keep=False)
+            wanted = [t for t, need in zip([inputs[0], *params], needs, strict=True) if need]
+            found = iter(torch.autograd.grad(again, wanted, grad, create_graph=True))
+            return None, *(next(found) if need else None for need in needs)
         # Propagate only as far down as the first layer (or input) that wants a gradient.
         lowest = 0 if needs[0] else min(
             (i // 2 for i, need in enumerate(needs[1:]) if need), default=n
@@ -230,20 +221,6 @@ def _manual_backward(
     if needs[0]:
         grads[0] = g
     return grads
-
-
-def _layer_by_layer_fn(kinds: tuple[str | None, ...], x: torch.Tensor, params: Any) -> torch.Tensor:
-    for i, kind in enumerate(kinds):
-        x = nn.functional.linear(x, params[2 * i], params[2 * i + 1])
-        if kind == "relu":
-            x = torch.relu(x)
-        elif kind == "tanh":
-            x = torch.tanh(x)
-    return x
-
-
-def _relu(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0, out=out)
 
 
 def _relu(x: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -25,9 +25,8 @@ def clipped_step(
 ) -> torch.Tensor | None:
     """Clip the gradients of ``optimizer``'s parameters to the joint norm ``max_norm`` (if
     given) and step; returns the norm before clipping (None when neither clipping nor
-    ``norm`` asked for it). A fused ``torch.optim.Adam`` is stepped by its kernel called
-    directly, the clipping done by the kernel as it reads the gradients (it writes the
-    clipped gradients back, as ``clip_grad_norm_`` would leave them)."""
+    ``norm`` asked for it). A fused ``torch.optim.Adam``'s kernel is called directly and
+    clips as it reads the gradients (writing them back clipped, as ``clip_grad_norm_``)."""
     work = _fused_adam_work(optimizer)
     if work is None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -39,9 +38,8 @@ def clipped_step(
             total = grad_norm(grads) if grads else torch.zeros(())
         optimizer.step()
         return None if total is None else total.detach()
-    total = None
-    if max_norm is not None or norm:
-        total = grad_norm([g for _, _, grads, _, _, _ in work for g in grads])
+    wanted = max_norm is not None or norm
+    total = grad_norm([g for _, _, grads, _, _, _ in work for g in grads]) if wanted else None
     scale = None if max_norm is None else torch.clamp((total + 1e-6) / max_norm, min=1.0)
     with torch.no_grad():
         for group, params, grads, exp_avgs, exp_avg_sqs, steps in work:
@@ -58,10 +56,10 @@ def clipped_step(
 
 
 def _fused_adam_work(optimizer: torch.optim.Optimizer) -> list | None:
-    """Per group, what the fused kernel updates (group, params, grads, averages, step
-    counters), initialising new parameters' state as torch does; None where torch's own
-    step must run: not a fused ``torch.optim.Adam``, another update rule, step hooks or
-    an LR scheduler watching ``step``, or parameters on several devices or dtypes."""
+    """Per group, what the fused kernel updates (group, params, grads, averages, steps),
+    initialising new state as torch does; None where torch's own step must run: not a
+    fused ``torch.optim.Adam``, another update rule, step hooks or an LR scheduler, or
+    parameters on several devices or dtypes."""
     if type(optimizer) is not torch.optim.Adam or "step" in optimizer.__dict__:
         return None
     if (
@@ -118,7 +116,6 @@ def grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     norm of their concatenation: ``torch._foreach_norm`` runs a kernel per tensor there."""
     if len(grads) == 1:
         return torch.linalg.vector_norm(grads[0])
-    first = grads[0]
-    if first.device.type == "cpu" and sum(g.numel() for g in grads) <= 1 << 16:
+    if grads[0].device.type == "cpu" and sum(g.numel() for g in grads) <= 1 << 16:
         return torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))

@@ -1,8 +1,7 @@
-"""Remembered parameter lists: listing a module's parameters walks its submodules in
-Python, which costs more than the arithmetic of per-step helpers such as target-network
-updates and :func:`rlx.frozen` on small networks. The lists are kept until any module
-anywhere registers a parameter, buffer or submodule (torch's global registration hooks,
-installed the first time a list is asked for, never merely by importing rlx)."""
+"""Remembered parameter lists: walking a module's submodules in Python costs more than
+per-step helpers such as target-network updates and :func:`rlx.frozen` on small
+networks. A list is kept until any module registers a parameter, buffer or submodule
+(torch's global registration hooks, installed on the first call, not on import)."""
 
 from __future__ import annotations
 
@@ -24,8 +23,7 @@ def _structure_changed(*_: Any) -> None:
 
 def structure_version() -> int:
     """A number that changes whenever any module registers a parameter, buffer or
-    submodule (from the first call on): caches of a module's structure stay valid while
-    it stays the same."""
+    submodule (from the first call on): a key for caches of a module's structure."""
     global _installed
     if not _installed:
         _module.register_module_parameter_registration_hook(_structure_changed)

@@ -1,7 +1,6 @@
 """The reverse scan behind every return and advantage, on numpy views of the tensors: a
-numpy row operation costs a fraction of a torch call, and a PPO batch of one
-environment has 2,048 rows. The same operations in the same dtype, so the result is the
-same to the bit."""
+numpy row operation costs a fraction of a torch call (a PPO batch of one environment has
+2,048 rows), and the same operations in the same dtype give the same bits."""
 
 from __future__ import annotations
 

@@ -41,10 +41,9 @@ class C51(DQN):
         with ``double``), moved by the n-step reward and discount."""
         with torch.no_grad():
             q_next, log_p_next = self.agent(self.target).evaluate(batch).next_others
-            chooser = q_next
             if self.config.double:
-                chooser = self.agent(self.policy).evaluate(batch).next_others[0]
-            best = chooser.argmax(-1)[0]  # [N]
+                q_next = self.agent(self.policy).evaluate(batch).next_others[0]
+            best = q_next.argmax(-1)[0]  # [N]
             probs = log_p_next[0, torch.arange(best.shape[0]), best].exp()  # [N, atoms]
             alive = (~batch.terminations[0]).to(probs.dtype)
             return categorical_projection(

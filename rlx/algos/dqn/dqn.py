@@ -82,10 +82,8 @@ class DQN(OffPolicyAlgorithm):
             return target_q.gather(-1, online_q.argmax(-1, keepdim=True)).squeeze(-1)
 
     def td_loss(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The loss on replay sample ``batch``, the new priorities of its transitions (their
-        TD errors) and the mean Q-value of the taken actions."""
-        # Bootstrap targets: n-step rewards, then gamma^n times the next value unless the
-        # episode terminated (truncated ones bootstrap).
+        """The loss on replay sample ``batch``, its TD errors (new priorities) and the mean
+        Q-value of the taken actions. Targets bootstrap unless the episode terminated."""
         alive = (~batch.terminations).to(batch.rewards.dtype)
         target = batch.rewards + batch.discounts * alive * self.next_values(batch)
         q = self.agent(self.policy).evaluate(batch).others[0]  # [1, N, A]
@@ -98,9 +96,8 @@ class DQN(OffPolicyAlgorithm):
         return self.td_loss(batch)[0]
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
-        """One gradient step on :meth:`td_loss`, the new priorities of ``batch`` (with a
-        prioritized replay), the target network's update every ``target_update_interval``
-        updates; returns the scalars to log."""
+        """One gradient step on :meth:`td_loss`, new priorities, and the target's update
+        every ``target_update_interval`` updates; returns the scalars to log."""
         loss, priorities, q_mean = self.td_loss(batch)
         grad_norm = self.optimize(loss, as_tensor=True)
         if self.config.prioritized:

@@ -1,28 +1,25 @@
 """CMA-ES over a policy's parameters (Hansen & Ostermeier 2001; Hansen 2016 tutorial).
 
 No gradients: every generation asks the strategy for λ parameter vectors, plays
-``candidate_episodes`` episodes with each and tells it their mean returns. So any
-:class:`rlx.Parametric` can be searched: discrete or continuous actions, recurrent or not.
+``candidate_episodes`` episodes with each and tells it their mean returns, so any
+:class:`rlx.Parametric` can be searched (discrete or continuous, recurrent or not).
 
-Candidates share the agent's B environments, one candidate per environment
-(:mod:`rlx.algos.es.population`), so a generation costs ``ceil(λ · candidate_episodes /
-B)`` rounds; the default λ, 4 + ⌊3 ln n⌋ for n parameters, is rounded up to fill every
-round (a round lasts as long as its longest episode, used environments or not).
+Candidates share the agent's B environments, one per environment
+(:mod:`rlx.algos.es.population`): a generation costs ``ceil(λ · candidate_episodes / B)``
+rounds, each as long as its longest episode, so the default λ (4 + ⌊3 ln n⌋ for n
+parameters) is rounded up to fill every round.
 
 After every generation ``self.policy`` holds the strategy's mean (``keep="mean"``) or
-the best candidate so far (``keep="best"``). The best is kept either way (``algo.best``,
-logged as BestReturn), but its fitness is the luckiest of many noisy estimates: on fresh
-episodes the mean did better on Pendulum-v1 for every seed tried. The defaults (σ₀ = 1,
-4 episodes per candidate) were chosen by the same kind of comparison
-(``benchmarks/README.md``).
+the best candidate so far (``keep="best"``; kept either way as ``algo.best``, logged as
+BestReturn). The best's fitness is the luckiest of many noisy estimates: on fresh
+Pendulum-v1 episodes the mean did better for every seed tried. The defaults (σ₀ = 1, 4
+episodes per candidate) come from the same comparison (``benchmarks/README.md``).
 
-Why our own CMA-ES (:mod:`rlx.algos.es.strategy`) and not the reference ``cma``
-package: checkpoints. A resumed run must continue exactly, and rlx loads checkpoints
-with ``torch.load(weights_only=True)``, which refuses cma's object graph (drawing from
-numpy's global generator); copying its internals into tensors would tie rlx to one cma
-version's private attributes. Ours is a few tensors and numbers (``CMA.state_dict``)
-and does as well as cma with its defaults (``python -m benchmarks.learning_es
---compare``); both give the worst half of the candidates negative ("active") weights.
+Why our own CMA-ES (:mod:`rlx.algos.es.strategy`), not the ``cma`` package: a resumed
+run must continue exactly from a ``torch.load(weights_only=True)`` checkpoint, which
+refuses cma's object graph (and copying its internals would tie rlx to one cma
+version). Ours is a few tensors and numbers (``CMA.state_dict``) and does as well as cma
+with its defaults (``python -m benchmarks.learning_es --compare``).
 """
 
 from __future__ import annotations
@@ -47,9 +44,8 @@ from rlx.schedules import Schedule
 
 @dataclass
 class CMAESConfig(AlgorithmConfig):
-    """CMA-ES options. Of the shared options it uses ``num_envs`` and ``horizon``; the
-    gradient ones (``lr``, ``grad_clip``, ``entropy_coef``...) and ``gamma`` (returns
-    are undiscounted sums) play no part."""
+    """CMA-ES options. Of the shared options only ``num_envs`` and ``horizon`` apply
+    (returns are undiscounted sums)."""
 
     episodes: bool = True
     """Whole episodes are sampled (always, for CMA-ES)."""
@@ -107,10 +103,9 @@ class CMAES(Algorithm):
         kind: str = "mlp", hidden: int = 64, squash: bool = False,
     ) -> Parametric:  # fmt: skip
         """An actor without a critic (:class:`rlx.policies.actor.ActorPolicy`) with one
-        tanh layer of ``hidden`` units: CMA-ES pays for every parameter (its covariance is
-        n × n; 450 parameters for CartPole-v1 at width 64, against 9,000 for PPO's 2×64
-        actor-critic). Recurrent kinds get :func:`rlx.policies.make_policy`'s shared-cell
-        policy (its value head is searched but never scored)."""
+        tanh layer of ``hidden`` units, as CMA-ES pays for every parameter (450 for
+        CartPole-v1 at width 64, against 9,000 for PPO's 2×64 actor-critic). Recurrent
+        kinds get :func:`rlx.policies.make_policy`'s shared-cell policy."""
         from rlx.policies import make_policy
         from rlx.policies.actor import ActorPolicy
 
@@ -157,15 +152,14 @@ class CMAES(Algorithm):
             self.best, self.best_return = candidates[top].clone(), float(returns[top])
         load_vector(self.policy, self.best if self.config.keep == "best" else self.strategy.mean)
         self.iterations += 1
-        info = {
+        return {
             "BestReturn": self.best_return,
             "GenerationBest": float(returns[top]),
             "MeanReturn": float(returns.mean()),
             "Sigma": self.strategy.sigma,
             "Population": float(self.strategy.population),
+            **self.scheduled(),
         }
-        info.update(self.scheduled())
-        return info
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,7 @@
 """Several parameter vectors of one policy acting side by side in one agent's environments,
-so that ``agent(population).episode(horizon)`` scores B candidates' episodes at once.
-
-Any :class:`rlx.Parametric` works, recurrent or not, with any action distribution: each
-candidate runs in a copy of the policy on its own consecutive rows of the batch, and
-the rows' action distributions are joined by :class:`Blocks`.
+so that ``agent(population).episode(horizon)`` scores B candidates' episodes at once: each
+runs in a copy of any :class:`rlx.Parametric` on its own consecutive rows of the batch,
+their action distributions joined by :class:`Blocks`.
 """
 
 from __future__ import annotations
@@ -64,9 +62,8 @@ def join(dists: list[ActionDistribution]) -> ActionDistribution:
 
 
 class Population(Parametric):
-    """Copies of ``policy`` that act for consecutive blocks of environments, given their
-    candidates by :meth:`assign` before sampling. ``forward`` returns ``(state,
-    distribution)`` only: candidates are scored by their returns, not by extras."""
+    """Copies of ``policy`` acting for consecutive blocks of environments, with candidates
+    from :meth:`assign`. ``forward`` returns ``(state, distribution)``: no extras."""
 
     def __init__(self, policy: Parametric, members: int) -> None:
         super().__init__()
@@ -97,12 +94,8 @@ class Population(Parametric):
         if len(self.blocks) == 1:
             out = self.blocks[0][0](*inputs)
             return out[0], out[1]
-        states, dists = [], []
-        for member, start, stop in self.blocks:
-            out = member(*tree_index(inputs, slice(start, stop)))
-            states.append(out[0])
-            dists.append(out[1])
-        return _cat(states), join(dists)
+        outs = [member(*tree_index(inputs, slice(a, b))) for member, a, b in self.blocks]
+        return _cat([out[0] for out in outs]), join([out[1] for out in outs])
 
 
 def _cat(states: list[Any]) -> Any:

@@ -1,11 +1,9 @@
 """The (μ/μ_w, λ)-CMA-ES on a vector: ``ask`` for candidates, ``tell`` their scores.
 
-The update follows Hansen's tutorial (arXiv:1604.00772, "The CMA Evolution Strategy: A
-Tutorial", Table 1 and Eq. 39-53), the worst half of the candidates included with
-negative weights (active CMA, the tutorial's default); the separable variant
-(``diagonal=True``) is Ros & Hansen 2008 (sep-CMA-ES). Everything is a float64 tensor or
-a number, so :meth:`CMA.state_dict` goes into a ``weights_only`` checkpoint and a loaded
-strategy continues exactly (why not the ``cma`` package: :mod:`rlx.algos.es.cmaes`).
+The update follows Hansen's tutorial (arXiv:1604.00772, Table 1 and Eq. 39-53), with
+negative weights for the worst half of the candidates (active CMA, its default); the
+separable variant (``diagonal=True``) is Ros & Hansen 2008 (sep-CMA-ES). The state is
+float64 tensors and numbers, for ``weights_only`` checkpoints (:mod:`rlx.algos.es.cmaes`).
 
 Scores are *maximised* (returns), unlike the minimising convention of the literature::
 
@@ -94,11 +92,9 @@ class CMA:
         self.sigma = float(sigma)
         self.pc = torch.zeros(n, dtype=torch.float64)
         self.ps = torch.zeros(n, dtype=torch.float64)
-        self.C = (
-            torch.ones(n, dtype=torch.float64) if diagonal else torch.eye(n, dtype=torch.float64)
-        )
         self.B = None if diagonal else torch.eye(n, dtype=torch.float64)  # eigenvectors of C
         self.D = torch.ones(n, dtype=torch.float64)  # square roots of C's eigenvalues
+        self.C = self.D.clone() if self.B is None else self.B.clone()
         self.generation = 0
         self.eigen_generation = 0
 
@@ -166,7 +162,6 @@ class CMA:
         self.D = eigenvalues.clamp_min(1e-300).sqrt()
 
     _STATE = ("mean", "sigma", "pc", "ps", "C", "B", "D", "generation", "eigen_generation")
-    """The attributes that change, saved by :meth:`state_dict`."""
 
     @property
     def condition(self) -> float:

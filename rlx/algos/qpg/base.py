@@ -110,8 +110,7 @@ class QPGAlgorithm(OffPolicyAlgorithm):
         """``actor`` evaluated (``actions`` as for ``evaluate``) at the steps an update
         learns from (``now``) and at their next observations (``then``): ``batch`` and
         ``batch.shifted()`` for transitions; for a sequence, one evaluation after the
-        burn-in without its last step and without its first (the next step's recurrent
-        state is the one the current step produced)."""
+        burn-in, without its last step and without its first."""
         bound = self.agent(actor)
         if self.config.sequence_length is None:
             return (bound.evaluate(batch, actions=actions) if now else None,
@@ -131,10 +130,9 @@ class QPGAlgorithm(OffPolicyAlgorithm):
 
     def q(self, critic: nn.Module, batch: Rollout, at: Rollout, actions: torch.Tensor | None,
           then: bool = False) -> torch.Tensor:  # fmt: skip
-        """``critic``'s Q-values at the steps ``at`` an update learns from (``then``: at
-        their next steps) for ``actions`` there (None for Discrete actions: every action's).
-        A recurrent critic reads the whole sequence ``batch``, with the stored actions
-        elsewhere, and the steps asked for are sliced from its answer."""
+        """``critic``'s Q-values at the learned steps ``at`` (``then``: at their next steps)
+        for ``actions`` there (None for Discrete actions: every action's). A recurrent
+        critic reads the whole sequence ``batch`` (stored actions elsewhere), sliced after."""
         if not getattr(critic, "recurrent", False):
             return critic(at.observations, actions)
         first = self.config.burn_in + (1 if then else 0)
@@ -145,9 +143,8 @@ class QPGAlgorithm(OffPolicyAlgorithm):
         return critic(batch.observations, actions, batch.starts)[:, first:last]
 
     def td(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, Rollout, torch.Tensor | None]:
-        """The critic's Q-values ``[n, T, N]`` at the steps an update learns from (with
-        gradient), their targets (without), those steps and the mask of the ones that
-        count (:meth:`learning_steps`). Each algorithm's own."""
+        """The critic's Q-values ``[n, T, N]`` at the learned steps (with gradient), their
+        targets (without), those steps and their mask (:meth:`learning_steps`)."""
         raise NotImplementedError(f"{type(self).__name__} must define td(batch).")
 
     def critic_loss(

@@ -61,8 +61,7 @@ class DDPG(QPGAlgorithm):
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: DDPGConfig,
         kind: str = "mlp", hidden: int = 256, squash: bool = False,
     ) -> Parametric:  # fmt: skip
-        """A deterministic actor with two ReLU layers of ``hidden`` units (feed-forward
-        only: the exploration noise is added to a feed-forward actor's action)."""
+        """A deterministic feed-forward actor with two ReLU layers of ``hidden`` units."""
         if kind != "mlp":
             raise ValueError(
                 f"{cls.name} has no recurrent actor (got policy {kind!r}). For memory, give "

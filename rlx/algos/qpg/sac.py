@@ -65,9 +65,8 @@ class SAC(QPGAlgorithm):
         kind: str = "mlp", hidden: int = 256, squash: bool = True,
     ) -> Parametric:  # fmt: skip
         """A tanh-squashed Gaussian actor (categorical for Discrete actions) with two
-        ReLU layers of ``hidden`` units; for ``kind`` "gru"/"rnn"/"lstm" a recurrent one
-        (:class:`rlx.policies.RecurrentPolicy`, learned from sequences: set
-        ``sequence_length``)."""
+        ReLU layers of ``hidden`` units; for ``kind`` "gru"/"rnn"/"lstm" a recurrent
+        :class:`rlx.policies.RecurrentPolicy` (set ``sequence_length``)."""
         if kind != "mlp":
             return make_policy(observation_space, action_space, kind, hidden=hidden, squash=True)
         return GaussianActor(observation_space, action_space, (hidden, hidden))
@@ -126,9 +125,8 @@ class SAC(QPGAlgorithm):
 
     def actor_loss(self, batch: Rollout, steps: Rollout, alpha: torch.Tensor,
                    mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """``E_s [alpha log pi(a|s) - min Q(s, a)]`` with ``a ~ pi`` reparameterised (an
-        expectation over every action for Discrete ones), over the learned steps; and
-        the policy's entropy per step there (no gradient), for the temperature."""
+        """``E_s [alpha log pi(a|s) - min Q(s, a)]`` over the learned steps, ``a ~ pi``
+        reparameterised (exact for Discrete actions); and the entropy per step there."""
         current, _ = self.evaluate_actor(self.policy, batch, self.actor_actions, then=False)
         if self.discrete:
             log_pi = current.others[0]
