@@ -178,6 +178,8 @@ class Collector:
                     next_state = None
                 else:
                     obs_t = obs_store[t] if single else tree_index(obs_store, t)
+                    if grad:  # the graph keeps it: a copy, apart from the rows written next
+                        obs_t = tree_map(torch.clone, obs_t)
                     if wants_prev:
                         if prev_reward is None:  # first step: zeros shaped like the actions
                             prev_reward = torch.zeros(B, device=device)

@@ -220,6 +220,20 @@ def test_grad_enabled_sampling_keeps_the_graph():
     assert not r.logprobs.requires_grad
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_grad_enabled_sampling_backpropagates_on_both_paths_and_nested_observations(fast):
+    """The rows written after a step must not be the ones the graph saved (the plain path
+    writes them with torch, which autograd's version check sees)."""
+    from helpers import DictTupleEnv, DictTuplePolicy
+
+    with rlx.fast_paths(fast):
+        for make, policy in ((lambda: "CartPole-v1", MLPPolicy()),
+                             (lambda: DictTupleEnv, DictTuplePolicy())):  # fmt: skip
+            r = rlx.Agent(make(), num_envs=2, seed=0)(policy).steps(8)
+            r.logprobs.sum().backward()
+            assert any(p.grad is not None for p in policy.parameters())
+
+
 def test_box_actions_are_clipped_for_the_env_only():
     from helpers import GaussianPolicy
 
