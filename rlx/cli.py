@@ -43,7 +43,13 @@ def fail(message: str) -> int:
 def train_parser(algo: str | None) -> Parser:
     from rlx.runner.config import RunConfig, add_arguments
 
-    parser = Parser(prog="rlx train", description="Train an algorithm on an environment.")
+    parser = Parser(
+        prog="rlx train",
+        description="Train an algorithm on an environment.",
+        epilog="Every numeric algorithm option takes a number or a schedule of the environment "
+        "step, e.g. --gamma 'linear(0.9, 0.99, 10000)' (a count is rounded; the value is "
+        "fixed for an iteration), except those whose help says 'fixed for the run' (and why).",
+    )
     aliases = ", ".join(f"{short} for {full}" for short, full in ALIASES.items())
     parser.add_argument(
         "algo", nargs="?", help=f"algorithm: {', '.join(ALGORITHMS)} (aliases: {aliases})"

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 
 from rlx import schedules
-from rlx.algos.config import AlgorithmConfig, validate_config
+from rlx.algos.config import AlgorithmConfig, as_count, validate_config
 from rlx.core.agent import Agent
 from rlx.core.optim import adam, minimize
 from rlx.core.parametric import Parametric
@@ -83,8 +83,11 @@ class Algorithm:
         self.config = config
         if agent.optimizer is None:
             agent.optimizer = adam(policy.parameters(), lr=schedules.value(config.lr, 0), eps=1e-5)
+        # A scheduled grad_clip is the agent's from each iteration's step (not where the
+        # agent has its own).
+        self._schedules_clip = agent.grad_clip is None and callable(config.grad_clip)
         if agent.grad_clip is None:
-            agent.grad_clip = config.grad_clip
+            agent.grad_clip = schedules.value(config.grad_clip, agent.total_steps)
         if config.lr_scheduler is not None and (callable(config.lr) or config.anneal_lr):
             raise ValueError(
                 "--lr-scheduler sets the learning rate itself: give a constant --lr and "
@@ -128,6 +131,12 @@ class Algorithm:
                     f"{self.name} samples whole episodes; the asynchronous samplers sample "
                     "fixed-length segments. Use them with a2c or ppo (or episodes=False)."
                 )
+            if callable(self.config.steps):
+                raise ValueError(
+                    f"--steps is a schedule ({self.config.steps}), but the asynchronous "
+                    "sampler samples segments of the length it was made with: give --steps "
+                    "a number with it."
+                )
             rollout, version = self.sampler.get()
             self.policy_lag = self.sampler.version - version
             self.agent.record(rollout.num_steps, self.sampler.pop_episodes())
@@ -137,9 +146,9 @@ class Algorithm:
         bound = self.agent(self.policy)
         with torch.no_grad():
             if self.config.episodes:
-                rollout = bound.episode(self.config.horizon, dry=act_dry)
+                rollout = bound.episode(as_count(self.setting("horizon")), dry=act_dry)
             else:
-                rollout = bound.steps(self.config.steps, dry=act_dry)
+                rollout = bound.steps(as_count(self.setting("steps")), dry=act_dry)
             self._feed_forward = rollout.recurrent_states is None
             if act_dry and not dry:
                 rollout = bound.evaluate(rollout)
@@ -185,6 +194,8 @@ class Algorithm:
         """Sample one batch and update on it; returns the scalars to log."""
         self._iteration_step = self.agent.total_steps
         try:
+            if self._schedules_clip:
+                self.agent.grad_clip = self.setting("grad_clip")
             return self._iterate()
         finally:
             self._iteration_step = None
@@ -274,7 +285,7 @@ class Algorithm:
         and minus the ``Entropy`` bonus weighted by ``entropy_coef``, where present."""
         loss = losses["PolicyLoss"]
         if "ValueLoss" in losses:
-            loss = loss + self.config.value_coef * losses["ValueLoss"]
+            loss = loss + self.setting("value_coef") * losses["ValueLoss"]
         if "Entropy" in losses:
             loss = loss - self.setting("entropy_coef") * losses["Entropy"]
         return loss

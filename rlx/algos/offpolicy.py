@@ -4,7 +4,8 @@ Each iteration samples ``steps`` steps of every environment (uniformly random ac
 until ``learning_starts`` environment steps, then the algorithm's exploring policy),
 adds them to the replay (uniform or prioritized, with n-step returns: :mod:`rlx.replay`)
 and, once learning has started, takes ``gradient_steps`` updates on batches of
-``batch_size`` transitions. Options marked "schedule" may be :mod:`rlx.schedules`.
+``batch_size`` transitions. Every numeric option but ``num_envs``, ``buffer_size``,
+``learning_starts`` and ``frame_stack`` may be a schedule (:mod:`rlx.schedules`).
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ class OffPolicyConfig(AlgorithmConfig):
     """Updates after each sampling (schedule)."""
     batch_size: int | Schedule = option(64, AT_LEAST_ONE)
     """Transitions per update (schedule)."""
-    buffer_size: int = option(100_000, AT_LEAST_ONE)
+    buffer_size: int = option(
+        100_000, AT_LEAST_ONE, fixed="the replay's storage is allocated at this size"
+    )
     """Transitions the replay keeps."""
-    learning_starts: int = option(1_000, NON_NEGATIVE)
+    learning_starts: int = option(
+        1_000, NON_NEGATIVE,
+        fixed="it is itself a step count (where learning begins), not a value over the steps",
+    )  # fmt: skip
     """Environment steps of random actions before the first update."""
-    n_step: int = option(1, AT_LEAST_ONE)
-    """Steps summed into each return (bootstrapping after truncation, never termination)."""
+    n_step: int | Schedule = option(1, AT_LEAST_ONE)
+    """Steps summed into each return (bootstrapping after truncation, never termination;
+    schedule: returns are formed as the replay is sampled)."""
     prioritized: bool = False
     """Prioritized replay (proportional, Schaul et al. 2016)."""
     priority_alpha: float | Schedule = option(0.6, FRACTION)
@@ -55,12 +62,12 @@ class OffPolicyConfig(AlgorithmConfig):
     a change)."""
     priority_beta: float | Schedule = option(0.4, FRACTION)
     """Importance-weight correction, usually raised to 1 (schedule)."""
-    grad_clip: float | None = option(10.0, POSITIVE)
+    grad_clip: float | Schedule | None = option(10.0, POSITIVE)
     replay_device: str = "cpu"
     """Where the replay's storage lives."""
     replay_obs_dtype: str | None = None
     """Store float observations narrower, e.g. float16 (half the memory); None: as they are."""
-    frame_stack: int = 0
+    frame_stack: int = option(0, fixed="the replay is built for this many stacked frames")
     """Observations are this many stacked frames (Atari): store each frame once and
     rebuild the stacks when sampling (:class:`rlx.replay.FrameReplay`); 0: off."""
 
@@ -81,7 +88,10 @@ class OffPolicyAlgorithm(Algorithm):
 
     def make_replay(self) -> ReplayBuffer:
         c = self.config
-        kwargs: dict[str, Any] = dict(n_step=c.n_step, gamma=c.gamma, device=c.replay_device)
+        kwargs: dict[str, Any] = dict(
+            n_step=as_count(self.setting("n_step")), gamma=self.setting("gamma"),
+            device=c.replay_device,
+        )  # fmt: skip
         if c.replay_obs_dtype is not None:
             dtype = getattr(torch, c.replay_obs_dtype, None)
             if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -151,9 +161,7 @@ class OffPolicyAlgorithm(Algorithm):
         info: dict[str, float] = {"ReplaySize": float(len(self.replay))}
         if not self.learning:
             return info
-        if hasattr(self.replay, "beta"):  # a prioritized replay: follow the schedules
-            self.replay.alpha = self.setting("priority_alpha")
-            self.replay.beta = self.setting("priority_beta")
+        self.follow_schedules(self.replay)
         totals: dict[str, float] = {}
         count = as_count(self.setting("gradient_steps"))
         for _ in range(count):
@@ -170,6 +178,21 @@ class OffPolicyAlgorithm(Algorithm):
         info.update({k: v / count for k, v in totals.items()})
         info["Updates"] = float(self.updates)
         return info
+
+    def follow_schedules(self, replay: Any) -> None:
+        """Give the replay this iteration's PER alpha and beta and, where it forms n-step
+        returns as it is sampled (not a sequence replay), n and the discount."""
+        if hasattr(replay, "beta"):  # prioritized
+            replay.alpha = self.setting("priority_alpha")
+            replay.beta = self.setting("priority_beta")
+        if not isinstance(replay, SequenceReplay):
+            n = as_count(self.setting("n_step"))
+            if replay.T and n + 1 > replay.T:  # T: 0 until the first rollout
+                raise ValueError(
+                    f"--n-step reaches {n}, but the replay holds {replay.T} steps of each "
+                    f"environment: n-step returns need at least n + 1."
+                )
+            replay.n_step, replay.gamma = n, self.setting("gamma")
 
     def learn(self, batch: Rollout) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define learn(batch).")

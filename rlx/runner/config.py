@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import importlib.util
 import inspect
@@ -205,8 +206,30 @@ def whole_number(text: str) -> int:
 whole_number.__name__ = "int"
 
 
+def _refusing_schedules(parse: Callable[[str], Any], reason: str) -> Callable[[str], Any]:
+    """``parse`` for an option that cannot be a schedule: written as one, it says why."""
+
+    def parse_fixed(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError:
+            with contextlib.suppress(ValueError):
+                if isinstance(schedules.parse(text), Schedule):
+                    raise argparse.ArgumentTypeError(
+                        f"cannot be a schedule, got {text!r}: {reason}"
+                    ) from None
+            raise
+
+    parse_fixed.__name__ = parse.__name__  # argparse names it in errors
+    return parse_fixed
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """A ``--flag`` per field of dataclass ``cls``; unset flags stay absent (SUPPRESS)."""
+    """A ``--flag`` per field of dataclass ``cls``; unset flags stay absent (SUPPRESS).
+    A numeric option's help says whether it takes a schedule or, if it is fixed for the
+    run (an algorithm option declared so), why not."""
+    from rlx.algos.config import fixed_reason
+
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     group = parser.add_argument_group(cls.__name__)
@@ -223,9 +246,13 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             group.add_argument(name, action=action, default=argparse.SUPPRESS, help=help_text)
             continue
         parse = whole_number if kind is int else kind
+        reason = fixed_reason(cls, field.name)
         if scheduled:
             help_text += "; a number or a schedule, e.g. 'linear(1.0, 0.05, 10000)'"
             parse = _parse_scheduled(kind)
+        elif reason:
+            help_text += f"; fixed for the run, not a schedule: {reason}"
+            parse = _refusing_schedules(parse, reason)
         group.add_argument(name, type=_or_none(parse) if optional else parse,
                            default=argparse.SUPPRESS, help=help_text,
                            metavar=kind.__name__.upper())  # fmt: skip

@@ -89,6 +89,11 @@ class Runner:
                 f"--sampler async samples fixed-length segments; {run.algo} samples whole "
                 "episodes. Use it with a2c, ppo or a replay-based algorithm."
             )
+        if run.sampler == "async" and callable(self.algo_config.steps):
+            raise ValueError(
+                "--sampler async samples segments of one length from its own process: give "
+                f"--steps a number, not a schedule ({self.algo_config.steps!r})."
+            )
         in_process = "serial" if run.sampler == "async" else run.sampler
         make_agent = partial(Agent, run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
         self.agent = make_agent(sampler=in_process, workers=run.workers)

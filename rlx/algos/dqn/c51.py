@@ -15,14 +15,16 @@ from rlx.core.returns import categorical_projection
 from rlx.core.rollout import Rollout
 from rlx.schedules import Schedule
 
+SUPPORT = "the Q-network is built with this support of the return distribution"
+
 
 @dataclass
 class C51Config(DQNConfig):
-    atoms: int = option(51, AT_LEAST_ONE)
+    atoms: int = option(51, AT_LEAST_ONE, fixed=SUPPORT)
     """Points of the return distribution's support."""
-    v_min: float = -10.0
+    v_min: float = option(-10.0, fixed=SUPPORT)
     """Lowest return on the support."""
-    v_max: float = 10.0
+    v_max: float = option(10.0, fixed=SUPPORT)
     """Highest return on the support."""
     double: bool = False
 
@@ -68,7 +70,7 @@ class RainbowConfig(C51Config):
     noisy: bool = True
     epsilon: float | Schedule = option(0.0, FRACTION)
     prioritized: bool = True
-    n_step: int = option(3, AT_LEAST_ONE)
+    n_step: int | Schedule = option(3, AT_LEAST_ONE)
 
 
 class Rainbow(C51):

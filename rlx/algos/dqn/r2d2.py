@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from gymnasium import spaces
 
-from rlx.algos.config import AT_LEAST_ONE, FRACTION, option
+from rlx.algos.config import AT_LEAST_ONE, FRACTION, as_count, option
 from rlx.algos.dqn.dqn import DQN, DQNConfig
 from rlx.core.parametric import Parametric
 from rlx.core.returns import value_rescale, value_rescale_inverse
@@ -19,6 +19,8 @@ from rlx.policies.q import QNetwork
 from rlx.replay.sequence import SequenceReplay, sequence_priority
 from rlx.schedules import Schedule
 
+SEQUENCES = "the replay cuts and stores sequences of this shape"
+
 
 @dataclass
 class R2D2Config(DQNConfig):
@@ -26,17 +28,17 @@ class R2D2Config(DQNConfig):
     steps: int | Schedule = option(20, AT_LEAST_ONE)
     batch_size: int | Schedule = option(32, AT_LEAST_ONE)
     """Sequences per update (schedule)."""
-    sequence_length: int = 40
+    sequence_length: int = option(40, fixed=SEQUENCES)
     """Steps of each sequence that are learned from."""
-    burn_in: int = 20
+    burn_in: int = option(20, fixed=SEQUENCES)
     """Steps before them that only refresh the stored recurrent state."""
-    stride: int | None = None
+    stride: int | None = option(None, fixed=SEQUENCES)
     """Steps between sequence starts (default: sequence_length)."""
-    n_step: int = option(5, AT_LEAST_ONE)
+    n_step: int | Schedule = option(5, AT_LEAST_ONE)
     prioritized: bool = True
     priority_alpha: float | Schedule = option(0.9, FRACTION)
     priority_beta: float | Schedule = option(0.6, FRACTION)
-    priority_eta: float = 0.9
+    priority_eta: float | Schedule = option(0.9, FRACTION)
     """Sequence priority: eta * max |TD error| + (1 - eta) * mean |TD error|."""
     value_rescaling: bool = True
     """Learn h(Q) with h(x) = sign(x)(sqrt(|x| + 1) - 1) + 1e-3 x."""
@@ -89,11 +91,13 @@ class R2D2(DQN):
             next_value = target_q.gather(-1, chooser.argmax(-1, keepdim=True)).squeeze(-1)
             if c.value_rescaling:
                 next_value = value_rescale_inverse(next_value)
-            targets = new.nstep_returns(q_taken, c.n_step, c.gamma, next_values=next_value)
+            n, gamma = as_count(self.setting("n_step")), self.setting("gamma")
+            targets = new.nstep_returns(q_taken, n, gamma, next_values=next_value)
             if c.value_rescaling:
                 targets = value_rescale(targets)
         valid = new.valid.to(q_taken.dtype)
         huber = torch.nn.functional.huber_loss(q_taken, targets, reduction="none") * valid
         loss = (batch.weights * (huber.sum(0) / valid.sum(0).clamp(min=1))).mean()
-        priorities = sequence_priority((q_taken - targets) * valid, new.valid, c.priority_eta)
+        eta = self.setting("priority_eta")
+        priorities = sequence_priority((q_taken - targets) * valid, new.valid, eta)
         return loss, priorities, new.step_mean(q_taken)

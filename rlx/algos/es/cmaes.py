@@ -51,10 +51,15 @@ class CMAESConfig(AlgorithmConfig):
     """Whole episodes are sampled (always, for CMA-ES)."""
     horizon: int | Schedule = option(1000, AT_LEAST_ONE)
     """Longest episode (schedule); the environment's own time limit applies first."""
-    population: int | None = option(None, Range("at least 2", lambda v: v >= 2))
+    population: int | None = option(
+        None, Range("at least 2", lambda v: v >= 2),
+        fixed="the strategy derives its weights and learning rates from it when it is built",
+    )  # fmt: skip
     """Candidates per generation (λ, at least 2); None: 4 + ⌊3 ln n⌋ for n policy
     parameters, rounded up so that every round of num_envs environments is full."""
-    sigma0: float = option(1.0, POSITIVE)
+    sigma0: float = option(
+        1.0, POSITIVE, fixed="it is only the first step size: CMA-ES adapts sigma itself"
+    )
     """Initial step size σ₀: the standard deviation of the first candidates' parameters
     around the policy's initial ones."""
     candidate_episodes: int | Schedule = option(4, AT_LEAST_ONE)

@@ -10,16 +10,17 @@ import torch
 from rlx.algos.base import OneStepAlgorithm
 from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
+from rlx.schedules import Schedule
 
 
 @dataclass
 class A2CConfig(AlgorithmConfig):
-    steps: int = option(5, AT_LEAST_ONE)
+    steps: int | Schedule = option(5, AT_LEAST_ONE)
     """Steps per environment per update (n of the n-step returns)."""
-    lr: float = option(7e-4, POSITIVE)
-    lam: float = option(1.0, FRACTION)
+    lr: float | Schedule = option(7e-4, POSITIVE)
+    lam: float | Schedule = option(1.0, FRACTION)
     """GAE lambda; 1.0 gives n-step returns bootstrapped at the segment's end."""
-    value_coef: float = option(0.5, NON_NEGATIVE)
+    value_coef: float | Schedule = option(0.5, NON_NEGATIVE)
     """Weight of the value loss."""
     normalize_advantages: bool = False
     """Standardise advantages within each batch."""
@@ -40,7 +41,7 @@ class A2C(OneStepAlgorithm):
         (values,) = rollout.others
         # Bootstraps from next_others where an episode was cut (truncation, segment end),
         # never after a termination.
-        advantages = rollout.gae(values, c.gamma, c.lam)
+        advantages = rollout.gae(values, self.setting("gamma"), self.setting("lam"))
         if c.normalize_advantages:
             advantages = rollout.standardize(advantages)
         return {

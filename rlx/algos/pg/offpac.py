@@ -7,34 +7,43 @@ and corrects with truncated importance weights (V-trace targets and advantages).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import torch
 
 from rlx.algos.base import Algorithm, Means
-from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
+from rlx.algos.config import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    AlgorithmConfig,
+    as_count,
+    option,
+)
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.core.rollout import Rollout
 from rlx.replay.episodes import EpisodeReplay
+from rlx.schedules import Schedule
 
 
 @dataclass
 class OffPACConfig(AlgorithmConfig):
     episodes: bool = True
     """Sample whole episodes from the behaviour policy."""
-    lr: float = option(1e-3, POSITIVE)
-    replay_episodes: int = option(100, AT_LEAST_ONE)
-    """Episodes kept in the replay."""
-    batch_episodes: int = option(8, AT_LEAST_ONE)
+    lr: float | Schedule = option(1e-3, POSITIVE)
+    replay_episodes: int | Schedule = option(100, AT_LEAST_ONE)
+    """Episodes kept in the replay (a schedule resizes it, dropping the oldest)."""
+    batch_episodes: int | Schedule = option(8, AT_LEAST_ONE)
     """Replayed episodes per update."""
-    updates: int = option(4, AT_LEAST_ONE)
+    updates: int | Schedule = option(4, AT_LEAST_ONE)
     """Updates per iteration (per batch of new episodes)."""
-    rho_clip: float = option(1.0, POSITIVE)
+    rho_clip: float | Schedule = option(1.0, POSITIVE)
     """Truncation of the importance weight in targets and policy gradient."""
-    c_clip: float = option(1.0, POSITIVE)
+    c_clip: float | Schedule = option(1.0, POSITIVE)
     """Truncation of the trace-cutting weight."""
-    value_coef: float = option(0.5, NON_NEGATIVE)
+    value_coef: float | Schedule = option(0.5, NON_NEGATIVE)
     """Weight of the value loss."""
     normalize_advantages: bool = False
     """Divide advantages by their standard deviation within each batch (no mean shift:
@@ -57,7 +66,7 @@ class OffPAC(Algorithm):
     ) -> None:
         super().__init__(agent, policy, config)
         self.behaviour = behaviour if behaviour is not None else policy
-        self.replay = EpisodeReplay(config.replay_episodes)
+        self.replay = EpisodeReplay(as_count(self.setting("replay_episodes")))
 
     def sample(self, dry: bool = False) -> Rollout:
         if self.sampler is not None:
@@ -66,13 +75,17 @@ class OffPAC(Algorithm):
                 "samplers sample fixed-length segments of the learner. Use them with a2c or ppo."
             )
         with torch.no_grad():  # behaviour episodes, with the behaviour log-probs they need
-            return self.agent(self.behaviour).episode(self.config.horizon)
+            return self.agent(self.behaviour).episode(as_count(self.setting("horizon")))
 
     def update(self, rollout: Rollout) -> dict[str, float]:
+        capacity = as_count(self.setting("replay_episodes"))
+        if capacity != self.replay.capacity:  # a schedule resizes it (keeping the newest)
+            self.replay.capacity = capacity
+            self.replay.episodes = deque(self.replay.episodes, maxlen=capacity)
         self.replay.add(rollout)
-        stats, c = Means(), self.config
-        for _ in range(c.updates):
-            losses, ratios = self.losses(self.replay.sample(c.batch_episodes, self.generator))
+        stats, episodes = Means(), as_count(self.setting("batch_episodes"))
+        for _ in range(as_count(self.setting("updates"))):
+            losses, ratios = self.losses(self.replay.sample(episodes, self.generator))
             grad_norm = self.optimize(self.total(losses), as_tensor=True)
             stats.add(**losses, GradNorm=grad_norm, MeanRatio=ratios)
         return {**stats.means(), "ReplayEpisodes": float(len(self.replay))}
@@ -80,12 +93,12 @@ class OffPAC(Algorithm):
     def losses(self, batch: Rollout) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The losses on behaviour episodes ``batch`` re-evaluated under the policy, with
         V-trace targets and advantages; and the mean importance ratio."""
-        c = self.config
         new = self.agent(self.policy).evaluate(batch)
         (values,) = new.others
         log_ratios = (new.logprobs - batch.logprobs).detach()
-        advantages = new.vtrace(values, log_ratios, c.gamma, c.rho_clip, c.c_clip)
-        if c.normalize_advantages:
+        gamma, rho_clip, c_clip = (self.setting(k) for k in ("gamma", "rho_clip", "c_clip"))
+        advantages = new.vtrace(values, log_ratios, gamma, rho_clip, c_clip)
+        if self.config.normalize_advantages:
             advantages = advantages / (advantages[new.valid].std() + 1e-8)
         losses = {
             "PolicyLoss": -new.step_mean(new.logprobs * advantages),

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 import torch
 
 from rlx.algos.base import Algorithm, Means
-from rlx.algos.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
+from rlx.algos.config import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    AlgorithmConfig,
+    as_count,
+    option,
+)
 from rlx.core.losses import clipped_surrogate
 from rlx.core.rollout import Rollout
 from rlx.schedules import Schedule
@@ -15,23 +23,23 @@ from rlx.schedules import Schedule
 
 @dataclass
 class PPOConfig(AlgorithmConfig):
-    lam: float = option(0.95, FRACTION)
+    lam: float | Schedule = option(0.95, FRACTION)
     """GAE lambda."""
     clip: float | Schedule = option(0.2, POSITIVE)
     """Clip range of the probability ratio."""
-    epochs: int = option(10, AT_LEAST_ONE)
+    epochs: int | Schedule = option(10, AT_LEAST_ONE)
     """Passes over each batch."""
-    minibatches: int = option(8, AT_LEAST_ONE)
+    minibatches: int | Schedule = option(8, AT_LEAST_ONE)
     """Minibatches per pass (of transitions; of sequence pieces for recurrent policies)."""
-    value_coef: float = option(0.5, NON_NEGATIVE)
+    value_coef: float | Schedule = option(0.5, NON_NEGATIVE)
     """Weight of the value loss."""
-    value_clip: float | None = option(None, POSITIVE)
+    value_clip: float | Schedule | None = option(None, POSITIVE)
     """Clip value updates to this range around the sampled values (None: off)."""
     normalize_advantages: bool = True
     """Standardise advantages within each minibatch."""
-    sequence_length: int | None = 32
+    sequence_length: int | Schedule | None = option(32, NON_NEGATIVE)
     """Recurrent policies: train on pieces of this many steps, each from its stored
-    state (truncated backpropagation; None: whole rollouts)."""
+    state (truncated backpropagation; None or 0: whole rollouts)."""
 
 
 class PPO(Algorithm):
@@ -42,12 +50,11 @@ class PPO(Algorithm):
     config: PPOConfig
 
     def update(self, rollout: Rollout) -> dict[str, float]:
-        c = self.config
         clip, entropy_coef = self.setting("clip"), self.setting("entropy_coef")
         batch = self.training_batch(rollout)
-        size = max(1, batch.batch_size // c.minibatches)
+        size = max(1, batch.batch_size // as_count(self.setting("minibatches")))
         stats, log_ratios = Means(), []
-        for _ in range(c.epochs):
+        for _ in range(as_count(self.setting("epochs"))):
             for mb in batch.minibatches(size, generator=self.generator):
                 new = self.agent(self.policy).evaluate(mb)
                 log_ratio = new.logprobs - mb.logprobs
@@ -65,12 +72,13 @@ class PPO(Algorithm):
         """The rollout with its GAE advantages and returns, cut as PPO trains on it:
         single transitions for a feed-forward policy; for a recurrent one, sequences
         (whole, or pieces of ``sequence_length`` steps) with their stored initial states."""
-        c = self.config
         (values,) = rollout.others
-        rollout.gae(values, c.gamma, c.lam)
+        rollout.gae(values, self.setting("gamma"), self.setting("lam"))
         if rollout.recurrent_states is None:
             return rollout.vectorize()
-        return rollout.chunks(c.sequence_length) if c.sequence_length else rollout
+        length = self.setting("sequence_length")
+        length = 0 if length is None else int(round(length))  # 0: whole rollouts
+        return rollout.chunks(length) if length else rollout
 
     def losses(
         self, batch: Rollout, new: Rollout, log_ratio: torch.Tensor, clip: float,
@@ -85,9 +93,10 @@ class PPO(Algorithm):
         ratio = log_ratio.exp()
         (new_values,) = new.others
         value_error = (new_values - batch.returns).pow(2)
-        if c.value_clip is not None:
+        value_clip = self.setting("value_clip")
+        if value_clip is not None:
             (old_values,) = batch.others
-            moved = old_values + (new_values - old_values).clamp(-c.value_clip, c.value_clip)
+            moved = old_values + (new_values - old_values).clamp(-value_clip, value_clip)
             value_error = torch.max(value_error, (moved - batch.returns).pow(2))
         losses = {
             "PolicyLoss": -batch.step_mean(clipped_surrogate(ratio, adv, clip)),

@@ -9,16 +9,17 @@ import torch
 from rlx.algos.base import OneStepAlgorithm
 from rlx.algos.config import NON_NEGATIVE, POSITIVE, AlgorithmConfig, option
 from rlx.core.rollout import Rollout
+from rlx.schedules import Schedule
 
 
 @dataclass
 class REINFORCEConfig(AlgorithmConfig):
     episodes: bool = True
     """Whole episodes: Monte-Carlo returns need an episode's end."""
-    lr: float = option(1e-3, POSITIVE)
+    lr: float | Schedule = option(1e-3, POSITIVE)
     standardize_return: bool = False
     """Standardise the policy-gradient signal within each batch (never the value target)."""
-    value_coef: float = option(0.5, NON_NEGATIVE)
+    value_coef: float | Schedule = option(0.5, NON_NEGATIVE)
     """Weight of the value loss (baseline variant only)."""
 
 
@@ -34,7 +35,7 @@ class REINFORCE(OneStepAlgorithm):
     def losses(self, rollout: Rollout) -> dict[str, torch.Tensor]:
         c = self.config
         rollout = self.agent(self.policy).evaluate(rollout)
-        returns = rollout.mc_returns(c.gamma)
+        returns = rollout.mc_returns(self.setting("gamma"))
         weight = returns
         losses = {}
         if self.baseline:

@@ -21,6 +21,8 @@ from rlx.policies.continuous import Critic, RecurrentCritic
 from rlx.replay.sequence import SequenceReplay, sequence_priority
 from rlx.schedules import Schedule
 
+SEQUENCES = "the replay cuts and stores sequences of this shape"
+
 
 @dataclass
 class QPGConfig(OffPolicyConfig):
@@ -33,15 +35,15 @@ class QPGConfig(OffPolicyConfig):
     batch_size: int | Schedule = option(256, AT_LEAST_ONE)
     buffer_size: int = option(1_000_000, AT_LEAST_ONE)
     learning_starts: int = option(100, NON_NEGATIVE)
-    grad_clip: float | None = option(None, POSITIVE)
-    critics: int = 2
+    grad_clip: float | Schedule | None = option(None, POSITIVE)
+    critics: int = option(2, fixed="the critic is built with this many Q-functions")
     """Q-functions in the critic (clipped double Q takes their minimum)."""
-    critic_hidden: int = 256
+    critic_hidden: int = option(256, fixed="the critic is built with layers this wide")
     """Width of the ready critic's two hidden layers."""
-    sequence_length: int | None = None
+    sequence_length: int | None = option(None, fixed=SEQUENCES)
     """Recurrent actors: learn from replayed sequences of this many steps (each with its
     stored recurrent state) instead of single transitions; None: transitions."""
-    burn_in: int = 0
+    burn_in: int = option(0, fixed=SEQUENCES)
     """Sequence steps that only refresh the actor's stored recurrent state (and warm a
     recurrent critic's)."""
     recurrent_critic: bool = False
@@ -126,7 +128,7 @@ class QPGAlgorithm(OffPolicyAlgorithm):
             return batch, batch.discounts, None
         steps, following = batch[self.config.burn_in : -1], batch[self.config.burn_in + 1 :]
         mask = steps.valid & following.valid & ~following.starts
-        return steps, torch.full_like(steps.rewards, self.config.gamma), mask
+        return steps, torch.full_like(steps.rewards, self.setting("gamma")), mask
 
     def q(self, critic: nn.Module, batch: Rollout, at: Rollout, actions: torch.Tensor | None,
           then: bool = False) -> torch.Tensor:  # fmt: skip
@@ -169,7 +171,7 @@ class QPGAlgorithm(OffPolicyAlgorithm):
         """One step on :meth:`critic_loss`; a prioritized replay's priorities become the
         first Q-function's errors. Returns the critic's loss, gradient norm and mean Q."""
         loss, errors = self.critic_loss(q, target, batch, mask)
-        norm = minimize(loss, self.critic_optimizer, self.config.grad_clip)
+        norm = minimize(loss, self.critic_optimizer, self.setting("grad_clip"))
         if self.config.prioritized:
             first = errors[0].detach()
             priorities = first if mask is None else sequence_priority(first, mask)

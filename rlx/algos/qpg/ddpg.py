@@ -11,7 +11,7 @@ import torch
 from gymnasium import spaces
 
 from rlx import schedules
-from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, option
+from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, as_count, option
 from rlx.algos.qpg.base import QPGAlgorithm, QPGConfig
 from rlx.algos.target import TargetNetwork
 from rlx.core.agent import Agent
@@ -30,11 +30,11 @@ class DDPGConfig(QPGConfig):
     half-width (schedule)."""
     noise: str = "gaussian"
     """Exploration noise: gaussian, or ou (Ornstein-Uhlenbeck, carried per episode)."""
-    policy_delay: int = option(1, AT_LEAST_ONE)
+    policy_delay: int | Schedule = option(1, AT_LEAST_ONE)
     """Critic updates per actor (and target) update."""
-    target_noise: float = option(0.0, NON_NEGATIVE)
+    target_noise: float | Schedule = option(0.0, NON_NEGATIVE)
     """Std of the noise smoothing the target policy's action (half-width units)."""
-    noise_clip: float = option(0.5, NON_NEGATIVE)
+    noise_clip: float | Schedule = option(0.5, NON_NEGATIVE)
     """Clip of that noise."""
 
 
@@ -86,14 +86,14 @@ class DDPG(QPGAlgorithm):
             acting.sigma = noise
 
     def td(self, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor, Rollout, torch.Tensor | None]:
-        c = self.config
         steps, discounts, mask = self.learning_steps(batch)
         with torch.no_grad():
             _, following = self.evaluate_actor(self.actor_target, batch, "mode", now=False)
             next_actions = following.actions
-            if c.target_noise:  # target policy smoothing (TD3)
-                noise = torch.randn_like(next_actions) * c.target_noise
-                noise = noise.clamp(-c.noise_clip, c.noise_clip) * ((self.high - self.low) / 2)
+            if target_noise := self.setting("target_noise"):  # target policy smoothing (TD3)
+                noise = torch.randn_like(next_actions) * target_noise
+                clip = self.setting("noise_clip")
+                noise = noise.clamp(-clip, clip) * ((self.high - self.low) / 2)
                 next_actions = (next_actions + noise).clamp(self.low, self.high)
             next_q = self.q(self.critic_target, batch, following, next_actions, then=True)
             next_q = next_q.min(0).values
@@ -102,16 +102,15 @@ class DDPG(QPGAlgorithm):
         return self.q(self.critic, batch, steps, steps.actions), target, steps, mask
 
     def learn(self, batch: Rollout) -> dict[str, Any]:
-        c = self.config
         q, target, steps, mask = self.td(batch)
         info = self.critic_step(q, target, batch, mask)
-        if (self.updates + 1) % c.policy_delay == 0:
+        if (self.updates + 1) % as_count(self.setting("policy_delay")) == 0:
             current, _ = self.evaluate_actor(self.policy, batch, "mode", then=False)
             with frozen(self.critic):  # gradients reach the actions, not the critic
                 value = self.q(self.critic, batch, steps, current.actions)[0]
             actor_loss = -(value.mean() if mask is None else value[mask].mean())
             info["ActorLoss"] = actor_loss.detach()
-            info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)
+            info["GradNorm"] = minimize(actor_loss, self.optimizer, self.setting("grad_clip"))
             self.update_targets()
         return info
 
@@ -119,8 +118,8 @@ class DDPG(QPGAlgorithm):
 @dataclass
 class TD3Config(DDPGConfig):
     critics: int = 2
-    policy_delay: int = option(2, AT_LEAST_ONE)
-    target_noise: float = option(0.2, NON_NEGATIVE)
+    policy_delay: int | Schedule = option(2, AT_LEAST_ONE)
+    target_noise: float | Schedule = option(0.2, NON_NEGATIVE)
 
 
 class TD3(DDPG):

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
-from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, option
+from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, as_count, option
 from rlx.algos.qpg.base import QPGAlgorithm, QPGConfig
 from rlx.core.agent import Agent
 from rlx.core.optim import adam, frozen, minimize
@@ -27,11 +27,14 @@ class SACConfig(QPGConfig):
     entropy_coef: float | Schedule | None = option(None, NON_NEGATIVE)
     """Temperature alpha (schedule); None learns it to keep the entropy near
     target_entropy."""
-    target_entropy: float | None = None
-    """None: -(action dimensions) for Box actions, 0.98 log(actions) for Discrete."""
-    initial_entropy_coef: float = 1.0
+    target_entropy: float | Schedule | None = None
+    """Entropy the learned temperature keeps near (schedule); None: -(action dimensions)
+    for Box actions, 0.98 log(actions) for Discrete."""
+    initial_entropy_coef: float = option(
+        1.0, fixed="it only starts the learned temperature (schedule entropy_coef instead)"
+    )
     """Starting temperature when it is learned."""
-    target_update_interval: int = option(1, AT_LEAST_ONE)
+    target_update_interval: int | Schedule = option(1, AT_LEAST_ONE)
     """Updates between Polyak steps of the target critic."""
 
 
@@ -50,7 +53,7 @@ class SAC(QPGAlgorithm):
         self.discrete = isinstance(agent.action_space, spaces.Discrete)
         self.actor_actions = "stored" if self.discrete else "sample"  # evaluate_actor's
         if config.target_entropy is not None:
-            self.target_entropy = config.target_entropy
+            self.target_entropy = self.setting("target_entropy")
         elif self.discrete:
             self.target_entropy = 0.98 * math.log(int(agent.action_space.n))
         else:
@@ -102,13 +105,15 @@ class SAC(QPGAlgorithm):
         info = self.critic_step(q, target, batch, mask)
         actor_loss, entropy = self.actor_loss(batch, steps, alpha, mask)
         info["ActorLoss"] = actor_loss.detach()
-        info["GradNorm"] = minimize(actor_loss, self.optimizer, self.config.grad_clip)
+        info["GradNorm"] = minimize(actor_loss, self.optimizer, self.setting("grad_clip"))
         info["Entropy"] = entropy.mean()
         if self.config.entropy_coef is None:  # raise alpha when the entropy is too low
+            if self.config.target_entropy is not None:
+                self.target_entropy = self.setting("target_entropy")
             alpha_loss = self.log_alpha * (entropy - self.target_entropy).mean()
             minimize(alpha_loss, self.alpha_optimizer)
         info["Alpha"] = alpha
-        if (self.updates + 1) % self.config.target_update_interval == 0:
+        if (self.updates + 1) % as_count(self.setting("target_update_interval")) == 0:
             self.update_targets()
         return info
 
