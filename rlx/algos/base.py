@@ -65,6 +65,16 @@ class Means:
         }
 
 
+def refuse_previous(previous_action_reward: bool, algo: str) -> None:
+    """The error for asking a policy without a recurrent core for the previous action
+    and reward."""
+    if previous_action_reward:
+        raise ValueError(
+            f"--previous-action-reward feeds the previous action and reward to a recurrent "
+            f"core: give {algo} a recurrent policy (--policy gru or lstm)."
+        )
+
+
 class Algorithm:
     """Base of the algorithms: subclasses define ``update(rollout) -> dict`` of scalars to
     log; ``iteration()`` samples a batch with the agent and calls it."""
@@ -107,13 +117,19 @@ class Algorithm:
     def default_policy(
         cls, observation_space: Any, action_space: Any, config: AlgorithmConfig,
         kind: str = "mlp", hidden: int = 64, squash: bool = False,
+        previous_action_reward: bool = False,
     ) -> Parametric:  # fmt: skip
         """The ready policy this algorithm trains when none is given (``rlx train``):
-        here a policy-value network (:func:`rlx.policies.make_policy`)."""
+        here a policy-value network (:func:`rlx.policies.make_policy`); a recurrent one
+        may also take the previous action and reward."""
         from rlx.policies import make_policy
 
-        width = (hidden, hidden) if kind == "mlp" else hidden
-        return make_policy(observation_space, action_space, kind, hidden=width, squash=squash)
+        if kind == "mlp":
+            refuse_previous(previous_action_reward, cls.name)
+            return make_policy(observation_space, action_space, kind, hidden=(hidden, hidden),
+                               squash=squash)  # fmt: skip
+        return make_policy(observation_space, action_space, kind, hidden=hidden, squash=squash,
+                           previous_action_reward=previous_action_reward)  # fmt: skip
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

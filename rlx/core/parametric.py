@@ -65,7 +65,8 @@ class Parametric(torch.nn.Module):
     While rlx samples a dry rollout, :func:`rlx.extras_wanted` is False and a policy may
     return no extras (they would be discarded).
 
-    Set the class attribute ``previous_action_reward = True`` to also receive the
+    Set the attribute ``previous_action_reward = True`` (on the class, or on an instance
+    as the ready recurrent networks do when asked) to also receive the
     previous action and reward (rlpyt's agent inputs): ``forward`` is then called with
     ``(recur_state, obs, prev_action, prev_reward)``, where both are zeros at an episode
     start and ``prev_reward`` has shape ``[B]``.

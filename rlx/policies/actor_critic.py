@@ -27,7 +27,14 @@ from rlx.core.components import TanhNormal
 from rlx.core.distribution import ActionDistribution, categorical
 from rlx.core.parametric import Parametric, extras_wanted
 from rlx.fast import acting as fast_acting
-from rlx.policies.layers import flat_size, flatten, mlp, rnn_step
+from rlx.policies.layers import (
+    flat_size,
+    flatten,
+    mlp,
+    previous_size,
+    rnn_step,
+    with_previous,
+)
 
 
 class ActionHead(nn.Module):
@@ -158,18 +165,29 @@ class MLPPolicy(Parametric):
 
 class RecurrentCore(nn.Module):
     """An MLP encoder and a GRU or LSTM cell: features ``[B, H]`` from an observation and
-    the previous state (``[B, H]``, or ``(h, c)`` for an LSTM; ``None`` means zeros)."""
+    the previous state (``[B, H]``, or ``(h, c)`` for an LSTM; ``None`` means zeros).
+    Given ``action_space``, the cell also takes the previous action and reward."""
 
-    def __init__(self, observation_space: spaces.Space, hidden: int, cell: str) -> None:
+    def __init__(
+        self, observation_space: spaces.Space, hidden: int, cell: str,
+        action_space: spaces.Space | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.observation_space = observation_space
+        self.action_space = action_space
         self.hidden = hidden
         self.kind = cell
         self.encoder = mlp(flat_size(observation_space), (hidden,))
-        self.cell = nn.GRUCell(hidden, hidden) if cell == "gru" else nn.LSTMCell(hidden, hidden)
+        inputs = hidden + (previous_size(action_space) if action_space is not None else 0)
+        self.cell = nn.GRUCell(inputs, hidden) if cell == "gru" else nn.LSTMCell(inputs, hidden)
 
-    def forward(self, state: Any, obs: Any) -> tuple[Any, torch.Tensor]:
-        return rnn_step(self.cell, self.encoder(flatten(self.observation_space, obs)), state)
+    def forward(
+        self, state: Any, obs: Any, prev_action: Any = None, prev_reward: Any = None
+    ) -> tuple[Any, torch.Tensor]:
+        x = self.encoder(flatten(self.observation_space, obs))
+        if self.action_space is not None:
+            x = with_previous(x, self.action_space, prev_action, prev_reward)
+        return rnn_step(self.cell, x, state)
 
 
 class RecurrentPolicy(Parametric):
@@ -181,7 +199,9 @@ class RecurrentPolicy(Parametric):
     under gradient clipping, starve the policy (PPO on CartPole-v1 with a shared GRU
     stayed near random for 60k steps). The recurrent state is then the pair
     ``(actor_state, critic_state)``; each is ``[B, H]`` for a GRU and ``(h, c)`` for an
-    LSTM. ``state_dependent_std`` and ``squash`` are as for :class:`MLPPolicy`.
+    LSTM. ``state_dependent_std`` and ``squash`` are as for :class:`MLPPolicy`. With
+    ``previous_action_reward``, each cell also takes the previous action (one-hot for
+    Discrete) and reward, which rlx passes to ``forward`` (as R2D1's agent takes them).
     """
 
     def __init__(
@@ -193,24 +213,27 @@ class RecurrentPolicy(Parametric):
         state_dependent_std: bool = False,
         squash: bool = False,
         shared: bool = False,
+        previous_action_reward: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}.")
         self.shared = shared
-        self.actor = RecurrentCore(observation_space, hidden, cell)
-        self.critic = None if shared else RecurrentCore(observation_space, hidden, cell)
+        self.previous_action_reward = bool(previous_action_reward)
+        previous = action_space if previous_action_reward else None
+        self.actor = RecurrentCore(observation_space, hidden, cell, previous)
+        self.critic = None if shared else RecurrentCore(observation_space, hidden, cell, previous)
         self.head = ActionHead(action_space, hidden, state_dependent_std, squash)
         self.value = nn.Linear(hidden, 1)
 
     def forward(self, *states: Any):
-        state, obs = states
+        state, inputs = states[0], states[1:]  # obs (and the previous action and reward)
         if self.critic is None:
-            state, h = self.actor(state, obs)
+            state, h = self.actor(state, *inputs)
             return state, self.head(h), self.value(h)
         actor_state, critic_state = (None, None) if state is None else state
-        actor_state, h = self.actor(actor_state, obs)
-        critic_state, v = self.critic(critic_state, obs)
+        actor_state, h = self.actor(actor_state, *inputs)
+        critic_state, v = self.critic(critic_state, *inputs)
         return (actor_state, critic_state), self.head(h), self.value(v)
 
 

@@ -136,6 +136,20 @@ def rnn_step(cell: nn.RNNCellBase, x: torch.Tensor, state: Any) -> tuple[Any, to
     return state, state[0] if lstm else state
 
 
+def previous_size(action_space: spaces.Space) -> int:
+    """Width :func:`with_previous` adds: the flat previous action and the reward."""
+    return flat_size(action_space) + 1
+
+
+def with_previous(
+    x: torch.Tensor, action_space: spaces.Space, prev_action: Any, prev_reward: torch.Tensor
+) -> torch.Tensor:
+    """Features ``[B, H]`` with the previous action (flattened, Discrete ones one-hot) and
+    reward appended, as R2D1's recurrent core takes them."""
+    action = flatten(action_space, prev_action).to(x.dtype)
+    return torch.cat([x, action, prev_reward.to(x.dtype).unsqueeze(-1)], -1)
+
+
 def is_image(space: spaces.Space) -> bool:
     """A Box of uint8 with three dimensions (channels first): stacked frames."""
     return isinstance(space, spaces.Box) and space.dtype == "uint8" and len(space.shape) == 3

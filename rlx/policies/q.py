@@ -23,7 +23,17 @@ from torch import nn
 from rlx.core.components import EpsilonGreedy
 from rlx.core.distribution import ActionDistribution
 from rlx.core.parametric import Parametric
-from rlx.policies.layers import NatureCNN, NoisyLinear, flat_size, flatten, is_image, mlp, rnn_step
+from rlx.policies.layers import (
+    NatureCNN,
+    NoisyLinear,
+    flat_size,
+    flatten,
+    is_image,
+    mlp,
+    previous_size,
+    rnn_step,
+    with_previous,
+)
 
 
 class QNetwork(Parametric):
@@ -38,6 +48,8 @@ class QNetwork(Parametric):
         noisy: NoisyNet layers in the head.
         cell: ``None``, ``"gru"`` or ``"lstm"`` for a recurrent core of ``hidden[-1]``
             units.
+        previous_action_reward: the recurrent core also takes the previous action
+            (one-hot) and reward, as in R2D1 (needs ``cell``).
         epsilon: initial exploration rate (the algorithms overwrite it).
     """
 
@@ -53,6 +65,7 @@ class QNetwork(Parametric):
         noisy: bool = False,
         cell: str | None = None,
         epsilon: float = 0.0,
+        previous_action_reward: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(action_space, spaces.Discrete):
@@ -66,6 +79,13 @@ class QNetwork(Parametric):
             )
         if cell not in (None, "gru", "lstm"):
             raise ValueError(f"cell must be None, 'gru' or 'lstm', got {cell!r}.")
+        if previous_action_reward and cell is None:
+            raise ValueError(
+                "previous_action_reward feeds the previous action and reward to the "
+                "recurrent core: give a cell ('gru' or 'lstm') too."
+            )
+        self.action_space = action_space
+        self.previous_action_reward = bool(previous_action_reward)
         self.observation_space = observation_space
         self.actions = int(action_space.n)
         self.atoms = atoms
@@ -78,7 +98,8 @@ class QNetwork(Parametric):
             self.encoder = mlp(flat_size(observation_space), tuple(hidden), activation="relu")
             width = hidden[-1]
         cells = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}
-        self.cell: nn.Module | None = cells[cell](width, width) if cell else None
+        inputs = width + (previous_size(action_space) if previous_action_reward else 0)
+        self.cell: nn.Module | None = cells[cell](inputs, width) if cell else None
         linear = NoisyLinear if noisy else nn.Linear
         per_action = atoms or 1
         self.advantage = linear(width, self.actions * per_action)
@@ -86,13 +107,19 @@ class QNetwork(Parametric):
         if atoms is not None:
             self.register_buffer("support", torch.linspace(v_min, v_max, atoms))
 
-    def features(self, state: Any, obs: Any) -> tuple[Any, torch.Tensor]:
+    def features(self, state: Any, obs: Any, *previous: Any) -> tuple[Any, torch.Tensor]:
+        """The recurrent state and features after ``obs`` (and, with
+        ``previous_action_reward``, the previous action and reward)."""
         x = self.encoder(obs if is_image(self.observation_space)
                          else flatten(self.observation_space, obs))  # fmt: skip
-        return (None, x) if self.cell is None else rnn_step(self.cell, x, state)
+        if self.cell is None:
+            return None, x
+        if self.previous_action_reward:
+            x = with_previous(x, self.action_space, *previous)
+        return rnn_step(self.cell, x, state)
 
     def forward(self, *states: Any):
-        state, h = self.features(states[0], states[1])
+        state, h = self.features(*states)
         advantage = self.advantage(h)
         if self.atoms is None:
             q = advantage

@@ -42,6 +42,9 @@ class RunConfig:
     """Width of the policy's hidden layers."""
     squash: bool = False
     """Box actions: a tanh-squashed Gaussian scaled to the bounds instead of a clipped one."""
+    previous_action_reward: bool | None = None
+    """A recurrent ready policy also takes the previous action and reward (default: on for
+    r2d2, as in R2D1; off otherwise)."""
     total_steps: int = 100_000
     """Stop after this many environment steps."""
     total_episodes: int | None = None

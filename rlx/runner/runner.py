@@ -59,9 +59,12 @@ def episode_horizon(env_id: str) -> int:
 
 def build_policy(run: RunConfig, agent: Agent, algo_config: AlgorithmConfig) -> Parametric:
     """The ready policy a run's options describe, for the agent's spaces."""
+    previous = {}  # the algorithm's default unless the run says
+    if run.previous_action_reward is not None:
+        previous["previous_action_reward"] = run.previous_action_reward
     return algorithm_class(run.algo).default_policy(
         agent.observation_space, agent.action_space, algo_config,
-        kind=run.policy, hidden=run.hidden, squash=run.squash,
+        kind=run.policy, hidden=run.hidden, squash=run.squash, **previous,
     )  # fmt: skip
 
 

@@ -96,3 +96,34 @@ def test_replay_algorithms_log_each_gradient_step_and_train_the_same(name, optio
     # The log draws nothing from the generators training uses.
     for p, q in zip(logged.policy.parameters(), quiet.policy.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def _cmaes_run(level, caplog, iterations=2):
+    cls = algorithm_class("cmaes")
+    config = cls.Config(num_envs=4, horizon=60, candidate_episodes=2, population=8)
+    torch.manual_seed(0)
+    agent = rlx.Agent("CartPole-v1", num_envs=4, seed=0)
+    algo = cls(agent, cls.default_policy(agent.observation_space, agent.action_space, config,
+                                         hidden=8), config)  # fmt: skip
+    with caplog.at_level(level, logger="rlx"):
+        for _ in range(iterations):
+            algo.iteration()
+    return algo, [r.getMessage() for r in caplog.records if ": loss " in r.getMessage()]
+
+
+def test_cmaes_logs_minus_the_policys_return_before_and_after_each_generation(caplog):
+    logged, messages = _cmaes_run(logging.DEBUG, caplog)
+    assert len(messages) == 2
+    before, after = (float(x) for x in messages[-1].split(": loss ")[1].split(" -> "))
+    # The policy after the generation, played again from the same place: the same loss.
+    assert logged._debug_fitness_loss() is None  # nothing is played above DEBUG level
+    with caplog.at_level(logging.DEBUG, logger="rlx"):
+        assert logged._debug_fitness_loss() == pytest.approx(after, rel=1e-12)
+    assert before != after and before <= 0 and after <= 0
+    caplog.clear()
+    quiet, silent = _cmaes_run(logging.INFO, caplog)
+    assert not silent
+    # Playing the logged episodes changed nothing in training.
+    assert torch.equal(logged.strategy.mean, quiet.strategy.mean)
+    assert logged.agent.total_steps == quiet.agent.total_steps
+    assert logged.agent.pop_episodes() == quiet.agent.pop_episodes()

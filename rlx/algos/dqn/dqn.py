@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from rlx import schedules
+from rlx.algos.base import refuse_previous
 from rlx.algos.config import AT_LEAST_ONE, DISCOUNT, FRACTION, POSITIVE, as_count, option
 from rlx.algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig
 from rlx.algos.target import TargetNetwork
@@ -56,14 +57,19 @@ class DQN(OffPolicyAlgorithm):
     def default_policy(
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: DQNConfig,
         kind: str = "mlp", hidden: int = 64, squash: bool = False,
+        previous_action_reward: bool = False,
     ) -> Parametric:  # fmt: skip
         """The ready Q-network for ``config``: two ReLU layers of ``hidden`` units (a
-        GRU or LSTM core after them for ``kind`` "gru"/"rnn"/"lstm"), and C51's support."""
+        GRU or LSTM core after them for ``kind`` "gru"/"rnn"/"lstm", which may also take
+        the previous action and reward), and C51's support."""
+        if kind == "mlp":
+            refuse_previous(previous_action_reward, cls.name)
         support = {k: getattr(config, k) for k in ("atoms", "v_min", "v_max") if hasattr(config, k)}
         return QNetwork(
             observation_space, action_space, hidden=(hidden, hidden),
             dueling=config.dueling, noisy=config.noisy, **support,
             cell=None if kind == "mlp" else ("lstm" if kind == "lstm" else "gru"),
+            previous_action_reward=previous_action_reward,
         )  # fmt: skip
 
     @classmethod

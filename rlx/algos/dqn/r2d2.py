@@ -57,12 +57,15 @@ class R2D2(DQN):
     def default_policy(
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: R2D2Config,
         kind: str = "gru", hidden: int = 64, squash: bool = False,
+        previous_action_reward: bool = True,
     ) -> Parametric:  # fmt: skip
         """A recurrent Q-network: a ReLU layer of ``hidden`` units, then a GRU (LSTM for
-        ``kind="lstm"``) cell of that width."""
+        ``kind="lstm"``) cell of that width, which also takes the previous action
+        (one-hot) and reward, as R2D1's does (``previous_action_reward=False``: not)."""
         return QNetwork(
             observation_space, action_space, hidden=(hidden,), dueling=config.dueling,
             noisy=config.noisy, cell="lstm" if kind == "lstm" else "gru",
+            previous_action_reward=previous_action_reward,
         )  # fmt: skip
 
     def make_replay(self) -> SequenceReplay:

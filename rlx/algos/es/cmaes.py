@@ -24,6 +24,7 @@ with its defaults (``python -m benchmarks.learning_es --compare``).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from gymnasium import spaces
 from torch.nn.utils import parameters_to_vector
 
 from rlx import schedules
-from rlx.algos.base import Algorithm
+from rlx.algos.base import Algorithm, log, refuse_previous
 from rlx.algos.config import AT_LEAST_ONE, POSITIVE, AlgorithmConfig, Range, as_count, option
 from rlx.algos.es.population import Population, load_vector
 from rlx.algos.es.strategy import CMA, default_population
@@ -106,6 +107,7 @@ class CMAES(Algorithm):
     def default_policy(
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: CMAESConfig,
         kind: str = "mlp", hidden: int = 64, squash: bool = False,
+        previous_action_reward: bool = False,
     ) -> Parametric:  # fmt: skip
         """An actor without a critic (:class:`rlx.policies.actor.ActorPolicy`) with one
         tanh layer of ``hidden`` units, as CMA-ES pays for every parameter (450 for
@@ -115,10 +117,12 @@ class CMAES(Algorithm):
         from rlx.policies.actor import ActorPolicy
 
         if kind == "mlp":
+            refuse_previous(previous_action_reward, cls.name)
             return ActorPolicy(observation_space, action_space, (hidden,), squash=squash)
         return make_policy(
-            observation_space, action_space, kind, hidden=hidden, squash=squash, shared=True
-        )
+            observation_space, action_space, kind, hidden=hidden, squash=squash, shared=True,
+            previous_action_reward=previous_action_reward,
+        )  # fmt: skip
 
     def population_size(self, n: int) -> int:
         """λ: the configured one, or 4 + ⌊3 ln n⌋ rounded up to fill every round."""
@@ -148,6 +152,7 @@ class CMAES(Algorithm):
         return totals / episodes
 
     def _iterate(self) -> dict[str, float]:
+        before = self._debug_fitness_loss()
         candidates = self.strategy.ask()
         episodes = as_count(self.setting("candidate_episodes"))
         returns = self.evaluate(candidates, episodes, as_count(self.setting("horizon")))
@@ -156,6 +161,8 @@ class CMAES(Algorithm):
         if returns[top] > self.best_return:
             self.best, self.best_return = candidates[top].clone(), float(returns[top])
         load_vector(self.policy, self.best if self.config.keep == "best" else self.strategy.mean)
+        if before is not None:
+            self.log_change("loss", before, self._debug_fitness_loss())
         self.iterations += 1
         return {
             "BestReturn": self.best_return,
@@ -165,6 +172,24 @@ class CMAES(Algorithm):
             "Population": float(self.strategy.population),
             **self.scheduled(),
         }
+
+    def _debug_fitness_loss(self) -> float | None:
+        """At DEBUG level, the loss CMA-ES lowers, for the policy as it stands: minus its
+        mean return over ``candidate_episodes`` episodes; else None (nothing played).
+        Played from where sampling stands, which is then restored with torch's
+        generator, so before and after an update play the same episodes and training is
+        unchanged (except where the environments' state cannot be restored: those in
+        worker processes, C++ or emulators, see :meth:`rlx.Agent.state_dict`)."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return None
+        saved = self.agent.state_dict()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.iterations)
+            vector = parameters_to_vector(self.policy.parameters()).detach().cpu().double()
+            episodes = as_count(self.setting("candidate_episodes"))
+            returns = self.evaluate(vector[None], episodes, as_count(self.setting("horizon")))
+        self.agent.load_state_dict(saved)
+        return -float(returns[0])
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from rlx import schedules
+from rlx.algos.base import refuse_previous
 from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, as_count, option
 from rlx.algos.qpg.base import QPGAlgorithm, QPGConfig
 from rlx.algos.target import TargetNetwork
@@ -60,6 +61,7 @@ class DDPG(QPGAlgorithm):
     def default_policy(
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: DDPGConfig,
         kind: str = "mlp", hidden: int = 256, squash: bool = False,
+        previous_action_reward: bool = False,
     ) -> Parametric:  # fmt: skip
         """A deterministic feed-forward actor with two ReLU layers of ``hidden`` units."""
         if kind != "mlp":
@@ -69,6 +71,7 @@ class DDPG(QPGAlgorithm):
                 "10), or use sac, whose actor may be recurrent (--policy gru "
                 "--sequence-length 20)."
             )
+        refuse_previous(previous_action_reward, cls.name)
         return DeterministicActor(observation_space, action_space, (hidden, hidden))
 
     def targets(self) -> list[TargetNetwork]:

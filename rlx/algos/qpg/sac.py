@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
+from rlx.algos.base import refuse_previous
 from rlx.algos.config import AT_LEAST_ONE, NON_NEGATIVE, as_count, option
 from rlx.algos.qpg.base import QPGAlgorithm, QPGConfig
 from rlx.core.agent import Agent
@@ -66,12 +67,15 @@ class SAC(QPGAlgorithm):
     def default_policy(
         cls, observation_space: spaces.Space, action_space: spaces.Space, config: SACConfig,
         kind: str = "mlp", hidden: int = 256, squash: bool = True,
+        previous_action_reward: bool = False,
     ) -> Parametric:  # fmt: skip
         """A tanh-squashed Gaussian actor (categorical for Discrete actions) with two
         ReLU layers of ``hidden`` units; for ``kind`` "gru"/"rnn"/"lstm" a recurrent
         :class:`rlx.policies.RecurrentPolicy` (set ``sequence_length``)."""
         if kind != "mlp":
-            return make_policy(observation_space, action_space, kind, hidden=hidden, squash=True)
+            return make_policy(observation_space, action_space, kind, hidden=hidden, squash=True,
+                               previous_action_reward=previous_action_reward)  # fmt: skip
+        refuse_previous(previous_action_reward, cls.name)
         return GaussianActor(observation_space, action_space, (hidden, hidden))
 
     def alpha(self) -> torch.Tensor:
