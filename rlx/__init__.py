@@ -14,6 +14,7 @@ from rlx.core import (
     clipped_surrogate,
     extras_wanted,
     frozen,
+    kl,
 )
 from rlx.envs.pomdp import register as _register_environments
 from rlx.fast import fast_paths
@@ -37,4 +38,5 @@ __all__ = [
     "extras_wanted",
     "fast_paths",
     "frozen",
+    "kl",
 ]

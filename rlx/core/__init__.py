@@ -2,7 +2,7 @@
 
 from rlx.core.agent import Agent, BoundAgent
 from rlx.core.components import Deterministic, EpsilonGreedy, TanhNormal
-from rlx.core.distribution import ActionDistribution
+from rlx.core.distribution import ActionDistribution, kl
 from rlx.core.losses import clipped_surrogate
 from rlx.core.optim import frozen
 from rlx.core.parametric import Parametric, extras_wanted
@@ -22,4 +22,5 @@ __all__ = [
     "clipped_surrogate",
     "extras_wanted",
     "frozen",
+    "kl",
 ]

@@ -20,9 +20,10 @@ import torch
 import rlx.fast
 from rlx.core import policy_calls as calls
 from rlx.core.deferred import Deferred
+from rlx.core.distribution import stack as stack_distributions
 from rlx.core.episodes import Episodes
 from rlx.core.parametric import extras_dropped
-from rlx.core.rollout import Rollout
+from rlx.core.rollout import Rollout, cat
 from rlx.core.spaces import (
     action_converter,
     allocate,
@@ -320,9 +321,21 @@ class Collector:
             )
             logprobs = Deferred(lambda: masked(logprobs_fn()))
             entropy = Deferred(lambda: masked(entropy_fn()))
+            distributions = Deferred(lambda: stack_distributions(rec.distributions))
         return Rollout(
-            **fields, logprobs=logprobs, entropy=entropy, others=others, next_others=next_others
-        )
+            **fields, logprobs=logprobs, entropy=entropy, others=others,
+            next_others=next_others, distributions=distributions,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ bookkeeping
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        """(return, length) of every episode finished since the last call, oldest first."""
+        return self.episodes.pop()
+
+    def record(self, steps: int, episodes: list[tuple[float, int]]) -> None:
+        """Count experience sampled elsewhere in ``total_steps`` and :meth:`pop_episodes`."""
+        self.total_steps += int(steps)
+        self.episodes.finished.extend(episodes)
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self, policy: torch.nn.Module | None = None) -> dict[str, Any]:

@@ -102,6 +102,23 @@ class TanhNormal(Distribution):
         raise NotImplementedError("a tanh-squashed Gaussian has no closed-form mean")
 
 
+@torch.distributions.kl.register_kl(TanhNormal, TanhNormal)
+def _kl_tanh_normal(p: TanhNormal, q: TanhNormal) -> torch.Tensor:
+    """Squashing both by the same bijection leaves KL unchanged: the Gaussians' KL, per
+    action dimension. Bounds that differ have no closed form (``rlx.kl`` then samples)."""
+    if not (_same(p.centre, q.centre) and _same(p.radius, q.radius)):
+        raise NotImplementedError("TanhNormals with different bounds have no closed-form KL")
+    var_ratio = (p.scale / q.scale).pow(2)
+    mean_term = ((p.loc - q.loc) / q.scale).pow(2)
+    return 0.5 * (var_ratio + mean_term - 1 - var_ratio.log())
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a is b or (a.shape == b.shape and bool(torch.equal(a, b)))
+
+
 _INFINITE_BOUNDS = (
     "TanhNormal needs finite bounds; a Box with infinite bounds takes an unsquashed Normal "
     "(squash=False)."

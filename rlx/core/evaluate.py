@@ -17,6 +17,7 @@ import torch
 from rlx.core import policy_calls as calls
 from rlx.core.deferred import Deferred
 from rlx.core.distribution import sample_component
+from rlx.core.distribution import stack as stack_distributions
 from rlx.core.rollout import DATA_FIELDS, Rollout
 from rlx.fast.distributions import without_validation
 from rlx.tree import Tree, tree_index, tree_map, tree_structure
@@ -167,6 +168,9 @@ def _feed_forward(
         entropy=computed.then(lambda result: masked(result[0].entropy().view(T, B))),
         others=others,
         next_others=Deferred(bootstrap, params=calls.watched_parameters(policy)),
+        distributions=computed.then(
+            lambda result: result[0].map(lambda x: x.reshape(T, B, *x.shape[1:]), batch_ndims=2)
+        ),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,
@@ -211,7 +215,7 @@ def _recurrent(policy, rollout: Rollout, T: int, B: int, draw: Any = None):
     after = calls.stack_steps(states_after) if states_after[0] is not None else None
     actions = rollout.actions if draw is None else calls.stack_steps([draw(d) for d in dists])
     logprobs, entropy = calls.step_logprobs_entropy(dists, actions, T, B)
-    return logprobs(), entropy, calls.stack_extras(extras), after, actions
+    return logprobs(), entropy, calls.stack_extras(extras), after, actions, dists
 
 
 def _lead(tree: Tree) -> Tree:
@@ -220,7 +224,7 @@ def _lead(tree: Tree) -> Tree:
 
 
 def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, states_after,
-            actions):  # fmt: skip
+            actions, dists):  # fmt: skip
     valid = rollout.valid
     masked = calls.masker(valid, rollout._all_valid())
     others = tuple(masked(e) for e in others)
@@ -242,6 +246,7 @@ def _finish(policy, rollout: Rollout, data: dict, logprobs, entropy, others, sta
         entropy=Deferred(lambda: masked(entropy())),  # not every distribution has one
         others=others,
         next_others=Deferred(bootstrap, params=calls.watched_parameters(policy)) if others else (),
+        distributions=Deferred(lambda: stack_distributions(dists)),
         returns=rollout._returns,
         advantages=rollout._advantages,
         dry=False,

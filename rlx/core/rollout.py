@@ -44,9 +44,9 @@ from rlx.core.rollout_fields import (
     STEP_FIELDS,
     DryRolloutError,
     RolloutFields,
+    field_map,
 )
 from rlx.core.rollout_returns import as_steps, bootstrap_values, episode_cuts
-from rlx.tree import tree_map
 
 __all__ = ["DATA_FIELDS", "STEP_FIELDS", "DryRolloutError", "Rollout", "cat"]
 
@@ -73,8 +73,8 @@ class Rollout(RolloutFields):
             if type(value) is torch.Tensor:  # the common leaf, without tree_map's dispatch
                 return fn(value)
             if isinstance(value, Deferred):
-                return value.then(lambda tree: tree_map(fn, tree))
-            return tree_map(fn, value)
+                return value.then(lambda tree: field_map(fn, tree))
+            return field_map(fn, value)
 
         return self._replace({k: each(v) for k, v in self._raw_fields().items()})
 
@@ -88,8 +88,10 @@ class Rollout(RolloutFields):
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain tensors and containers (``torch.save``-able, loadable with
-        ``weights_only=True``); :meth:`from_dict` rebuilds the rollout."""
+        ``weights_only=True``), the action distributions left out; :meth:`from_dict`
+        rebuilds the rollout."""
         fields = {k: v for k, v in self._fields().items() if v is not None}
+        fields.pop("_distributions", None)  # torch distributions are not plain data
         return {"fields": fields, "dry": self.dry, "entropy_error": self._entropy_error}
 
     @classmethod
@@ -184,7 +186,7 @@ class Rollout(RolloutFields):
             x = x.reshape(pieces, length, B, *x.shape[2:]).transpose(0, 1)
             return x.reshape(length, pieces * B, *x.shape[3:])
 
-        return self._replace({k: tree_map(cut, v) for k, v in fields.items()})
+        return self._replace({k: field_map(cut, v) for k, v in fields.items()})
 
     def shuffle(self, generator: torch.Generator | None = None) -> Rollout:
         """Permute the environments (columns) in place and return ``self``.

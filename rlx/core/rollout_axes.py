@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlx.core.distribution import ActionDistribution
 from rlx.tree import tree_map
 
 # The whole axis: an index that selects nothing away.
@@ -73,4 +74,12 @@ def pad_time(fields: dict[str, Any], extra: int) -> dict[str, Any]:
         zeros = torch.zeros((extra, *x.shape[1:]), dtype=x.dtype, device=x.device)
         return torch.cat([x, zeros], 0)
 
-    return {k: tree_map(pad, v) for k, v in fields.items()}
+    def repeat_last(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x[-1:].expand(extra, *x.shape[1:])], 0)
+
+    # Distribution parameters repeat their last step: zeros may be no valid parameter
+    # (a standard deviation of 0).
+    return {
+        k: v.map(repeat_last) if isinstance(v, ActionDistribution) else tree_map(pad, v)
+        for k, v in fields.items()
+    }

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from rlx.core.rollout_axes import pad_time
-from rlx.core.rollout_fields import STEP_FIELDS
-from rlx.tree import tree_map, tree_structure
+from rlx.core.rollout_fields import STEP_FIELDS, field_map
+from rlx.tree import tree_structure
 
 if TYPE_CHECKING:
     from rlx.core.rollout import Rollout
@@ -38,6 +38,8 @@ def cat(rollouts: Sequence[Rollout], dim: int = 0) -> Rollout:
             )
         for name in STEP_FIELDS:
             a, b = fields[0][name], f[name]
+            if name == "_distributions":
+                continue  # joined when all have them (their components compared then)
             if (a is None) != (b is None) or tree_structure(a) != tree_structure(b):
                 raise ValueError(
                     f"cannot concatenate rollouts: field {name.lstrip('_')!r} differs "
@@ -52,8 +54,12 @@ def cat(rollouts: Sequence[Rollout], dim: int = 0) -> Rollout:
     if dim == 1:
         T = max(len(r) for r in rollouts)
         fields = [pad_time(f, T - len(r)) for f, r in zip(fields, rollouts, strict=True)]
+    # Rollouts rebuilt from plain data (Rollout.from_dict) hold no distributions: then
+    # neither does the result.
+    if any(f["_distributions"] is None for f in fields):
+        fields = [{**f, "_distributions": None} for f in fields]
     joined = {
-        name: tree_map(lambda *xs: torch.cat(xs, dim), *(f[name] for f in fields))
+        name: field_map(lambda *xs: torch.cat(xs, dim), *(f[name] for f in fields))
         for name in STEP_FIELDS
     }
     return first._replace(joined)

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from rlx.core.deferred import Deferred
-from rlx.tree import Tree
+from rlx.core.distribution import ActionDistribution
+from rlx.tree import Tree, tree_map
 
 # What the environment produced (and the states that entered each step): all a dry
 # rollout holds.
@@ -29,11 +30,21 @@ DATA_FIELDS = (
     "prev_rewards",
 )
 # What evaluating a policy adds (absent from dry rollouts).
-EVALUATED_FIELDS = ("_logprobs", "_entropy", "_others", "_next_others")
+EVALUATED_FIELDS = ("_logprobs", "_entropy", "_others", "_next_others", "_distributions")
 # What the return methods set (mc_returns, gae, vtrace, nstep_returns).
 TARGET_FIELDS = ("_returns", "_advantages")
-# Per-step fields, in order; each holds a tree of [T, B, ...] tensors or None.
+# Per-step fields, in order; each holds a tree of [T, B, ...] tensors or None (the
+# distributions: an ActionDistribution batched [T, B]).
 STEP_FIELDS = DATA_FIELDS + EVALUATED_FIELDS + TARGET_FIELDS
+
+
+def field_map(fn: Callable[..., torch.Tensor], value: Any, *rest: Any) -> Any:
+    """``fn`` applied to every ``[T, B, ...]`` tensor of a field's value (and the same
+    field of ``rest``): the leaves of a tree, or the batched parameters of the rollout's
+    distributions."""
+    if isinstance(value, ActionDistribution):
+        return value.map(fn, *rest)
+    return tree_map(fn, value, *rest)
 
 
 class DryRolloutError(AttributeError):
@@ -70,6 +81,7 @@ class RolloutFields:
         entropy: torch.Tensor | Callable[[], torch.Tensor] | None = None,
         others: tuple[Any, ...] | None = None,
         next_others: tuple[Any, ...] | None = None,
+        distributions: ActionDistribution | Deferred | None = None,
         returns: torch.Tensor | None = None,
         advantages: torch.Tensor | None = None,
         dry: bool = True,
@@ -89,6 +101,7 @@ class RolloutFields:
         self._entropy = entropy
         self._others = others
         self._next_others = next_others
+        self._distributions = distributions
         self._returns = returns
         self._advantages = advantages
         self.dry = dry
@@ -147,6 +160,25 @@ class RolloutFields:
         if self.dry:
             raise dry_error("extras (rollout.next_others)")
         return self._resolved("_next_others")
+
+    @property
+    def distributions(self) -> ActionDistribution:
+        """The policy's action distribution at every step, one ``ActionDistribution``
+        batched ``[T, B]`` (built when first read): ``log_prob``, ``entropy``,
+        ``sample`` and ``mode`` give ``[T, B]`` values, and :func:`rlx.kl` compares it with
+        another policy's on the same steps. It follows the rollout through slicing,
+        shuffling, ``vectorize``, ``chunks`` and joins. Rows that are not transitions
+        hold whatever the policy returned there (``valid`` says which)."""
+        if self.dry:
+            raise dry_error("action distributions")
+        value = self._resolved("_distributions")
+        if value is None:
+            raise AttributeError(
+                "this rollout holds no action distributions (a rollout rebuilt by "
+                "Rollout.from_dict does not keep them): re-evaluate it with "
+                "`agent(policy).evaluate(rollout.as_dry())`."
+            )
+        return value
 
     @property
     def returns(self) -> torch.Tensor:
