@@ -10,6 +10,12 @@ Variants are interleaved over several rounds and the median of the per-round rat
 reported, because this machine is noisy. Also printed: the cost of one
 ``Categorical.sample`` at batch 8 with validation on and off, and rlx's sampler.
 
+The parallel sampler (2 worker processes) is compared with the serial one on a slow
+CartPole (1 ms of computation per step), and the alternating sampler with the parallel
+one (same 2 workers) twice: with the 2x64 MLP, whose acting is cheap next to stepping
+(it must not be slower), and with a CNN on 4x84x84 image observations, whose acting
+costs about as much as a half's step (target 1.3x).
+
 Run: ``python -m benchmarks.sampling [--rounds 9] [--batches 12]``. Exits non-zero when a
 target is missed.
 """
@@ -23,6 +29,7 @@ import time
 import timeit
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution
@@ -33,6 +40,8 @@ TARGET_RATIO = 0.9
 NUM_ENVS, HORIZON = 8, 128
 PARALLEL_TARGET = 1.7  # parallel sampler, 2 workers, over serial, on the slow environment
 STEP_COST, SLOW_HORIZON, SLOW_WORKERS = 1e-3, 128, 2
+ALTERNATING_TARGET = 1.3  # alternating over parallel sampler, CNN policy on images
+IMAGE_SHAPE = (4, 84, 84)
 
 
 def mlp() -> nn.Sequential:
@@ -117,6 +126,77 @@ def slow_env_rates(policy: Policy, rounds: int, batches: int) -> tuple[list[floa
     finally:
         serial.close()
         parallel.close()
+    return rates
+
+
+class SlowImages(gym.Env):
+    """Image observations (uint8 frames, ``IMAGE_SHAPE``) and ``STEP_COST`` seconds of
+    computation per step, like a slow simulator that renders; episodes of 500 steps."""
+
+    observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    action_space = gym.spaces.Discrete(4)
+
+    def __init__(self) -> None:
+        self.t, self.frame = 0, np.zeros(self.observation_space.shape, np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.frame[:] = self.np_random.integers(0, 255, self.frame.shape, dtype=np.uint8)
+        return self.frame, {}
+
+    def step(self, action):
+        end = time.perf_counter() + STEP_COST
+        while time.perf_counter() < end:
+            pass
+        self.t += 1
+        self.frame[:, self.t % 84] = (self.t * (int(action) + 1)) % 255
+        return self.frame, float(action == self.t % 4), False, self.t >= 500, {}
+
+
+class ConvPolicy(rlx.Parametric):
+    """The Nature DQN network's convolutions and a 512-unit layer, as a policy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(4, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 1), nn.ReLU(), nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(),
+            nn.Linear(512, 4),
+        )  # fmt: skip
+
+    def forward(self, *states):
+        _, obs = states
+        logits = self.net(obs.float() / 255)
+        return None, rlx.ActionDistribution(Categorical(logits=logits))
+
+
+def act_cost(policy: rlx.Parametric, batch: int) -> float:
+    """Seconds for one forward and sample at ``batch`` image observations."""
+    obs = torch.zeros(batch, *IMAGE_SHAPE, dtype=torch.uint8)
+    with torch.no_grad():
+        return min(timeit.repeat(lambda: policy(None, obs)[1].sample(), number=20, repeat=3)) / 20
+
+
+def sampler_rates(make, policy: rlx.Parametric, rounds: int) -> tuple[list[float], list[float]]:
+    """Steps/s of the parallel and the alternating sampler (same workers), per round."""
+    agents = [
+        rlx.Agent(make, num_envs=NUM_ENVS, seed=0, sampler=kind, workers=SLOW_WORKERS)
+        for kind in ("parallel", "alternating")
+    ]
+    rates: tuple[list[float], list[float]] = ([], [])
+    try:
+        with torch.no_grad():
+            for agent in agents:
+                agent(policy).steps(SLOW_HORIZON, dry=True)  # warm-up
+            for _ in range(rounds):
+                for agent, out in zip(agents, rates, strict=True):
+                    start = time.perf_counter()
+                    agent(policy).steps(SLOW_HORIZON, dry=True)
+                    out.append(SLOW_HORIZON * NUM_ENVS / (time.perf_counter() - start))
+    finally:
+        for agent in agents:
+            agent.close()
     return rates
 
 
@@ -263,16 +343,30 @@ def main() -> int:
     print(f"speed-up parallel / serial (median of rounds): {speedup:.2f} "
           f"(rounds: {', '.join(f'{r:.2f}' for r in speedups)})")  # fmt: skip
 
-    # The alternating sampler (rlpyt's): two groups of workers, one stepping while the
-    # policy acts for the other. It can hide at most the action selection of each step.
-    obs = torch.randn(NUM_ENVS, 4)
-    with torch.no_grad():
-        act = min(timeit.repeat(lambda: policy(None, obs)[1].sample(), number=2000, repeat=3))
-    act /= 2000
-    vector_step = NUM_ENVS / statistics.median(parallel)
-    print(f"alternating groups could hide the action selection ({act * 1e6:.0f} us, batch "
-          f"{NUM_ENVS}) of each {vector_step * 1e6:,.0f} us parallel step: at most "
-          f"{act / vector_step:.1%} faster here, so rlx does not build it")  # fmt: skip
+    # The alternating sampler: the same workers in two halves, the policy acting for one
+    # while the other steps. Today's case (the 2x64 MLP) and one where acting costs about
+    # as much as stepping (a CNN on image observations).
+    mlp_parallel, mlp_alternating = sampler_rates(slow_cartpole, policy, max(3, args.rounds // 3))
+    cnn = ConvPolicy()
+    cnn_parallel, cnn_alternating = sampler_rates(SlowImages, cnn, max(3, args.rounds // 3))
+    mlp_ratio = statistics.median(a / p for p, a in zip(mlp_parallel, mlp_alternating,
+                                                       strict=True))  # fmt: skip
+    cnn_ratio = statistics.median(a / p for p, a in zip(cnn_parallel, cnn_alternating,
+                                                       strict=True))  # fmt: skip
+    act_half, act_all = act_cost(cnn, NUM_ENVS // 2), act_cost(cnn, NUM_ENVS)
+    print(f"\nalternating sampler, {SLOW_WORKERS} workers, {NUM_ENVS} environments, "
+          f"{STEP_COST * 1e3:.0f} ms per environment step (a half steps {NUM_ENVS // 2} "
+          f"environments: {NUM_ENVS // 2 * STEP_COST * 1e3:.0f} ms)")  # fmt: skip
+    print(f"{'case':44s} {'parallel':>10s} {'alternating':>12s} {'ratio':>6s}")
+    for name, par, alt, r in (
+        ("2x64 MLP, CartPole (acting << stepping)", mlp_parallel, mlp_alternating, mlp_ratio),
+        (f"CNN {IMAGE_SHAPE}, images (acting {act_half * 1e3:.1f} ms per half)", cnn_parallel,
+         cnn_alternating, cnn_ratio),
+    ):  # fmt: skip
+        print(f"{name:44s} {statistics.median(par):10,.0f} {statistics.median(alt):12,.0f} "
+              f"{r:6.2f}")  # fmt: skip
+    print(f"CNN acting: {act_half * 1e3:.1f} ms at batch {NUM_ENVS // 2}, {act_all * 1e3:.1f} ms "
+          f"at batch {NUM_ENVS}")  # fmt: skip
 
     sync_rate, async_rate = ppo_throughput(False, 6), ppo_throughput(True, 6)
     print(
@@ -285,6 +379,9 @@ def main() -> int:
         (f"rlx steps(128) >= {TARGET_RATIO} x hand loop", ratio, ratio >= TARGET_RATIO),
         (f"parallel >= {PARALLEL_TARGET} x serial, slow environment", speedup,
          speedup >= PARALLEL_TARGET),
+        (f"alternating >= {ALTERNATING_TARGET} x parallel, CNN on images", cnn_ratio,
+         cnn_ratio >= ALTERNATING_TARGET),
+        ("alternating not slower than parallel, 2x64 MLP", mlp_ratio, mlp_ratio >= 1.0),
     ]  # fmt: skip
     print()
     for name, value, ok in checks:

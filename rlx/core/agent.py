@@ -8,12 +8,14 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from rlx.core.collect import Collector
+from rlx.core.collect import Alternating, Collector
 from rlx.core.evaluate import evaluate
 from rlx.core.optim import step as optimizer_step
 from rlx.core.rollout import Rollout
 from rlx.core.spaces import check_supported
 from rlx.envs.vector import make_vector_env
+
+SAMPLERS = ("serial", "parallel", "alternating")
 
 
 class Agent:
@@ -43,7 +45,11 @@ class Agent:
             steps them in ``workers`` processes (shared memory, see
             :class:`rlx.envs.ParallelVectorEnv`) while the policy acts for all of them in
             one batched forward here. Rollouts are the same either way.
-        workers: worker processes of the parallel sampler.
+            ``"alternating"`` splits them into two halves of ``workers // 2`` processes
+            each (``workers >= 2``): the policy acts for one half while the other steps
+            (:class:`rlx.core.collect.Alternating`); it pays where acting costs about as
+            much as stepping, and gives the parallel sampler's rollouts (see there).
+        workers: worker processes of the parallel and alternating samplers.
         env_kwargs: passed to the environment constructor.
     """
 
@@ -64,16 +70,26 @@ class Agent:
     ) -> None:
         if grad_clip is not None and grad_clip <= 0:
             raise ValueError(f"grad_clip must be positive, got {grad_clip}.")
-        if sampler not in ("serial", "parallel"):
-            raise ValueError(f"sampler must be 'serial' or 'parallel', got {sampler!r}.")
-        if sampler == "parallel":
+        if sampler not in SAMPLERS:
+            raise ValueError(
+                f"sampler must be 'serial', 'parallel' or 'alternating', got {sampler!r}."
+            )
+        alternating = sampler == "alternating"
+        if sampler != "serial":
             if vectorization is not None:
                 raise ValueError(
-                    "sampler='parallel' makes its own worker processes; leave vectorization out."
+                    f"sampler={sampler!r} makes its own worker processes; leave vectorization out."
                 )
             vectorization = "parallel"
+        if alternating and (workers < 2 or num_envs < 2):
+            raise ValueError(
+                "sampler='alternating' splits the environments into two halves, each with "
+                f"its own worker processes: it needs num_envs >= 2 and workers >= 2, got "
+                f"num_envs={num_envs}, workers={workers}."
+            )
         self.sampler = sampler
-        self.env = make_vector_env(env, num_envs, vectorization, workers=workers, **env_kwargs)
+        self.env = make_vector_env(env, num_envs, vectorization, workers=workers,
+                                   inline=not alternating, **env_kwargs)  # fmt: skip
         self.num_envs = self.env.num_envs
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
@@ -82,7 +98,8 @@ class Agent:
         self.optimizer = optimizer
         self.grad_clip = grad_clip
         self.seed = seed
-        self.collector = Collector(self.env, seed, clip_actions, validate_args)
+        kind = Alternating if alternating else Collector
+        self.collector = kind(self.env, seed, clip_actions, validate_args)
         if seed is not None:
             self.env.action_space.seed(seed)
 
@@ -149,13 +166,12 @@ class Agent:
 
     def pop_episodes(self) -> list[tuple[float, int]]:
         """(return, length) of every episode finished since the last call, oldest first."""
-        return self.collector.episodes.pop()
+        return self.collector.pop_episodes()
 
     def record(self, steps: int, episodes: list[tuple[float, int]]) -> None:
         """Count experience sampled elsewhere (by an asynchronous sampler for this agent's
         learner) in ``total_steps`` and ``pop_episodes()``."""
-        self.collector.total_steps += int(steps)
-        self.collector.episodes.finished.extend(episodes)
+        self.collector.record(steps, episodes)
 
     def close(self) -> None:
         self.env.close()

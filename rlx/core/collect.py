@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -91,6 +92,7 @@ class Collector:
         self.validate_args = validate_args
         self.episodes = Episodes(self.num_envs)
         self.total_steps = 0  # valid transitions sampled so far
+        self.running = True  # episodes still running in an episodic run (see run)
         self.seed = seed
         self.seed_pending = seed is not None
         self.reset()
@@ -133,6 +135,20 @@ class Collector:
         """Run ``policy`` for ``n`` steps (or until every episode ends, when ``episodic``)."""
         if n < 1:
             raise ValueError(f"the number of steps must be at least 1, got {n}.")
+        dropping = extras_dropped() if dry else contextlib.nullcontext()
+        with without_validation(not self.validate_args), dropping:
+            return run_all([self.run(policy, n, dry, episodic, deterministic)])[0]
+
+    def run(
+        self, policy: torch.nn.Module, n: int, dry: bool, episodic: bool, deterministic: bool,
+        ended: Callable[[], bool] | None = None,
+    ) -> Generator[None, None, Rollout]:  # fmt: skip
+        """:meth:`collect` as a generator that pauses while the environments step (after
+        each ``send``), so that several Collectors can take turns (:class:`Alternating`);
+        it returns the rollout. The caller sets validation and extras dropping. With
+        ``ended``, an episodic run also pauses after recording each step and stops when
+        ``ended()`` says every Collector's episodes have ended (``self.running`` says
+        whether this one's have not)."""
         B = self.num_envs
         device = calls.policy_device(policy)
         wants_prev = calls.wants_previous(policy)
@@ -164,90 +180,98 @@ class Collector:
         if dry and not grad and obs_np is not None and not wants_prev and init is None:
             make = getattr(policy, "numpy_actor", None)
             numpy_act = make(B) if make is not None else None
-        dropping = extras_dropped() if dry else contextlib.nullcontext()
-        with without_validation(not self.validate_args), dropping:
-            for t in range(n):
-                if any_start:
-                    mask = torch.as_tensor(rec.starts[t], device=device)
-                    if state is not None:
-                        state = calls.reset_rows(state, mask, init)
-                    if prev_action is not None:
-                        prev_action = calls.reset_rows(prev_action, mask, None)
-                        prev_reward = torch.where(mask, 0.0, prev_reward)
-                if numpy_act is not None and t > 0:
-                    action = torch.from_numpy(numpy_act(obs_np[t], deterministic))
-                    next_state = None
-                else:
-                    obs_t = obs_store[t] if single else tree_index(obs_store, t)
-                    if grad:  # the graph keeps it: a copy, apart from the rows written next
-                        obs_t = tree_map(torch.clone, obs_t)
-                    if wants_prev:
-                        if prev_reward is None:  # first step: zeros shaped like the actions
-                            prev_reward = torch.zeros(B, device=device)
-                            prev_action = allocate(self.action_space, (B,), device)
-                        rec.prev_rewards.append(prev_reward)
-                        rec.prev_actions.append(prev_action)
-                        out = policy(state, obs_t, prev_action, prev_reward)
-                    else:
-                        out = policy(state, obs_t)
-                    if t == 0:
-                        calls.check_output(policy, out, B)
-                    next_state, dist = out[0], out[1]
-                    action = dist.mode() if deterministic else dist.sample()
-                    if t == 0:
-                        check_action(self.action_space, action, B)
-                        check_distribution(self.action_space, dist)
-                    if not dry:
-                        rec.distributions.append(dist)
-                        rec.extras.append(out[2:])
-                    if next_state is not None:
-                        numpy_act = None  # recurrent after all: act through forward
-                        if state is None:  # first step ever: None meant zeros
-                            everywhere = torch.ones(B, dtype=torch.bool)
-                            state = calls.reset_rows(next_state, everywhere, None)
-                        rec.states_in.append(tree_map(torch.Tensor.detach, state))
-                        rec.states_out.append(next_state)
-                step = self.stepper.step(self.to_env(action))
-
-                rec.rewards[t] = step.rewards
-                rec.terminations[t] = step.terminations
-                rec.truncations[t] = step.truncations
-                if obs_np is not None:
-                    obs_np[t + 1] = step.obs
-                else:
-                    _copy_into(tree_index(obs_store, t + 1), step.obs)
-                rec.actions.append(action)
-                if step.finals is not None:
-                    rec.finals.append((t, *step.finals))
-                if step.autoreset is None and not episodic:
-                    counted = None
-                else:
-                    counted = rec.valid[t]  # a view: the &= below mark the row invalid too
-                    if step.autoreset is not None:
-                        counted &= ~step.autoreset
-                    if episodic:
-                        counted &= alive
-                self.episodes.add(rec.rewards[t], counted)
-                if step.done is not None:
-                    self.episodes.end(step.done, counted)
-                # Next-step autoreset: the step after an ending is an autoreset, the one
-                # after it a start. Otherwise the step after an ending is a start.
-                if next_step_mode:
-                    next_start = step.autoreset if step.autoreset is not None else no_start
-                else:
-                    next_start = step.done if step.done is not None else no_start
-                any_start = next_start is not no_start
-                if t + 1 < n and any_start:
-                    rec.starts[t + 1] = next_start
+        for t in range(n):
+            if any_start:
+                mask = torch.as_tensor(rec.starts[t], device=device)
+                if state is not None:
+                    state = calls.reset_rows(state, mask, init)
+                if prev_action is not None:
+                    prev_action = calls.reset_rows(prev_action, mask, None)
+                    prev_reward = torch.where(mask, 0.0, prev_reward)
+            if numpy_act is not None and t > 0:
+                action = torch.from_numpy(numpy_act(obs_np[t], deterministic))
+                next_state = None
+            else:
+                obs_t = obs_store[t] if single else tree_index(obs_store, t)
+                if grad:  # the graph keeps it: a copy, apart from the rows written next
+                    obs_t = tree_map(torch.clone, obs_t)
                 if wants_prev:
-                    prev_action = as_space_structure(self.action_space, action)
-                    prev_reward = torch.as_tensor(rec.rewards[t], device=device)
-                state = next_state
-                if episodic and step.done is not None:
-                    alive &= ~step.done
-                    if not alive.any():
-                        rec.T = t + 1
-                        break
+                    if prev_reward is None:  # first step: zeros shaped like the actions
+                        prev_reward = torch.zeros(B, device=device)
+                        prev_action = allocate(self.action_space, (B,), device)
+                    rec.prev_rewards.append(prev_reward)
+                    rec.prev_actions.append(prev_action)
+                    out = policy(state, obs_t, prev_action, prev_reward)
+                else:
+                    out = policy(state, obs_t)
+                if t == 0:
+                    calls.check_output(policy, out, B)
+                next_state, dist = out[0], out[1]
+                action = dist.mode() if deterministic else dist.sample()
+                if t == 0:
+                    check_action(self.action_space, action, B)
+                    check_distribution(self.action_space, dist)
+                if not dry:
+                    rec.distributions.append(dist)
+                    rec.extras.append(out[2:])
+                if next_state is not None:
+                    numpy_act = None  # recurrent after all: act through forward
+                    if state is None:  # first step ever: None meant zeros
+                        everywhere = torch.ones(B, dtype=torch.bool)
+                        state = calls.reset_rows(next_state, everywhere, None)
+                    rec.states_in.append(tree_map(torch.Tensor.detach, state))
+                    rec.states_out.append(next_state)
+            self.stepper.send(self.to_env(action))
+            yield  # the environments step: another Collector may act meanwhile
+            step = self.stepper.receive()
+
+            rec.rewards[t] = step.rewards
+            rec.terminations[t] = step.terminations
+            rec.truncations[t] = step.truncations
+            if obs_np is not None:
+                obs_np[t + 1] = step.obs
+            else:
+                _copy_into(tree_index(obs_store, t + 1), step.obs)
+            rec.actions.append(action)
+            if step.finals is not None:
+                rec.finals.append((t, *step.finals))
+            if step.autoreset is None and not episodic:
+                counted = None
+            else:
+                counted = rec.valid[t]  # a view: the &= below mark the row invalid too
+                if step.autoreset is not None:
+                    counted &= ~step.autoreset
+                if episodic:
+                    counted &= alive
+            self.episodes.add(rec.rewards[t], counted)
+            if step.done is not None:
+                self.episodes.end(step.done, counted)
+            # Next-step autoreset: the step after an ending is an autoreset, the one
+            # after it a start. Otherwise the step after an ending is a start.
+            if next_step_mode:
+                next_start = step.autoreset if step.autoreset is not None else no_start
+            else:
+                next_start = step.done if step.done is not None else no_start
+            any_start = next_start is not no_start
+            if t + 1 < n and any_start:
+                rec.starts[t + 1] = next_start
+            if wants_prev:
+                prev_action = as_space_structure(self.action_space, action)
+                prev_reward = torch.as_tensor(rec.rewards[t], device=device)
+            state = next_state
+            if episodic and step.done is not None:
+                alive &= ~step.done
+                if ended is None and not alive.any():
+                    rec.T = t + 1
+                    break
+            if episodic and ended is not None:
+                # Taking turns: every Collector records this step before any decides
+                # whether all episodes (theirs too) have ended.
+                self.running = bool(alive.any())
+                yield
+                if ended():
+                    rec.T = t + 1
+                    break
 
         T = rec.T
         self.total_steps += int(rec.valid[:T].sum())
@@ -367,6 +391,95 @@ class Collector:
         if policy is not None and state["carry"] is not None:
             self.continuations[policy] = Continuation(*state["carry"], self.episodes.ids.copy())
         return True
+
+
+def run_all(runs: list[Generator[None, None, Rollout]]) -> list[Rollout]:
+    """Drive :meth:`Collector.run` generators in turn until each returns its rollout."""
+    results: list[Any] = [None] * len(runs)
+    live = list(range(len(runs)))
+    while live:
+        for i in tuple(live):
+            try:
+                next(runs[i])
+            except StopIteration as done:
+                results[i] = done.value
+                live.remove(i)
+    return results
+
+
+class Alternating:
+    """The alternating sampler: two Collectors, one per half of a
+    :class:`~rlx.envs.parallel.ParallelVectorEnv`'s worker processes, take turns: the
+    policy acts for one half while the other half's environments step in their
+    processes (rlpyt's alternating sampler). It pays where acting costs about as much as
+    stepping (a large network, a slow environment).
+
+    The rollout is the halves' rollouts joined along the environments. With the same
+    seed it equals the parallel sampler's wherever the policy's random draws do not
+    depend on how the batch is split: for a single Categorical, always (it draws row
+    after row); for a single Normal, when the whole batch draws fewer than 16 values or
+    each half a multiple of 16. Otherwise (several components draw in turn, per half)
+    the actions come from the same distributions with other draws.
+    ``episode()`` runs the halves in turn too, until every episode of both has ended.
+    """
+
+    def __init__(
+        self, env: gym.vector.VectorEnv, seed: int | None, clip_actions: bool,
+        validate_args: bool,
+    ) -> None:  # fmt: skip
+        # Each half is seeded like the whole: environment i gets seed + i either way.
+        self.halves = [Collector(h, seed, clip_actions, validate_args) for h in env.halves()]
+        self.validate_args = validate_args
+
+    @property
+    def validate_args(self) -> bool:
+        return self.halves[0].validate_args
+
+    @validate_args.setter
+    def validate_args(self, value: bool) -> None:
+        for half in getattr(self, "halves", ()):
+            half.validate_args = value
+
+    @property
+    def total_steps(self) -> int:
+        return sum(half.total_steps for half in self.halves)
+
+    def collect(
+        self, policy: torch.nn.Module, n: int, dry: bool, episodic: bool,
+        deterministic: bool = False,
+    ) -> Rollout:  # fmt: skip
+        if n < 1:
+            raise ValueError(f"the number of steps must be at least 1, got {n}.")
+        dropping = extras_dropped() if dry else contextlib.nullcontext()
+        ended = (lambda: not any(h.running for h in self.halves)) if episodic else None
+        with without_validation(not self.validate_args), dropping:
+            parts = run_all(
+                [h.run(policy, n, dry, episodic, deterministic, ended) for h in self.halves]
+            )
+        return cat(parts, dim=1)
+
+    def reset(self) -> None:
+        for half in self.halves:
+            half.reset()
+
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        return [episode for half in self.halves for episode in half.pop_episodes()]
+
+    def record(self, steps: int, episodes: list[tuple[float, int]]) -> None:
+        self.halves[0].record(steps, episodes)
+
+    def state_dict(self, policy: torch.nn.Module | None = None) -> dict[str, Any]:
+        return {"halves": [half.state_dict(policy) for half in self.halves]}
+
+    def load_state_dict(self, state: dict[str, Any], policy: torch.nn.Module | None = None) -> bool:
+        if "halves" not in state:
+            raise ValueError(
+                "this checkpoint was saved by another sampler than 'alternating'; resume "
+                "it with the sampler it was saved with."
+            )
+        restored = [h.load_state_dict(s, policy) for h, s in zip(self.halves, state["halves"],
+                                                                  strict=True)]  # fmt: skip
+        return all(restored)
 
 
 def _copy_into(dst: Tree, src: Any, rows: torch.Tensor | None = None) -> None:

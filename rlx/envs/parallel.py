@@ -123,10 +123,11 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self._gather("start")
 
     # -------------------------------------------------------------- commands
-    def _gather(self, what: str) -> list[Any]:
-        """Every worker's reply to the last command; WorkerError on a fault."""
+    def _gather(self, what: str, workers: Sequence[int] | None = None) -> list[Any]:
+        """Every worker's (or these ``workers``') reply to the last command; WorkerError
+        on a fault."""
         replies: dict[int, Any] = {}
-        pending = dict(self._pipes)
+        pending = dict(self._pipes) if workers is None else {w: self._pipes[w] for w in workers}
         sentinels = {p.sentinel: w for w, p in self._processes.items()}
         while pending:
             ready = wait([*pending.values(), *sentinels], timeout=STEP_TIMEOUT)
@@ -176,11 +177,11 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
                 "create a new Agent to sample again."
             )
 
-    def _send(self, command: str, data: Any = None) -> None:
+    def _send(self, command: str, data: Any = None, workers: Sequence[int] | None = None) -> None:
         self._check_open()
-        for w, pipe in self._pipes.items():
+        for w in self._pipes if workers is None else workers:
             try:
-                pipe.send((command, data))
+                self._pipes[w].send((command, data))
             except (BrokenPipeError, OSError):
                 self._died(w, command)
 
@@ -207,28 +208,61 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
             )
 
     def step(self, actions: Any):
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: Any) -> None:
+        """Start a step of every environment; :meth:`step_wait` returns its result. The
+        main process's own group (``inline``) is stepped in ``step_wait``."""
+        self._step_async(actions, ALL_ROWS, None)
+
+    def step_wait(self):
+        """The result of the step :meth:`step_async` started, as ``step`` returns it."""
+        return self._step_wait(ALL_ROWS, None, self._local is not None)
+
+    def _step_async(self, actions: Any, rows: slice, workers: Sequence[int] | None) -> None:
         self._check_open()
         if isinstance(self._actions, np.ndarray):
-            self._actions[...] = np.asarray(actions).reshape(self._actions.shape)
+            target = self._actions[rows]
+            target[...] = np.asarray(actions).reshape(target.shape)
         else:
-            tree_map(lambda dst, src: dst.__setitem__(..., src), self._actions, actions)
-        self._send("step")
-        ended = self._run_local(EnvGroup.step, "step") if self._local is not None else []
-        ended += [i for reply in self._gather("step") for i in reply]
+            tree_map(lambda dst, src: dst.__setitem__(rows, src), self._actions, actions)
+        self._send("step", None, workers)
+
+    def _step_wait(self, rows: slice, workers: Sequence[int] | None, local: bool):
+        ended = self._run_local(EnvGroup.step, "step") if local else []
+        ended += [i for reply in self._gather("step", workers) for i in reply]
+        first = rows.start or 0
+        n = (rows.stop if rows.stop is not None else self.num_envs) - first
         info: dict[str, Any] = {}
         if ended:
-            mask = np.zeros(self.num_envs, dtype=bool)
-            mask[ended] = True
-            final = np.empty(self.num_envs, dtype=object)
+            mask = np.zeros(n, dtype=bool)
+            final = np.empty(n, dtype=object)
             for i in ended:
-                final[i] = copy_tree(read_row(self._finals, i))
+                mask[i - first] = True
+                final[i - first] = copy_tree(read_row(self._finals, i))
             info = {"final_obs": final, "_final_obs": mask}
         return (
-            copy_tree(self._obs),
-            self._rewards.copy(),
-            self._terminated.copy(),
-            self._truncated.copy(),
+            tree_map(lambda x: x[rows].copy(), self._obs),
+            self._rewards[rows].copy(),
+            self._terminated[rows].copy(),
+            self._truncated[rows].copy(),
             info,
+        )
+
+    def halves(self) -> tuple[ParallelVectorView, ParallelVectorView]:
+        """The environments as two vector environments of about half the worker
+        processes each, which step independently: while one half steps, the policy can
+        act for the other (the alternating sampler, :class:`rlx.core.collect.Alternating`).
+        Needs ``inline=False`` and at least 2 workers."""
+        if self._local is not None or len(self.groups) < 2:
+            raise ValueError(
+                "halves() needs a ParallelVectorEnv with inline=False and at least 2 workers."
+            )
+        middle = len(self.groups) // 2
+        return (
+            ParallelVectorView(self, range(middle)),
+            ParallelVectorView(self, range(middle, len(self.groups))),
         )
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:
@@ -257,6 +291,54 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
     @property
     def shared_memory_names(self) -> list[str]:
         return [name for b in self._blocks for name in b.names]
+
+
+class ParallelVectorView(gym.vector.VectorEnv):
+    """The environments of some of a :class:`ParallelVectorEnv`'s worker processes (a
+    contiguous range), stepped and reset on their own; from :meth:`ParallelVectorEnv.halves`.
+    Closing the view does nothing: its parent owns the processes."""
+
+    metadata = ParallelVectorEnv.metadata
+
+    def __init__(self, parent: ParallelVectorEnv, workers: range) -> None:
+        self.parent, self.workers = parent, list(workers)
+        first, last = parent.groups[workers.start], parent.groups[workers.stop - 1]
+        self.rows = slice(first.start, last.stop)
+        self.num_envs = last.stop - first.start
+        self.single_observation_space = parent.single_observation_space
+        self.single_action_space = parent.single_action_space
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
+                                                              self.num_envs)  # fmt: skip
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.metadata = parent.metadata
+        self.render_mode = parent.render_mode
+        self.spec = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Reset this view's environments; environment ``i`` of the parent is seeded with
+        ``seed + i``, as a reset of the whole parent would seed it."""
+        if options:
+            raise ValueError("a ParallelVectorView's reset() takes only a seed.")
+        self.parent._send("reset", seed, self.workers)
+        self.parent._gather("reset", self.workers)
+        return tree_map(lambda x: x[self.rows].copy(), self.parent._obs), {}
+
+    def step(self, actions: Any):
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: Any) -> None:
+        self.parent._step_async(actions, self.rows, self.workers)
+
+    def step_wait(self):
+        return self.parent._step_wait(self.rows, self.workers, False)
+
+    def close(self, **kwargs: Any) -> None:
+        pass
+
+
+# Every environment's row of the shared arrays.
+ALL_ROWS = slice(None)
 
 
 def _shutdown(

@@ -59,9 +59,9 @@ _SKIP = object()
 def snapshot(env: gym.vector.VectorEnv) -> dict[str, Any] | None:
     """Plain-data copy of the state of ``env`` and everything it wraps, or None."""
     from rlx.envs.envpool import EnvPoolVectorEnv
-    from rlx.envs.parallel import ParallelVectorEnv
+    from rlx.envs.parallel import ParallelVectorEnv, ParallelVectorView
 
-    elsewhere = (gym.vector.AsyncVectorEnv, ParallelVectorEnv, EnvPoolVectorEnv)
+    elsewhere = (gym.vector.AsyncVectorEnv, ParallelVectorEnv, ParallelVectorView, EnvPoolVectorEnv)
     if isinstance(getattr(env, "unwrapped", env), elsewhere):
         return None  # the environments live in other processes or in C++
     state: dict[str, Any] = {}

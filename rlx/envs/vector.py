@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from rlx.envs.compat import compatible, looks_like_env, make_compatible
-from rlx.envs.parallel import ParallelVectorEnv
+from rlx.envs.parallel import ParallelVectorEnv, ParallelVectorView
 from rlx.envs.serial import SerialVectorEnv
 from rlx.tree import tree_map
 
@@ -51,6 +51,7 @@ def make_vector_env(
     num_envs: int = 1,
     vectorization: str | None = None,
     workers: int = 2,
+    inline: bool = True,
     **env_kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """A vector environment from an id, an ``Env``, an env factory or a ``VectorEnv``.
@@ -69,6 +70,8 @@ def make_vector_env(
             :class:`~rlx.envs.parallel.ParallelVectorEnv` with ``workers`` processes;
             ``"envpool"`` uses EnvPool's C++ environments (ids only).
         workers: worker processes for ``"parallel"``.
+        inline: for ``"parallel"``, the main process steps the first group itself
+            (:class:`~rlx.envs.parallel.ParallelVectorEnv`).
         env_kwargs: passed to ``gymnasium.make_vec`` / the environment constructor.
     """
     if num_envs < 1:
@@ -123,7 +126,7 @@ def make_vector_env(
     if callable(env):
         fns = [partial(make_compatible, env)] * num_envs
         if vectorization == "parallel":
-            return ParallelVectorEnv(fns, workers)
+            return ParallelVectorEnv(fns, workers, inline=inline)
         if vectorization == "async":
             return gym.vector.AsyncVectorEnv(fns)
         return SerialVectorEnv(fns, copy=False)
@@ -171,6 +174,10 @@ class VectorStepper:
         else:
             self.mode = "next_step"
         self._ended = np.zeros(self.num_envs, dtype=bool)  # next step is an autoreset
+        # rlx's worker-process environments step in the background between send and
+        # receive; any other environment steps in receive.
+        self._background = type(env) in (ParallelVectorEnv, ParallelVectorView)
+        self._sent: Any = None
 
     def reset(self, seed: int | None = None) -> Any:
         obs, _ = self.env.reset(seed=seed)
@@ -179,7 +186,23 @@ class VectorStepper:
 
     def step(self, actions: Any) -> Step:
         """One step of every environment."""
-        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        self.send(actions)
+        return self.receive()
+
+    def send(self, actions: Any) -> None:
+        """Start a step with ``actions``; :meth:`receive` returns it."""
+        if self._background:
+            self.env.step_async(actions)
+        else:
+            self._sent = actions
+
+    def receive(self) -> Step:
+        """The step :meth:`send` started."""
+        if self._background:
+            obs, rewards, terminated, truncated, info = self.env.step_wait()
+        else:
+            actions, self._sent = self._sent, None
+            obs, rewards, terminated, truncated, info = self.env.step(actions)
         terminated = np.asarray(terminated, dtype=bool)
         truncated = np.asarray(truncated, dtype=bool)
         done = terminated | truncated

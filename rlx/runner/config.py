@@ -56,11 +56,13 @@ class RunConfig:
     seed: int = 0
     """Seeds torch, numpy, Python and the environments."""
     sampler: str = "serial"
-    """serial (environments in this process), parallel (in worker processes) or async
+    """serial (environments in this process), parallel (in worker processes),
+    alternating (two halves of worker processes take turns, so the policy acts for one
+    while the other steps: pays when acting costs about as much as stepping) or async
     (a sampling process while training runs: into a queue for a2c and ppo, into a shared
     replay, kept to the replay ratio, for the replay-based algorithms)."""
     workers: int = 2
-    """Worker processes of the parallel sampler."""
+    """Worker processes of the parallel and alternating samplers."""
     device: str = "cpu"
     """Torch device of the policy (cpu, cuda, cuda:1...)."""
     torch_threads: int = 1
@@ -102,8 +104,10 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{flag(name)} must be positive, got {value}.")
-        if self.sampler not in ("serial", "parallel", "async"):
-            raise ValueError(f"--sampler must be serial, parallel or async, got {self.sampler!r}.")
+        if self.sampler not in ("serial", "parallel", "alternating", "async"):
+            raise ValueError(
+                f"--sampler must be serial, parallel, alternating or async, got {self.sampler!r}."
+            )
         if self.eval_every < 0:
             raise ValueError(f"--eval-every must be 0 (off) or positive, got {self.eval_every}.")
         if self.keep_checkpoints < 2:
