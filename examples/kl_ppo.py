@@ -5,9 +5,9 @@ Run: python examples/kl_ppo.py [--iterations N] [--seed S]
 
 Each iteration samples 8 x 128 steps, computes GAE advantages, and takes 4 epochs of
 minibatch steps on ``-ratio * advantage + beta * KL(old || new)`` (with a small entropy
-bonus and a value loss), the learning rate falling linearly to 0 over the run. After the epochs,
-``beta`` doubles when the mean KL overshot 1.5 x its target and halves when it fell
-below target / 1.5.
+bonus and a value loss), the learning rate falling linearly to 0 over the run. After the
+epochs, ``beta`` doubles when the mean KL between the policy before and after them
+overshot 1.5 x its target, and halves when it fell below target / 1.5.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> float:
             batch = agent(policy).steps(128)
             batch.gae(batch.others[0], gamma=0.99, lam=0.95)
         advantages = batch.standardize(batch.advantages)
-        kls = []
         for _ in range(4):
             for idx in torch.randperm(8, generator=generator).split(2):
                 old, new = batch[:, idx], agent(policy).evaluate(batch[:, idx])
@@ -73,8 +72,9 @@ def main(argv: list[str] | None = None) -> float:
                 agent.zero_grad()
                 loss.backward()
                 agent.step()
-                kls.append(old.step_mean(kl).item())
-        mean_kl = sum(kls) / len(kls)
+        with torch.no_grad():  # how far the whole update moved the policy
+            moved = agent(policy).evaluate(batch)
+            mean_kl = batch.step_mean(rlx.kl(batch.distributions, moved.distributions)).item()
         beta = beta * 2 if mean_kl > 1.5 * args.kl_target else beta
         beta = beta / 2 if mean_kl < args.kl_target / 1.5 else beta
         recent = (recent + [r for r, _ in agent.pop_episodes()])[-20:]
