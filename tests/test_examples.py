@@ -1,5 +1,6 @@
 """The examples run as they are."""
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -46,3 +47,38 @@ def test_rlmodels_quickstart_runs_with_every_schedule_logged(tmp_path, capsys):
     }
     assert last["Schedule/steps"] == 2 and last["Schedule/batch_size"] == 64
     assert "learning curve" in capsys.readouterr().out
+
+
+def test_rlmodels_quickstart_lunarlander_has_the_benchmarks_settings():
+    from benchmarks.learning_dqn import LUNAR, VERSUS
+    from rlx.algos.dqn import DQNConfig
+
+    module = runpy.run_path(str(EXAMPLES / "rlmodels_quickstart.py"))
+    assert module["lunar_config"]() == DQNConfig(**LUNAR)
+    assert VERSUS[0].case.env == module["LUNAR"]
+
+
+def test_rlmodels_quickstart_lunarlander_without_box2d_names_the_extra(monkeypatch, tmp_path):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "Box2D" else find_spec(name, *a),
+    )
+    module = runpy.run_path(str(EXAMPLES / "rlmodels_quickstart.py"))
+    with pytest.raises(SystemExit, match=r'pip install "rlx\[box2d\]"'):
+        module["main"](["--env", "LunarLander-v3", "--run-dir", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
+
+
+def test_rlmodels_quickstart_trains_on_lunarlander(tmp_path, capsys):
+    pytest.importorskip("Box2D", reason="LunarLander needs Box2D: pip install 'rlx[box2d]'")
+    module = runpy.run_path(str(EXAMPLES / "rlmodels_quickstart.py"))
+    argv = ["--env", "LunarLander-v3", "--steps", "100", "--run-dir", str(tmp_path)]
+    last = module["main"]([*argv, "--no-progress"])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert last["CumSteps"] >= 100 and config["run"]["env"] == "LunarLander-v3"
+    assert config["run"]["hidden"] == 256 and config["algo"]["target_update_interval"] == 250
+    assert "last greedy evaluation (10 episodes) none yet" in capsys.readouterr().out
