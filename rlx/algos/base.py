@@ -91,8 +91,11 @@ class Algorithm:
         self.agent = agent
         self.policy = policy
         self.config = config
+        # Adam's eps follows its option only in an optimizer made here.
+        self._owns_optimizer = agent.optimizer is None
         if agent.optimizer is None:
-            agent.optimizer = adam(policy.parameters(), lr=schedules.value(config.lr, 0), eps=1e-5)
+            agent.optimizer = adam(policy.parameters(), lr=schedules.value(config.lr, 0),
+                                   eps=schedules.value(config.adam_eps, 0))  # fmt: skip
         # A scheduled grad_clip is the agent's from each iteration's step (not where the
         # agent has its own).
         self._schedules_clip = agent.grad_clip is None and callable(config.grad_clip)
@@ -217,10 +220,14 @@ class Algorithm:
             self._iteration_step = None
 
     def set_learning_rates(self) -> None:
-        """Give the optimizer(s) the current learning rate, unless an LR scheduler sets it."""
+        """Give the optimizer(s) the current learning rate, unless an LR scheduler sets it,
+        and the one made here the current ``adam_eps``."""
         if self.lr_scheduler is None:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate()
+        if self._owns_optimizer:
+            for group in self.optimizer.param_groups:
+                group["eps"] = self.setting("adam_eps")
 
     def _iterate(self) -> dict[str, float]:
         self.set_learning_rates()

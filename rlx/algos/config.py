@@ -66,6 +66,10 @@ class AlgorithmConfig:
     """Longest episode when ``episodes`` is set."""
     lr: float | Schedule = option(3e-4, POSITIVE)
     """Adam learning rate."""
+    adam_eps: float | Schedule = option(1e-5, POSITIVE)
+    """Adam's epsilon, added to the root of its second-moment estimate, in the optimizer
+    the algorithm makes for the policy (not one given to the agent; DDPG/TD3/SAC's
+    critic keeps torch's 1e-8). 1e-8 is torch's default and Stable-Baselines3's DQN's."""
     anneal_lr: bool = False
     """Decay the learning rate linearly to 0 over the run."""
     lr_scheduler: str | None = None

@@ -170,3 +170,20 @@ def test_counting_env_terminal_and_truncated_steps_reach_the_replay():
     algo = DQN(agent, QNetwork(agent.observation_space, agent.action_space, hidden=(8,)), config)
     algo.iteration()
     assert int(algo.replay.storage["truncations"].sum()) == 2
+
+
+def test_adam_eps_sets_the_optimizer_made_for_the_policy_and_follows_its_schedule():
+    assert cartpole_dqn().optimizer.param_groups[0]["eps"] == 1e-5  # the default
+    algo = cartpole_dqn(adam_eps=schedules.piecewise([(0, 1e-8), (16, 1e-3)], False))
+    assert algo.optimizer.param_groups[0]["eps"] == 1e-8
+    fill(algo, 32)  # the iteration that begins at step 16 reads 1e-3
+    assert algo.optimizer.param_groups[0]["eps"] == 1e-3
+
+    # An optimizer the user gave the agent keeps its own eps.
+    agent = rlx.Agent("CartPole-v1", num_envs=2, seed=0)
+    config = DQNConfig(learning_starts=64, batch_size=32, steps=8, adam_eps=1e-3)
+    policy = DQN.default_policy(agent.observation_space, agent.action_space, config, hidden=32)
+    agent.optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3, eps=0.5)
+    algo = DQN(agent, policy, config)
+    fill(algo, 32)
+    assert algo.optimizer.param_groups[0]["eps"] == 0.5

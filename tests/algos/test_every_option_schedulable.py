@@ -48,7 +48,7 @@ TINY: dict[str, tuple[str, dict, int]] = {
 IGNORED: dict[str, set[str]] = {
     "reinforce": {"value_coef"},  # no baseline, so no value loss
     "offpac": {"steps"},  # always samples whole episodes
-    "cmaes": {"steps", "lr", "gamma", "grad_clip", "entropy_coef"},  # no gradients
+    "cmaes": {"steps", "lr", "adam_eps", "gamma", "grad_clip", "entropy_coef"},  # no gradients
     **{name: {"horizon", "entropy_coef"} for name in ("dqn", "c51", "rainbow", "r2d2")},
     **{name: {"horizon", "entropy_coef"} for name in ("ddpg", "td3")},
     "sac": {"horizon"},  # its temperature is entropy_coef, read; horizon is not
