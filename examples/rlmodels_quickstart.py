@@ -59,11 +59,12 @@ LUNAR = "LunarLander-v3"
 def lunar_config() -> DQNConfig:
     """The RL Baselines3 Zoo's DQN settings for LunarLander (``hyperparams/dqn.yml``) in
     rlx's options: 4 updates every 4 steps, the target copied every 250 updates, ε from 1
-    to 0.1 over the first 12,000 steps, no Double DQN (as SB3's DQN)."""
+    to 0.1 over the first 12,000 steps, no Double DQN and Adam's epsilon at torch's 1e-8
+    (as SB3's DQN)."""
     return DQNConfig(
         lr=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0, gamma=0.99,
         target_update_interval=250, steps=4, gradient_steps=4,
-        epsilon=schedules.linear(1.0, 0.1, 12_000), double=False,
+        epsilon=schedules.linear(1.0, 0.1, 12_000), double=False, adam_eps=1e-8,
     )  # fmt: skip
 
 
