@@ -145,7 +145,7 @@ class SlowImages(gym.Env):
     observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     action_space = gym.spaces.Discrete(4)
 
-    def __init__(self, cost: float = STEP_COST, waits: bool = False) -> None:
+    def __init__(self, cost: float, waits: bool) -> None:
         self.cost, self.waits = cost, waits
         self.t, self.frame = 0, np.zeros(self.observation_space.shape, np.uint8)
 
@@ -213,6 +213,11 @@ def sampler_rates(
         for agent in agents:
             agent.close()
     return rates
+
+
+def median_ratio(parallel: list[float], alternating: list[float]) -> float:
+    """The median over rounds of alternating / parallel steps/s."""
+    return statistics.median(a / p for p, a in zip(parallel, alternating, strict=True))
 
 
 def slow_agent() -> rlx.Agent:
@@ -372,12 +377,9 @@ def main() -> int:
     }  # fmt: skip
     cnn_parallel, cnn_alternating = cnn_rates[True]
     busy_parallel, busy_alternating = cnn_rates[False]
-    mlp_ratio = statistics.median(a / p for p, a in zip(mlp_parallel, mlp_alternating,
-                                                       strict=True))  # fmt: skip
-    cnn_ratio = statistics.median(a / p for p, a in zip(cnn_parallel, cnn_alternating,
-                                                       strict=True))  # fmt: skip
-    busy_ratio = statistics.median(a / p for p, a in zip(busy_parallel, busy_alternating,
-                                                        strict=True))  # fmt: skip
+    mlp_ratio = median_ratio(mlp_parallel, mlp_alternating)
+    cnn_ratio = median_ratio(cnn_parallel, cnn_alternating)
+    busy_ratio = median_ratio(busy_parallel, busy_alternating)
     print(f"\nalternating sampler, {SLOW_WORKERS} workers: {NUM_ENVS} CartPoles for the MLP "
           f"({STEP_COST * 1e3:.0f} ms of computation per step); {IMAGE_ENVS} image environments "
           f"for the CNN, each step {image_cost * 1e3:.2f} ms (a half of {IMAGE_ENVS // 2} "
@@ -390,7 +392,7 @@ def main() -> int:
          busy_ratio),
     ):  # fmt: skip
         print(f"{name:52s} {statistics.median(par):10,.0f} {statistics.median(alt):12,.0f} "
-              f"{r:6.2f}")  # fmt: skip
+              f"{r:6.3f}")  # fmt: skip
     print(f"CNN acting: {act_half * 1e3:.1f} ms at batch {IMAGE_ENVS // 2}, "
           f"{act_all * 1e3:.1f} ms at batch {IMAGE_ENVS}; the best the overlap can give is "
           f"(acting for all + a half's step) / (2 x a half's step) = "
