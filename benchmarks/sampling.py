@@ -12,16 +12,19 @@ reported, because this machine is noisy. Also printed: the cost of one
 
 The parallel sampler (2 worker processes) is compared with the serial one on a slow
 CartPole (1 ms of computation per step), and the alternating sampler with the parallel
-one (same 2 workers) twice: with the 2x64 MLP, whose acting is cheap next to stepping
-(it must not be slower), and with a CNN on 4x84x84 image observations (16 environments),
-whose acting for a half costs as much as the half's step (target 1.3x): each image
-environment's step takes the CNN's measured acting time for a half divided by the half's
-8 environments. There the environment *waits* (sleeps) for its step, as a simulator in
+one (same 2 workers; each alternating worker holds a share of both halves): with the
+2x64 MLP on that CartPole, whose acting is cheap next to stepping (it must not be
+slower), and with a CNN on 4x84x84 image observations (16 environments), whose acting
+for a half costs as much as the half's step (target 1.3x): each image environment's
+step takes the CNN's measured acting time for a half divided by the half's 8
+environments. There the environment *waits* (sleeps) for its step, as a simulator in
 another process or machine, a robot or a game server does: the alternating sampler
-overlaps acting with stepping, and on this 2-core machine a busy-looping environment
-and the acting would compete for the same two cores (rlpyt built the sampler to overlap
-GPU acting with CPU environments). The same case with busy-looping environments is
-printed beside it, for information.
+overlaps acting with stepping. With busy-looping environments it cannot on this 2-core
+machine: its 2 workers and the main process's acting compete for the two cores (the
+parallel sampler's main process steps environments itself while its one worker steps
+the rest; rlpyt built the alternating sampler to overlap GPU acting with CPU
+environments). Printed for information: the CNN case with busy environments, and the
+MLP on a CartPole that waits 1 ms a step.
 
 Run: ``python -m benchmarks.sampling [--rounds 9] [--batches 12]``. Exits non-zero when a
 target is missed.
@@ -112,6 +115,18 @@ class SlowCartPole(gym.Wrapper):
 
 def slow_cartpole() -> gym.Env:
     return SlowCartPole(gym.make("CartPole-v1"))
+
+
+class WaitingCartPole(gym.Wrapper):
+    """CartPole whose step also waits (sleeps) ``STEP_COST`` seconds."""
+
+    def step(self, action):
+        time.sleep(STEP_COST)
+        return self.env.step(action)
+
+
+def waiting_cartpole() -> gym.Env:
+    return WaitingCartPole(gym.make("CartPole-v1"))
 
 
 def slow_env_rates(policy: Policy, rounds: int, batches: int) -> tuple[list[float], list[float]]:
@@ -367,6 +382,8 @@ def main() -> int:
     # while the other steps. Today's case (the 2x64 MLP) and one where acting costs about
     # as much as stepping (a CNN on image observations).
     mlp_parallel, mlp_alternating = sampler_rates(slow_cartpole, policy, max(3, args.rounds // 3))
+    wait_parallel, wait_alternating = sampler_rates(waiting_cartpole, policy,
+                                                    max(3, args.rounds // 3))  # fmt: skip
     cnn = ConvPolicy()
     act_half, act_all = act_cost(cnn, IMAGE_ENVS // 2), act_cost(cnn, IMAGE_ENVS)
     image_cost = act_half / (IMAGE_ENVS // 2)  # a half's step costs its acting
@@ -378,25 +395,29 @@ def main() -> int:
     cnn_parallel, cnn_alternating = cnn_rates[True]
     busy_parallel, busy_alternating = cnn_rates[False]
     mlp_ratio = median_ratio(mlp_parallel, mlp_alternating)
+    wait_ratio = median_ratio(wait_parallel, wait_alternating)
     cnn_ratio = median_ratio(cnn_parallel, cnn_alternating)
     busy_ratio = median_ratio(busy_parallel, busy_alternating)
     print(f"\nalternating sampler, {SLOW_WORKERS} workers: {NUM_ENVS} CartPoles for the MLP "
-          f"({STEP_COST * 1e3:.0f} ms of computation per step); {IMAGE_ENVS} image environments "
+          f"({STEP_COST * 1e3:.0f} ms per step); {IMAGE_ENVS} image environments "
           f"for the CNN, each step {image_cost * 1e3:.2f} ms (a half of {IMAGE_ENVS // 2} "
           f"steps as long as acting for it)")  # fmt: skip
     print(f"{'case':52s} {'parallel':>10s} {'alternating':>12s} {'ratio':>6s}")
     for name, par, alt, r in (
-        ("2x64 MLP, CartPole (acting << stepping)", mlp_parallel, mlp_alternating, mlp_ratio),
+        ("2x64 MLP, busy CartPole (acting << stepping)", mlp_parallel, mlp_alternating,
+         mlp_ratio),
+        ("2x64 MLP, CartPole that waits (information)", wait_parallel, wait_alternating,
+         wait_ratio),
         ("CNN, images, environments that wait", cnn_parallel, cnn_alternating, cnn_ratio),
         ("CNN, images, busy environments (information)", busy_parallel, busy_alternating,
          busy_ratio),
     ):  # fmt: skip
         print(f"{name:52s} {statistics.median(par):10,.0f} {statistics.median(alt):12,.0f} "
               f"{r:6.3f}")  # fmt: skip
-    print(f"CNN acting: {act_half * 1e3:.1f} ms at batch {IMAGE_ENVS // 2}, "
-          f"{act_all * 1e3:.1f} ms at batch {IMAGE_ENVS}; the best the overlap can give is "
-          f"(acting for all + a half's step) / (2 x a half's step) = "
-          f"{(act_all + act_half) / (2 * act_half):.2f}")  # fmt: skip
+    print(
+        f"CNN acting: {act_half * 1e3:.1f} ms at batch {IMAGE_ENVS // 2}, "
+        f"{act_all * 1e3:.1f} ms at batch {IMAGE_ENVS}"
+    )
 
     sync_rate, async_rate = ppo_throughput(False, 6), ppo_throughput(True, 6)
     print(

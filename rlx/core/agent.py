@@ -45,10 +45,11 @@ class Agent:
             steps them in ``workers`` processes (shared memory, see
             :class:`rlx.envs.ParallelVectorEnv`) while the policy acts for all of them in
             one batched forward here. Rollouts are the same either way.
-            ``"alternating"`` splits them into two halves of ``workers // 2`` processes
-            each (``workers >= 2``): the policy acts for one half while the other steps
-            (:class:`rlx.core.collect.Alternating`); it pays where acting costs about as
-            much as stepping, and gives the parallel sampler's rollouts (see there).
+            ``"alternating"`` splits them into two halves, each spread over the
+            ``workers`` processes: the policy acts for one half while the workers step
+            the other (:class:`rlx.core.collect.Alternating`); it pays where acting costs
+            about as much as stepping, and gives the parallel sampler's rollouts (see
+            there).
         workers: worker processes of the parallel and alternating samplers.
         env_kwargs: passed to the environment constructor.
     """
@@ -81,15 +82,14 @@ class Agent:
                     f"sampler={sampler!r} makes its own worker processes; leave vectorization out."
                 )
             vectorization = "parallel"
-        if alternating and (workers < 2 or num_envs < 2):
+        if alternating and num_envs < 2:
             raise ValueError(
-                "sampler='alternating' splits the environments into two halves, each with "
-                f"its own worker processes: it needs num_envs >= 2 and workers >= 2, got "
-                f"num_envs={num_envs}, workers={workers}."
+                "sampler='alternating' splits the environments into two halves: it needs "
+                f"num_envs >= 2, got num_envs={num_envs}."
             )
         self.sampler = sampler
         self.env = make_vector_env(env, num_envs, vectorization, workers=workers,
-                                   inline=not alternating, **env_kwargs)  # fmt: skip
+                                   parts=2 if alternating else 1, **env_kwargs)  # fmt: skip
         self.num_envs = self.env.num_envs
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space

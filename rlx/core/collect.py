@@ -409,10 +409,10 @@ def run_all(runs: list[Generator[None, None, Rollout]]) -> list[Rollout]:
 
 class Alternating:
     """The alternating sampler: two Collectors, one per half of a
-    :class:`~rlx.envs.parallel.ParallelVectorEnv`'s worker processes, take turns: the
-    policy acts for one half while the other half's environments step in their
-    processes (rlpyt's alternating sampler). It pays where acting costs about as much as
-    stepping (a large network, a slow environment).
+    :class:`~rlx.envs.parallel.ParallelVectorEnv`'s environments (each half spread over
+    every worker process), take turns: the policy acts for one half while the workers
+    step the other (rlpyt's alternating sampler). It pays where acting costs about as
+    much as stepping (a large network, a slow environment).
 
     The rollout is the halves' rollouts joined along the environments. With the same
     seed it equals the parallel sampler's wherever the policy's random draws do not

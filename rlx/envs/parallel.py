@@ -10,6 +10,10 @@ arrangement; on a CPU machine too). A worker resets an environment as soon as it
 episode ends (gymnasium's same-step autoreset) and keeps the final observation in a
 second shared buffer, so no step is spent on resets.
 
+Made with ``parts=2``, the environments form two halves, each spread over every worker,
+stepped on their own (:meth:`ParallelVectorEnv.halves`): each worker steps its share of
+one half while the policy acts for the other (rlpyt's alternating sampler).
+
 Faults surface in the main process: an exception inside an environment is raised there
 as :class:`WorkerError` naming the environment and carrying the original traceback; a
 worker that dies (killed by a signal, out of memory) is detected at once through its
@@ -57,6 +61,10 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         inline: the main process steps the first group itself while the worker processes
             step theirs, instead of waiting idle (``workers - 1`` processes are started).
         context: multiprocessing start method (``None``: the platform's default).
+        parts: contiguous ranges of environments stepped on their own (``2`` for the
+            alternating sampler, with ``inline=False``; see :meth:`halves`). Every worker
+            holds a share of every part, so that while the policy acts for one part all
+            workers step another.
     """
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -67,13 +75,20 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         workers: int = 2,
         inline: bool = True,
         context: str | None = None,
+        parts: int = 1,
     ) -> None:
         n = len(env_fns)
         if n < 1:
             raise ValueError("ParallelVectorEnv needs at least one environment function.")
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}.")
-        workers = min(workers, n)
+        if parts < 1 or parts > n or (parts > 1 and inline):
+            raise ValueError(
+                f"parts must be between 1 and the number of environments ({n}), and above 1 "
+                f"only with inline=False; got parts={parts}, inline={inline}."
+            )
+        part_bounds = np.linspace(0, n, parts + 1).round().astype(int)
+        workers = min(workers, int(np.diff(part_bounds).min()))  # a share of every part each
         probe = env_fns[0]()
         self.single_observation_space = probe.observation_space
         self.single_action_space = probe.action_space
@@ -96,20 +111,31 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         names = tuple(b.names for b in self._blocks)
 
         ctx = mp.get_context(context)
-        bounds = np.linspace(0, n, workers + 1).round().astype(int)
-        self.groups = [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        # groups[w]: worker w's contiguous range of each part
+        ends = zip(part_bounds[:-1], part_bounds[1:], strict=True)
+        self.parts = [range(int(a), int(b)) for a, b in ends]
+        self.groups: list[list[range]] = [[] for _ in range(workers)]
+        for part in self.parts:
+            bounds = np.linspace(part.start, part.stop, workers + 1).round().astype(int)
+            for w in range(workers):
+                self.groups[w].append(range(int(bounds[w]), int(bounds[w + 1])))
         self._pipes: dict[int, Any] = {}
         self._processes: dict[int, Any] = {}
         self._local: EnvGroup | None = None
+        # Commands are numbered (tickets; 0: start-up); replies not yet gathered wait in
+        # the stash, by (worker, ticket).
+        self._sent, self._received = 1, dict.fromkeys(range(workers), 0)
+        self._stash: dict[tuple[int, int], Any] = {}
         if inline:
-            self._local = EnvGroup([env_fns[i]() for i in self.groups[0]], 0, arrays)
+            (rows,) = self.groups[0]
+            self._local = EnvGroup([env_fns[i]() for i in rows], 0, arrays)
         for w in range(int(inline), workers):
-            group = self.groups[w]
+            ranges = [(r.start, r.stop) for r in self.groups[w]]
             parent, child = ctx.Pipe()
-            fns = cloudpickle.dumps([env_fns[i] for i in group])
+            fns = cloudpickle.dumps([env_fns[i] for r in self.groups[w] for i in r])
             process = ctx.Process(
                 target=run_worker,
-                args=(child, fns, group.start, shared, names),
+                args=(child, fns, ranges, shared, names),
                 daemon=True,
                 name=f"rlx-env-worker-{w}",
             )
@@ -120,16 +146,16 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self._finalizer = weakref.finalize(
             self, _shutdown, self._pipes, self._processes, self._blocks, self._local
         )
-        self._gather("start")
+        self._gather("start", 0)
 
     # -------------------------------------------------------------- commands
-    def _gather(self, what: str, workers: Sequence[int] | None = None) -> list[Any]:
-        """Every worker's (or these ``workers``') reply to the last command; WorkerError
-        on a fault."""
-        replies: dict[int, Any] = {}
-        pending = dict(self._pipes) if workers is None else {w: self._pipes[w] for w in workers}
+    def _gather(self, what: str, ticket: int | None = None) -> list[Any]:
+        """Every worker's reply to the command of this ``ticket`` (from :meth:`_send`;
+        ``None``: the last one sent); WorkerError on a fault. Workers answer in order, so
+        replies to earlier commands still unread are kept for their own gather."""
+        ticket = self._sent - 1 if ticket is None else ticket
         sentinels = {p.sentinel: w for w, p in self._processes.items()}
-        while pending:
+        while pending := {w: p for w, p in self._pipes.items() if (w, ticket) not in self._stash}:
             ready = wait([*pending.values(), *sentinels], timeout=STEP_TIMEOUT)
             if not ready:
                 w = next(iter(pending))
@@ -151,9 +177,9 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
                     self._fail(
                         f"environment {index} raised during {what} (in worker {w}):\n{trace}"
                     )
-                replies[w] = data
-                del pending[w]
-        return [replies[w] for w in sorted(replies)]
+                self._stash[w, self._received[w]] = data
+                self._received[w] += 1
+        return [self._stash.pop((w, ticket)) for w in sorted(self._pipes)]
 
     def _died(self, w: int, what: str) -> None:
         process = self._processes[w]
@@ -163,8 +189,9 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         self._fail(f"worker {w} ({self._describe(w)}) died during {what} ({how})")
 
     def _describe(self, w: int) -> str:
-        group = self.groups[w]
-        return f"environments {group.start}-{group.stop - 1}"
+        spans = ", ".join(str(r.start) if len(r) == 1 else f"{r.start}-{r.stop - 1}"
+                          for r in self.groups[w] if r)  # fmt: skip
+        return f"environments {spans}"
 
     def _fail(self, message: str) -> None:
         self.close()
@@ -177,13 +204,16 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
                 "create a new Agent to sample again."
             )
 
-    def _send(self, command: str, data: Any = None, workers: Sequence[int] | None = None) -> None:
+    def _send(self, command: str, data: Any = None) -> int:
+        """Send a command to every worker; its ticket for :meth:`_gather`."""
         self._check_open()
-        for w in self._pipes if workers is None else workers:
+        ticket, self._sent = self._sent, self._sent + 1
+        for w in self._pipes:
             try:
                 self._pipes[w].send((command, data))
             except (BrokenPipeError, OSError):
                 self._died(w, command)
+        return ticket
 
     # ----------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -192,7 +222,7 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
                 "ParallelVectorEnv resets environments itself when their episodes end; "
                 "reset() takes only a seed."
             )
-        self._send("reset", seed)
+        self._send("reset", (seed, None))
         if self._local is not None:
             self._run_local(lambda g: g.reset(seed), "reset")
         self._gather("reset")
@@ -214,24 +244,24 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
     def step_async(self, actions: Any) -> None:
         """Start a step of every environment; :meth:`step_wait` returns its result. The
         main process's own group (``inline``) is stepped in ``step_wait``."""
-        self._step_async(actions, ALL_ROWS, None)
+        self._step_ticket = self._step_async(actions, ALL_ROWS, None)
 
     def step_wait(self):
         """The result of the step :meth:`step_async` started, as ``step`` returns it."""
-        return self._step_wait(ALL_ROWS, None, self._local is not None)
+        return self._step_wait(ALL_ROWS, self._step_ticket, self._local is not None)
 
-    def _step_async(self, actions: Any, rows: slice, workers: Sequence[int] | None) -> None:
+    def _step_async(self, actions: Any, rows: slice, part: int | None) -> int:
         self._check_open()
         if isinstance(self._actions, np.ndarray):
             target = self._actions[rows]
             target[...] = np.asarray(actions).reshape(target.shape)
         else:
             tree_map(lambda dst, src: dst.__setitem__(rows, src), self._actions, actions)
-        self._send("step", None, workers)
+        return self._send("step", part)
 
-    def _step_wait(self, rows: slice, workers: Sequence[int] | None, local: bool):
+    def _step_wait(self, rows: slice, ticket: int, local: bool):
         ended = self._run_local(EnvGroup.step, "step") if local else []
-        ended += [i for reply in self._gather("step", workers) for i in reply]
+        ended += [i for reply in self._gather("step", ticket) for i in reply]
         first = rows.start or 0
         n = (rows.stop if rows.stop is not None else self.num_envs) - first
         info: dict[str, Any] = {}
@@ -251,29 +281,36 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
         )
 
     def halves(self) -> tuple[ParallelVectorView, ParallelVectorView]:
-        """The environments as two vector environments of about half the worker
-        processes each, which step independently: while one half steps, the policy can
-        act for the other (the alternating sampler, :class:`rlx.core.collect.Alternating`).
-        Needs ``inline=False`` and at least 2 workers."""
-        if self._local is not None or len(self.groups) < 2:
+        """The two parts of a ``ParallelVectorEnv`` made with ``parts=2`` as vector
+        environments that step independently: every worker steps its share of one half
+        while the policy acts for the other (the alternating sampler,
+        :class:`rlx.core.collect.Alternating`)."""
+        if len(self.parts) != 2:
             raise ValueError(
-                "halves() needs a ParallelVectorEnv with inline=False and at least 2 workers."
+                "halves() needs a ParallelVectorEnv made with parts=2 (and inline=False)."
             )
-        middle = len(self.groups) // 2
-        return (
-            ParallelVectorView(self, range(middle)),
-            ParallelVectorView(self, range(middle, len(self.groups))),
-        )
+        return ParallelVectorView(self, 0), ParallelVectorView(self, 1)
 
     def call(self, name: str, *args: Any) -> tuple[Any, ...]:
         self._send("call", (name, args))
         local = [getattr(e, name)(*args) for e in self._local.envs] if self._local else []
-        return tuple(local + [x for reply in self._gather(f"call {name}") for x in reply])
+        return self._by_row(local, self._gather(f"call {name}"))
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         self._send("get", name)
         local = [getattr(e, name) for e in self._local.envs] if self._local else []
-        return tuple(local + [x for reply in self._gather(f"get {name}") for x in reply])
+        return self._by_row(local, self._gather(f"get {name}"))
+
+    def _by_row(self, local: list[Any], replies: list[list[Any]]) -> tuple[Any, ...]:
+        """Per-environment values (the inline group's, then each worker's in its order)
+        in the order of the environments."""
+        values = local + [x for reply in replies for x in reply]
+        first = int(self._local is not None)
+        rows = [*range(len(local)), *(i for g in self.groups[first:] for r in g for i in r)]
+        out: list[Any] = [None] * self.num_envs
+        for row, value in zip(rows, values, strict=True):
+            out[row] = value
+        return tuple(out)
 
     def close(self, **kwargs: Any) -> None:
         if not self.closed:
@@ -294,17 +331,18 @@ class ParallelVectorEnv(gym.vector.VectorEnv):
 
 
 class ParallelVectorView(gym.vector.VectorEnv):
-    """The environments of some of a :class:`ParallelVectorEnv`'s worker processes (a
-    contiguous range), stepped and reset on their own; from :meth:`ParallelVectorEnv.halves`.
-    Closing the view does nothing: its parent owns the processes."""
+    """One part of a :class:`ParallelVectorEnv` (a contiguous range of its environments,
+    spread over its workers), stepped and reset on its own; from
+    :meth:`ParallelVectorEnv.halves`. Closing the view does nothing: its parent owns the
+    processes."""
 
     metadata = ParallelVectorEnv.metadata
 
-    def __init__(self, parent: ParallelVectorEnv, workers: range) -> None:
-        self.parent, self.workers = parent, list(workers)
-        first, last = parent.groups[workers.start], parent.groups[workers.stop - 1]
-        self.rows = slice(first.start, last.stop)
-        self.num_envs = last.stop - first.start
+    def __init__(self, parent: ParallelVectorEnv, part: int) -> None:
+        self.parent, self.part = parent, part
+        rows = parent.parts[part]
+        self.rows = slice(rows.start, rows.stop)
+        self.num_envs = len(rows)
         self.single_observation_space = parent.single_observation_space
         self.single_action_space = parent.single_action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
@@ -319,8 +357,8 @@ class ParallelVectorView(gym.vector.VectorEnv):
         ``seed + i``, as a reset of the whole parent would seed it."""
         if options:
             raise ValueError("a ParallelVectorView's reset() takes only a seed.")
-        self.parent._send("reset", seed, self.workers)
-        self.parent._gather("reset", self.workers)
+        self.parent._send("reset", (seed, self.part))
+        self.parent._gather("reset")
         return tree_map(lambda x: x[self.rows].copy(), self.parent._obs), {}
 
     def step(self, actions: Any):
@@ -328,10 +366,10 @@ class ParallelVectorView(gym.vector.VectorEnv):
         return self.step_wait()
 
     def step_async(self, actions: Any) -> None:
-        self.parent._step_async(actions, self.rows, self.workers)
+        self._ticket = self.parent._step_async(actions, self.rows, self.part)
 
     def step_wait(self):
-        return self.parent._step_wait(self.rows, self.workers, False)
+        return self.parent._step_wait(self.rows, self._ticket, False)
 
     def close(self, **kwargs: Any) -> None:
         pass

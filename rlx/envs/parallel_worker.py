@@ -67,24 +67,35 @@ class EnvGroup:
 def run_worker(
     pipe: Any,
     env_fns: bytes,
-    first: int,
+    ranges: list[tuple[int, int]],
     specs: tuple[Any, Any, Any, Any],
     names: tuple[list[str], list[str], list[str], list[str]],
 ) -> None:
-    """A worker's loop: step, reset or close its group of environments on command."""
+    """A worker's loop: step, reset or close its environments on command. It holds one
+    contiguous range of environments (``ranges``) per part of the vector environment;
+    ``step`` and ``reset`` name a part, or ``None`` for all."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     blocks = [SharedBlock(spec, n) for spec, n in zip(specs, names, strict=True)]
-    group = None
+    groups: list[EnvGroup] = []
+    envs: list[gym.Env] = []
+    first = ranges[0][0]
     try:
         envs = [fn() for fn in cloudpickle.loads(env_fns)]
-        group = EnvGroup(envs, first, tuple(b.arrays for b in blocks))
+        arrays = tuple(b.arrays for b in blocks)
+        taken = 0
+        for start, stop in ranges:
+            groups.append(EnvGroup(envs[taken : taken + stop - start], start, arrays))
+            taken += stop - start
         pipe.send(("ready", None))
         while True:
             command, data = pipe.recv()
             if command == "step":
-                pipe.send(("ok", group.step()))
+                chosen = groups if data is None else [groups[data]]
+                pipe.send(("ok", [i for group in chosen for i in group.step()]))
             elif command == "reset":
-                group.reset(data)
+                seed, part = data
+                for group in groups if part is None else [groups[part]]:
+                    group.reset(seed)
                 pipe.send(("ok", None))
             elif command == "call":
                 name, args = data
@@ -100,8 +111,9 @@ def run_worker(
         with contextlib.suppress(BrokenPipeError, OSError):
             pipe.send(("error", (fault.index, fault.trace)))
     finally:
-        if group is not None:
-            group.close()
+        for env in envs:
+            with contextlib.suppress(Exception):
+                env.close()
         for block in blocks:
             block.release()
         pipe.close()

@@ -51,7 +51,7 @@ def make_vector_env(
     num_envs: int = 1,
     vectorization: str | None = None,
     workers: int = 2,
-    inline: bool = True,
+    parts: int = 1,
     **env_kwargs: Any,
 ) -> gym.vector.VectorEnv:
     """A vector environment from an id, an ``Env``, an env factory or a ``VectorEnv``.
@@ -70,8 +70,9 @@ def make_vector_env(
             :class:`~rlx.envs.parallel.ParallelVectorEnv` with ``workers`` processes;
             ``"envpool"`` uses EnvPool's C++ environments (ids only).
         workers: worker processes for ``"parallel"``.
-        inline: for ``"parallel"``, the main process steps the first group itself
-            (:class:`~rlx.envs.parallel.ParallelVectorEnv`).
+        parts: for ``"parallel"``, ``1`` (the main process steps a group itself) or ``2``
+            (two halves, every environment in a worker process, for the alternating
+            sampler; :class:`~rlx.envs.parallel.ParallelVectorEnv`).
         env_kwargs: passed to ``gymnasium.make_vec`` / the environment constructor.
     """
     if num_envs < 1:
@@ -126,7 +127,7 @@ def make_vector_env(
     if callable(env):
         fns = [partial(make_compatible, env)] * num_envs
         if vectorization == "parallel":
-            return ParallelVectorEnv(fns, workers, inline=inline)
+            return ParallelVectorEnv(fns, workers, inline=parts == 1, parts=parts)
         if vectorization == "async":
             return gym.vector.AsyncVectorEnv(fns)
         return SerialVectorEnv(fns, copy=False)

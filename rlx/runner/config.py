@@ -57,8 +57,8 @@ class RunConfig:
     """Seeds torch, numpy, Python and the environments."""
     sampler: str = "serial"
     """serial (environments in this process), parallel (in worker processes),
-    alternating (two halves of worker processes take turns, so the policy acts for one
-    while the other steps: pays when acting costs about as much as stepping) or async
+    alternating (two halves of the environments take turns, so the policy acts for one
+    while the workers step the other: pays when acting costs about as much as stepping) or async
     (a sampling process while training runs: into a queue for a2c and ppo, into a shared
     replay, kept to the replay ratio, for the replay-based algorithms)."""
     workers: int = 2

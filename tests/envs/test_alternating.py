@@ -58,7 +58,8 @@ def test_same_rollouts_as_the_parallel_sampler(env, policy, dry):
     assert parallel.total_steps == alternating.total_steps
     assert sorted(parallel.pop_episodes()) == sorted(alternating.pop_episodes())
     names, pids = alternating.env.shared_memory_names, alternating.env.worker_pids
-    assert len(pids) == 2  # no inline group: one worker process per half
+    assert len(pids) == 2  # no inline group: two workers, each with a share of both halves
+    assert alternating.env.groups == [[range(0, 2), range(3, 4)], [range(2, 3), range(4, 6)]]
     for agent in (parallel, alternating):
         agent.close()
     assert released(names) and all(gone(pid) for pid in pids.values())
@@ -85,7 +86,9 @@ def test_odd_sizes_and_four_workers():
     parallel, alternating = agents("CartPole-v1", num_envs=7, workers=4)
     net = MLPPolicy()
     halves = alternating.collector.halves
-    assert [h.num_envs for h in halves] == [4, 3]  # groups of 2, 2 | 2, 1
+    assert [h.num_envs for h in halves] == [4, 3]
+    # 3 workers (each holds a share of both halves): 2, 1, 1 of the first, 1, 1, 1 of the second
+    assert len(alternating.env.worker_pids) == 3
     with torch.no_grad():
         torch.manual_seed(1)
         a = parallel(net).steps(30)
@@ -113,7 +116,7 @@ def test_gradient_sampling_and_checkpoints_continue_the_same_episodes():
 
 def test_an_environment_error_or_a_killed_worker_stops_it_at_once():
     fns = [lambda: gym.make("CartPole-v1")] * 3 + [lambda: Raising(at=5)]
-    env = ParallelVectorEnv(fns, workers=2, inline=False)
+    env = ParallelVectorEnv(fns, workers=2, inline=False, parts=2)
     first, second = env.halves()
     names, pids = env.shared_memory_names, env.worker_pids
     first.reset(seed=0)
@@ -132,29 +135,52 @@ def test_an_environment_error_or_a_killed_worker_stops_it_at_once():
         agent(MLPPolicy()).steps(5)
         os.kill(pids[0], signal.SIGKILL)
         start = time.monotonic()
-        with pytest.raises(WorkerError, match=r"worker 0 \(environments 0-1\) died"):
+        with pytest.raises(WorkerError, match=r"worker 0 \(environments 0, 2\) died"):
             agent(MLPPolicy()).steps(5)
     assert time.monotonic() - start < 5
     assert all(gone(pid) for pid in pids.values())
 
 
+def test_one_worker_steps_one_half_while_the_policy_acts_for_the_other():
+    parallel, alternating = agents("CartPole-v1", num_envs=4, workers=1)
+    assert alternating.env.groups == [[range(0, 2), range(2, 4)]]
+    net = MLPPolicy()
+    with torch.no_grad():
+        torch.manual_seed(4)
+        a = parallel(net).steps(50)
+        torch.manual_seed(4)
+        b = alternating(net).steps(50)
+    assert same(a, b)
+    parallel.close()
+    alternating.close()
+
+
+def test_per_environment_values_come_back_in_the_environments_order():
+    fns = [lambda i=i: gym.make("CartPole-v1", max_episode_steps=10 + i) for i in range(5)]
+    env = ParallelVectorEnv(fns, workers=2, inline=False, parts=2)
+    # worker 0 holds environments 0, 2, 3; worker 1 holds 1, 4
+    assert env.groups == [[range(0, 1), range(2, 4)], [range(1, 2), range(4, 5)]]
+    assert [spec.max_episode_steps for spec in env.get_attr("spec")] == [10, 11, 12, 13, 14]
+    env.close()
+
+
 def test_views_are_seeded_like_the_whole():
     fns = [lambda: gym.make("CartPole-v1")] * 4
     whole = ParallelVectorEnv(fns, workers=2)
-    split = ParallelVectorEnv(fns, workers=2, inline=False)
+    split = ParallelVectorEnv(fns, workers=2, inline=False, parts=2)
     obs, _ = whole.reset(seed=11)
     first, second = split.halves()
     np.testing.assert_array_equal(np.concatenate([first.reset(seed=11)[0],
                                                   second.reset(seed=11)[0]]), obs)  # fmt: skip
-    with pytest.raises(ValueError, match="inline=False"):
+    with pytest.raises(ValueError, match="parts=2"):
         whole.halves()
+    with pytest.raises(ValueError, match="only with inline=False"):
+        ParallelVectorEnv(fns, workers=2, parts=2)
     whole.close()
     split.close()
 
 
 def test_bad_alternating_options_are_refused():
-    with pytest.raises(ValueError, match="workers >= 2"):
-        rlx.Agent("CartPole-v1", num_envs=4, sampler="alternating", workers=1)
     with pytest.raises(ValueError, match="num_envs >= 2"):
         rlx.Agent("CartPole-v1", num_envs=1, sampler="alternating")
     with pytest.raises(ValueError, match="leave vectorization out"):
