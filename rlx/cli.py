@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -82,6 +83,11 @@ def cmd_train(argv: list[str]) -> int:
                     "leave out ALGO and ENV."
                 )
             given = {k: v for k, v in vars(args).items() if k not in ("algo", "env", "resume")}
+            nproc = read_config(args.resume)["run"].get("nproc", 1)
+            if nproc > 1 and "WORLD_SIZE" not in os.environ:
+                from rlx.runner.data_parallel import launch
+
+                return launch([sys.executable, "-m", "rlx.cli", "train", *argv], nproc)
             runner = Runner.resume(args.resume, **given)
         else:
             if not args.algo or not args.env:
@@ -92,6 +98,12 @@ def cmd_train(argv: list[str]) -> int:
             run = from_arguments(RunConfig, args, algo=canonical_name(args.algo), env=args.env)
             algo_config = from_arguments(algorithm_class(args.algo).Config, args)
             validate_config(algo_config)
+            if run.nproc > 1 and "WORLD_SIZE" not in os.environ:
+                from rlx.runner.data_parallel import launch
+                from rlx.runner.runner import check
+
+                check(run, algo_config)  # bad input: one line here, not one per process
+                return launch([sys.executable, "-m", "rlx.cli", "train", *argv], run.nproc)
             runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:
         return fail(str(err))

@@ -83,6 +83,8 @@ class Algorithm:
     Config: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
     reevaluates: ClassVar[bool] = False
     """``update`` evaluates each batch itself, so it is sampled dry."""
+    data_parallel: ClassVar[bool] = True
+    """Trains by gradient steps, which a data-parallel run averages over its processes."""
     replay: Any = None
     """A replay, saved in checkpoints unless ``checkpoint_replay`` is turned off."""
 
@@ -115,6 +117,9 @@ class Algorithm:
         self.policy_lag = 0  # updates between the sampling policy and this one
         self._feed_forward: bool | None = None  # learned from the first batch
         self._iteration_step: int | None = None  # the step an iteration began at
+        # Steps sampled by the other processes of a data-parallel run (set by the
+        # runner): schedules follow the run's steps, the same in every process.
+        self.step_offset = 0
 
     @classmethod
     def default_policy(
@@ -180,8 +185,11 @@ class Algorithm:
     @property
     def step(self) -> int:
         """The step schedules are functions of: environment steps sampled when the current
-        iteration began (so its sampling and update use the values it logs)."""
-        return self.agent.total_steps if self._iteration_step is None else self._iteration_step
+        iteration began (so its sampling and update use the values it logs), by every
+        process of a data-parallel run (:attr:`step_offset`)."""
+        if self._iteration_step is not None:
+            return self._iteration_step
+        return self.agent.total_steps + self.step_offset
 
     def setting(self, name: str) -> float:
         """Hyper-parameter ``name`` now: its schedule at :attr:`step`, or the constant."""
@@ -211,7 +219,7 @@ class Algorithm:
 
     def iteration(self) -> dict[str, float]:
         """Sample one batch and update on it; returns the scalars to log."""
-        self._iteration_step = self.agent.total_steps
+        self._iteration_step = self.agent.total_steps + self.step_offset
         try:
             if self._schedules_clip:
                 self.agent.grad_clip = self.setting("grad_clip")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import torch
 
 import rlx.fast
+from rlx.core import distributed
 from rlx.core.parametric import parameters_and_buffers
 from rlx.fast import optim as fast_optim
 
@@ -30,7 +31,10 @@ def step(
 ) -> torch.Tensor | None:
     """Clip the joint norm of the gradients of ``optimizer``'s parameters to ``max_norm``
     (if given), then step; returns the norm before clipping (0-d tensor), or None when
-    neither clipping nor ``norm`` asked for it."""
+    neither clipping nor ``norm`` asked for it. In a data-parallel run
+    (:mod:`rlx.core.distributed`) the gradients are first averaged over the processes."""
+    if distributed.active():
+        distributed.average_gradients(p for g in optimizer.param_groups for p in g["params"])
     if rlx.fast.enabled():
         return fast_optim.clipped_step(optimizer, max_norm, norm)
     params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -200,16 +200,30 @@ class Rollout(RolloutFields):
         self.__dict__.update(shuffled.__dict__)
         return self
 
-    def minibatches(self, size: int, generator: torch.Generator | None = None) -> Iterator[Rollout]:
-        """Shuffled minibatches of ``size`` columns (environments; transitions once vectorized)."""
-        if size < 1:
-            raise ValueError(f"minibatch size must be at least 1, got {size}.")
-        perm = permutation(self.batch_size, generator).to(self.device)
+    def minibatches(
+        self, size: int | None = None, generator: torch.Generator | None = None, *,
+        count: int | None = None,
+    ) -> Iterator[Rollout]:  # fmt: skip
+        """Shuffled minibatches of the columns (environments; transitions once vectorized):
+        of ``size`` columns each (the last one smaller when they do not divide), or
+        ``count`` of them of sizes differing by at most one (fewer only when there are
+        fewer columns): as many gradient steps whatever the batch's size."""
+        if (size is None) == (count is None):
+            raise ValueError("give minibatches() a size or a count, not both.")
+        if (size if size is not None else count) < 1:
+            raise ValueError(f"minibatch size and count must be at least 1, got {size or count}.")
+        n = self.batch_size
+        perm = permutation(n, generator).to(self.device)
         # One gather for the whole pass, then each minibatch is a view (a slice):
         # cheaper than a gather per minibatch over every field.
         shuffled = self[:, perm]
-        for start in range(0, self.batch_size, size):
-            yield shuffled[:, start : start + size]
+        if size is not None:
+            bounds = list(range(0, n, size)) + [n]
+        else:
+            pieces = min(count, n)
+            bounds = [i * n // pieces for i in range(pieces + 1)]
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            yield shuffled[:, start:stop]
 
     # -------------------------------------------------------------- statistics
     def _known_all_valid(self) -> bool | None:

@@ -37,10 +37,20 @@ def checkpoint_files(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def path_of(folder: Path, iteration: int) -> Path:
+    """The checkpoint file of ``iteration`` in ``folder``."""
+    return folder / f"checkpoint-{iteration:08d}.pt"
+
+
+def iteration_of(path: Path) -> int:
+    """The iteration a checkpoint file was saved at."""
+    return int(_NAME.match(path.name)[1])
+
+
 def save(folder: Path, iteration: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``state`` as ``checkpoint-ITERATION.pt`` atomically; keep the newest ``keep``."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"checkpoint-{iteration:08d}.pt"
+    path = path_of(folder, iteration)
     tmp = folder / f".{path.name}.tmp"
     with open(tmp, "wb") as f:
         torch.save({"format": FORMAT, **state}, f)

@@ -63,6 +63,12 @@ class RunConfig:
     replay, kept to the replay ratio, for the replay-based algorithms)."""
     workers: int = 2
     """Worker processes of the parallel and alternating samplers."""
+    nproc: int = 1
+    """Processes of data-parallel training: each samples its own environments (and keeps
+    its own replay) with the batch set here; gradients are averaged over the processes at
+    every step; rank 0 logs, evaluates and saves. Steps count every process's."""
+    force: bool = False
+    """Start --nproc processes even beyond the machine's cores (CPU) or devices (CUDA)."""
     device: str = "cpu"
     """Torch device of the policy (cpu, cuda, cuda:1...)."""
     torch_threads: int = 1
@@ -81,6 +87,9 @@ class RunConfig:
     """Checkpoints kept on disk (at least 2, so a corrupt one has a fallback)."""
     run_dir: str | None = None
     """Where the run writes; default runs/ALGO-ENV-sSEED-TIME."""
+    variant: str | None = None
+    """Name of the variant of a grid this run belongs to (set by rlx launch); only a label:
+    rlx plot draws the runs of a variant as one curve."""
     tensorboard: bool = True
     """Write TensorBoard event files (needs the tensorboard extra)."""
     tbdir: str | None = None
@@ -99,7 +108,7 @@ class RunConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
         positive = ("total_steps", "hidden", "torch_threads", "window", "eval_episodes",
-                    "checkpoint_every", "workers")  # fmt: skip
+                    "checkpoint_every", "workers", "nproc")  # fmt: skip
         for name in (*positive, "total_episodes", "total_iterations"):  # these two may be None
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -134,7 +143,8 @@ class RunConfig:
 
 # Run options a resumed run may change (how long it goes on, what it records, where); it
 # keeps these, which shape what it learns, and its directory.
-_FIXED_ON_RESUME = {"algo", "env", "policy", "hidden", "squash", "seed", "window", "run_dir"}
+_FIXED_ON_RESUME = {"algo", "env", "policy", "hidden", "squash", "seed", "window", "run_dir",
+                    "nproc"}  # fmt: skip
 RESUMABLE = frozenset(f.name for f in dataclasses.fields(RunConfig)) - _FIXED_ON_RESUME
 UNIONS = (typing.Union, types.UnionType)  # ``Union[int, None]`` and ``int | None``
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import statistics
 import time
@@ -32,6 +33,7 @@ import torch
 from rlx.algos.base import Algorithm
 from rlx.algos.config import AlgorithmConfig
 from rlx.algos.registry import algorithm_class
+from rlx.core import distributed
 from rlx.core.agent import Agent
 from rlx.core.parametric import Parametric
 from rlx.envs.vector import unknown_id_error
@@ -68,40 +70,102 @@ def build_policy(run: RunConfig, agent: Agent, algo_config: AlgorithmConfig) -> 
     )  # fmt: skip
 
 
+def check(run: RunConfig, algo_config: AlgorithmConfig | None = None) -> AlgorithmConfig:
+    """Raise ValueError (TypeError) naming the first problem of a run's options, before
+    anything is built; returns the algorithm's config (its defaults when None)."""
+    run.validate()
+    cls = algorithm_class(run.algo)
+    try:
+        gym.spec(run.env)
+    except gym.error.Error as err:
+        raise unknown_id_error(run.env, err) from None
+    config = algo_config if algo_config is not None else cls.Config()
+    if not isinstance(config, cls.Config):
+        raise TypeError(f"{run.algo} takes a {cls.Config.__name__}, got {type(config).__name__}.")
+    if run.sampler == "async" and (config.episodes or cls.name == "offpac"):
+        raise ValueError(
+            f"--sampler async samples fixed-length segments; {run.algo} samples whole "
+            "episodes. Use it with a2c, ppo or a replay-based algorithm."
+        )
+    if run.sampler == "async" and callable(config.steps):
+        raise ValueError(
+            "--sampler async samples segments of one length from its own process: give "
+            f"--steps a number, not a schedule ({config.steps!r})."
+        )
+    if run.nproc > 1:
+        if not cls.data_parallel:
+            raise ValueError(
+                f"--nproc: {run.algo} takes no gradient steps to average; run it with --nproc 1."
+            )
+        if run.sampler == "async":
+            raise ValueError(
+                "--nproc and --sampler async do not go together: use the serial, parallel "
+                "or alternating sampler in each process."
+            )
+        cuda = torch.device(run.device).type == "cuda"
+        limit = torch.cuda.device_count() if cuda else len(os.sched_getaffinity(0))
+        if run.nproc > limit and not run.force:
+            what = "CUDA devices" if cuda else "CPU cores"
+            raise ValueError(
+                f"--nproc {run.nproc} is more than this machine's {limit} {what}; use "
+                f"--nproc {limit} or less (or --force to start them anyway)."
+            )
+    return config
+
+
+def join_process_group(run: RunConfig) -> tuple[int, int]:
+    """(rank, world size) of this process: a data-parallel run's process joins its
+    process group (started by ``rlx train --nproc`` or torchrun: ``WORLD_SIZE`` is set)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        if run.nproc > 1:
+            raise ValueError(
+                f"nproc={run.nproc}: start a data-parallel run with `rlx train ... --nproc "
+                f"{run.nproc}` or torchrun, which start its processes."
+            )
+        return 0, 1
+    if run.nproc not in (1, world):
+        raise ValueError(f"--nproc {run.nproc} but this run has {world} processes (WORLD_SIZE).")
+    run.nproc = world
+    if run.device == "cuda":
+        run.device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    return distributed.init(run.device)
+
+
 class Runner:
-    """Trains one algorithm on one environment as configured; see the module docstring."""
+    """Trains one algorithm on one environment as configured; see the module docstring.
+
+    In a data-parallel run (``--nproc N``, or torchrun) each process has a Runner: all
+    build the same model (rank 0's, broadcast), sample their own environments (seeded
+    ``seed + rank * num_envs`` onwards) and average gradients at every step; their
+    steps and finished episodes are pooled after every iteration, so every process
+    stops at the same iteration. Rank 0 alone writes the run directory's logs and
+    evaluates; each process saves its own checkpoints (rank r > 0 in
+    ``checkpoints-rank<r>``) and restores them on resume."""
 
     def __init__(self, run: RunConfig, algo_config: AlgorithmConfig | None = None) -> None:
-        run.validate()
+        self.algo_config = check(run, algo_config)
         cls = algorithm_class(run.algo)
-        try:
-            gym.spec(run.env)
-        except gym.error.Error as err:
-            raise unknown_id_error(run.env, err) from None
         self.run = run
-        self.algo_config = algo_config if algo_config is not None else cls.Config()
-        if not isinstance(self.algo_config, cls.Config):
-            raise TypeError(
-                f"{run.algo} takes a {cls.Config.__name__}, got {type(algo_config).__name__}."
-            )
         self.run_dir = Path(run.run_dir) if run.run_dir else default_run_dir(run)
+        self.rank, self.world = join_process_group(run)
+        if self.world > 1:  # every process writes where rank 0 does
+            self.run_dir = Path(distributed.broadcast_object(str(self.run_dir)))
         seed_everything(run.seed)
         torch.set_num_threads(run.torch_threads)
-        if run.sampler == "async" and (self.algo_config.episodes or cls.name == "offpac"):
-            raise ValueError(
-                f"--sampler async samples fixed-length segments; {run.algo} samples whole "
-                "episodes. Use it with a2c, ppo or a replay-based algorithm."
-            )
-        if run.sampler == "async" and callable(self.algo_config.steps):
-            raise ValueError(
-                "--sampler async samples segments of one length from its own process: give "
-                f"--steps a number, not a schedule ({self.algo_config.steps!r})."
-            )
         in_process = "serial" if run.sampler == "async" else run.sampler
-        make_agent = partial(Agent, run.env, num_envs=self.algo_config.num_envs, seed=run.seed)
+        seed = run.seed + self.rank * self.algo_config.num_envs
+        make_agent = partial(Agent, run.env, num_envs=self.algo_config.num_envs, seed=seed)
         self.agent = make_agent(sampler=in_process, workers=run.workers)
         self.policy = build_policy(run, self.agent, self.algo_config).to(run.device)
         self.algorithm: Algorithm = cls(self.agent, self.policy, self.algo_config)
+        if self.world > 1:  # one model: rank 0's weights (and targets, critics...) everywhere
+            state = distributed.broadcast_object(
+                self.algorithm.state_dict() if self.rank == 0 else None
+            )
+            if self.rank > 0:
+                self.algorithm.load_state_dict(state)
+                seed_everything(run.seed + self.rank)
         if run.sampler == "async":
             from rlx.algos.offpolicy import OffPolicyAlgorithm
             from rlx.sampling import AsyncSampler, ReplaySampler
@@ -112,8 +176,9 @@ class Runner:
                 self.algorithm.sampler = AsyncSampler(
                     make_agent, self.policy, self.algo_config.steps, seed=run.seed
                 )
-        self.algorithm.seed(run.seed)
+        self.algorithm.seed(run.seed + self.rank)
         self.algorithm.checkpoint_replay = run.checkpoint_replay
+        self.total_steps = 0  # environment steps of every process
         self.iteration = 0
         self.episodes = 0
         self.elapsed = 0.0
@@ -138,8 +203,27 @@ class Runner:
             )
         run = from_dict(RunConfig, {**saved["run"], **overrides, "run_dir": str(run_dir)})
         runner = cls(run, from_dict(algorithm_class(run.algo).Config, saved["algo"]))
-        runner._restore(checkpoint.load_latest(run_dir / "checkpoints", map_location=run.device))
+        folder = runner.checkpoint_dir
+        if runner.world == 1:
+            state = checkpoint.load_latest(folder, map_location=run.device)
+        else:  # the newest iteration every process has saved
+            mine = {checkpoint.iteration_of(p) for p in checkpoint.checkpoint_files(folder)}
+            have = distributed.all_gather(mine)
+            common = set.intersection(*have)
+            if not common:
+                raise checkpoint.CheckpointError(
+                    f"no checkpoint iteration is saved by every process of {run_dir}."
+                )
+            path = checkpoint.path_of(folder, max(common))
+            state = {**checkpoint.read(path, run.device), "path": str(path)}
+        runner._restore(state)
         return runner
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where this process saves its checkpoints."""
+        name = "checkpoints" if self.rank == 0 else f"checkpoints-rank{self.rank}"
+        return self.run_dir / name
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -153,6 +237,7 @@ class Runner:
                 "next_eval": self.next_eval if math.isfinite(self.next_eval) else -1,
                 "last_eval": self.last_eval,
                 "rows": self.iteration,
+                "steps": self.total_steps,
             },
             "window": [list(w) for w in self.window],
         }
@@ -167,6 +252,7 @@ class Runner:
         checkpoint.set_rng_state(state["rng"])
         c = state["counters"]
         self.iteration, self.episodes, self.elapsed = c["iteration"], c["episodes"], c["elapsed"]
+        self.total_steps = c.get("steps", self.agent.total_steps)
         self.next_eval = c["next_eval"] if c["next_eval"] >= 0 else math.inf
         self.last_eval = c["last_eval"]
         self.window.extend((float(r), int(n)) for r, n in state["window"])
@@ -183,7 +269,7 @@ class Runner:
 
     def _done(self) -> bool:
         run = self.run
-        if self.agent.total_steps >= run.total_steps:
+        if self.total_steps >= run.total_steps:
             return True
         if run.total_episodes is not None and self.episodes >= run.total_episodes:
             return True
@@ -198,7 +284,7 @@ class Runner:
         lengths = [n for _, n in self.window]
         return {
             "Iteration": self.iteration,
-            "CumSteps": self.agent.total_steps,
+            "CumSteps": self.total_steps,
             "CumTime": self.elapsed,
             "StepsPerSecond": steps / seconds if seconds > 0 else math.nan,
             "ReturnAverage": statistics.fmean(returns) if returns else math.nan,
@@ -215,59 +301,76 @@ class Runner:
         self, callbacks: list[Callable[[Runner, dict[str, Any]], None]] = ()
     ) -> dict[str, Any]:
         """Run until done and return the last row of progress.csv; each of ``callbacks`` is
-        called as ``callback(runner, row)`` after every iteration."""
+        called as ``callback(runner, row)`` after every iteration (in every process of a
+        data-parallel run; ``runner.rank`` tells them apart)."""
         run = self.run
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        writes = self.rank == 0  # the run directory's logs are rank 0's
         config = {"run": to_dict(run), "algo": to_dict(self.algo_config)}
-        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2))
-        handler = setup_file_log(self.run_dir, run.log_level)
         resumed = self._resumed is not None
-        logger = RunLogger(
-            self.run_dir,
-            run,
-            config,
-            keep_rows=self.iteration if resumed else 0,
-            start_steps=self.agent.total_steps,
-            purge_step=self.agent.total_steps + 1 if resumed else None,
-        )
-        log.info("training %s on %s; run directory %s", run.algo, run.env, self.run_dir)
-        if resumed:
-            log.info("resumed from %s at iteration %d", self._resumed["path"], self.iteration)
+        handler = logger = None
+        if writes:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(config, indent=2))
+            handler = setup_file_log(self.run_dir, run.log_level)
+            logger = RunLogger(
+                self.run_dir,
+                run,
+                config,
+                keep_rows=self.iteration if resumed else 0,
+                start_steps=self.total_steps,
+                purge_step=self.total_steps + 1 if resumed else None,
+            )
+            log.info("training %s on %s; run directory %s", run.algo, run.env, self.run_dir)
+            if self.world > 1:
+                log.info("data-parallel: %d processes", self.world)
+            if resumed:
+                log.info("resumed from %s at iteration %d", self._resumed["path"], self.iteration)
         row: dict[str, Any] = {}
-        if resumed and self._done():
+        if resumed and self._done() and writes:
             log.warning(
                 "the run is already complete (%d steps, %d episodes); pass a larger "
                 "--total-steps (or --total-episodes) to go on.",
-                self.agent.total_steps,
+                self.total_steps,
                 self.episodes,
             )
         try:
             while not self._done():
                 start, steps_before = time.perf_counter(), self.agent.total_steps
-                self.algorithm.progress = steps_before / run.total_steps
+                self.algorithm.progress = self.total_steps / run.total_steps
+                self.algorithm.step_offset = self.total_steps - steps_before
                 info = self.algorithm.iteration()
                 self.iteration += 1
+                steps = self.agent.total_steps - steps_before
                 finished = self.agent.pop_episodes()
+                if self.world > 1:  # every process's steps and episodes
+                    shares = distributed.all_gather((steps, finished))
+                    steps = sum(n for n, _ in shares)
+                    finished = [episode for _, done in shares for episode in done]
+                self.total_steps += steps
                 self.episodes += len(finished)
                 self.window.extend(finished)
-                if self.agent.total_steps >= self.next_eval:
-                    self.last_eval = self.evaluate()
-                    while self.next_eval <= self.agent.total_steps:
+                if self.total_steps >= self.next_eval:
+                    if writes:
+                        self.last_eval = self.evaluate()
+                    while self.next_eval <= self.total_steps:
                         self.next_eval += run.eval_every
                 seconds = time.perf_counter() - start
                 self.elapsed += seconds
-                row = self._row(info, self.agent.total_steps - steps_before, seconds)
-                logger.log(row)
+                row = self._row(info, steps, seconds)
+                if logger is not None:
+                    logger.log(row)
                 for callback in callbacks:
                     callback(self, row)
                 if self.iteration % run.checkpoint_every == 0:
                     self.save()
             self.save()
         finally:
-            logger.close()
-            log.removeHandler(handler)
-            handler.close()
-        if run.plot:
+            if logger is not None:
+                logger.close()
+            if handler is not None:
+                log.removeHandler(handler)
+                handler.close()
+        if run.plot and writes:
             from rlx.runner.plot import plot_runs
 
             try:
@@ -285,5 +388,5 @@ class Runner:
     def save(self) -> Path:
         """Write a checkpoint of everything the run needs to continue."""
         return checkpoint.save(
-            self.run_dir / "checkpoints", self.iteration, self._state(), self.run.keep_checkpoints
+            self.checkpoint_dir, self.iteration, self._state(), self.run.keep_checkpoints
         )

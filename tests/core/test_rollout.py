@@ -124,6 +124,22 @@ def test_shuffle_and_vectorize_keep_fields_aligned(shape, seed, dry):
         assert_aligned(b)
 
 
+def test_minibatches_by_count_are_as_many_of_nearly_equal_size():
+    flat = tagged(4, 5).vectorize()
+    n = flat.batch_size
+    assert n % 4 and n > 8  # sizes that do not divide
+    sizes = [b.batch_size for b in flat.minibatches(count=4)]
+    assert len(sizes) == 4 and max(sizes) - min(sizes) == 1 and sum(sizes) == n
+    assert len(list(flat.minibatches(n // 4))) == 5  # by size: a smaller fifth one
+    assert len(list(flat.minibatches(count=50))) == n  # no empty minibatch
+    seen = torch.cat([b.rewards[0] for b in flat.minibatches(count=4)])
+    assert sorted(seen.tolist()) == sorted(flat.rewards[0].tolist())
+    with pytest.raises(ValueError, match="a size or a count"):
+        next(flat.minibatches(3, count=2))
+    with pytest.raises(ValueError, match="at least 1"):
+        next(flat.minibatches(count=0))
+
+
 def test_shuffle_is_in_place_and_returns_the_rollout():
     r = tagged(3, 5)
     assert r.shuffle() is r

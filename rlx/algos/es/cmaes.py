@@ -80,6 +80,7 @@ class CMAES(Algorithm):
     """CMA-ES on any policy; one ``iteration()`` is one generation (see the module)."""
 
     name = "cmaes"
+    data_parallel = False  # no gradients to average
     Config = CMAESConfig
     config: CMAESConfig
 

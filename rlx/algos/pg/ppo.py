@@ -52,10 +52,10 @@ class PPO(Algorithm):
     def update(self, rollout: Rollout) -> dict[str, float]:
         clip, entropy_coef = self.setting("clip"), self.setting("entropy_coef")
         batch = self.training_batch(rollout)
-        size = max(1, batch.batch_size // as_count(self.setting("minibatches")))
+        count = as_count(self.setting("minibatches"))
         stats, log_ratios = Means(), []
         for _ in range(as_count(self.setting("epochs"))):
-            for mb in batch.minibatches(size, generator=self.generator):
+            for mb in batch.minibatches(count=count, generator=self.generator):
                 new = self.agent(self.policy).evaluate(mb)
                 log_ratio = new.logprobs - mb.logprobs
                 losses = self.losses(mb, new, log_ratio, clip, entropy=bool(entropy_coef))
