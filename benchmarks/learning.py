@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import multiprocessing as mp
 import os
 import statistics
 import time
@@ -34,6 +33,7 @@ import torch
 
 import rlx
 from rlx.algos.registry import algorithm_class
+from rlx.runner.launch import cpu_slots, map_on_slots
 
 WINDOW = 10  # finished episodes in the "return" of a run
 EVAL_EPISODES = 10
@@ -149,10 +149,10 @@ def select(parser: argparse.ArgumentParser, cases: Sequence[Any], only: str) -> 
 
 
 def run_jobs(fn: Any, jobs: list[Any], workers: int) -> tuple[list[Any], float]:
-    """``fn`` on every job in spawned worker processes; the results and the wall time."""
+    """``fn`` on every job, each in a spawned process, ``workers`` at a time on one core
+    each (rlx launch's queue); the results in order and the wall time."""
     start = time.perf_counter()
-    with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-        results = pool.map(fn, jobs, chunksize=1)
+    results = map_on_slots(fn, jobs, cpu_slots(max(1, min(workers, len(jobs)))))
     return results, time.perf_counter() - start
 
 

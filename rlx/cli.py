@@ -1,4 +1,4 @@
-"""The ``rlx`` command line: ``rlx train``, ``rlx eval``, ``rlx plot``.
+"""The ``rlx`` command line: ``rlx train``, ``rlx eval``, ``rlx plot``, ``rlx launch``.
 
 Every option of ``rlx train`` is a field of :class:`rlx.runner.RunConfig` or of the
 algorithm's config dataclass (``rlx train ppo ENV --help`` lists PPO's). Bad input ends
@@ -85,9 +85,9 @@ def cmd_train(argv: list[str]) -> int:
             given = {k: v for k, v in vars(args).items() if k not in ("algo", "env", "resume")}
             nproc = read_config(args.resume)["run"].get("nproc", 1)
             if nproc > 1 and "WORLD_SIZE" not in os.environ:
-                from rlx.runner.data_parallel import launch
+                from rlx.runner.data_parallel import run_processes
 
-                return launch([sys.executable, "-m", "rlx.cli", "train", *argv], nproc)
+                return run_processes([sys.executable, "-m", "rlx.cli", "train", *argv], nproc)
             runner = Runner.resume(args.resume, **given)
         else:
             if not args.algo or not args.env:
@@ -99,16 +99,18 @@ def cmd_train(argv: list[str]) -> int:
             algo_config = from_arguments(algorithm_class(args.algo).Config, args)
             validate_config(algo_config)
             if run.nproc > 1 and "WORLD_SIZE" not in os.environ:
-                from rlx.runner.data_parallel import launch
+                from rlx.runner.data_parallel import run_processes
                 from rlx.runner.runner import check
 
                 check(run, algo_config)  # bad input: one line here, not one per process
-                return launch([sys.executable, "-m", "rlx.cli", "train", *argv], run.nproc)
+                return run_processes([sys.executable, "-m", "rlx.cli", "train", *argv], run.nproc)
             runner = Runner(run, algo_config)
     except USAGE_ERRORS as err:
         return fail(str(err))
     with contextlib.closing(runner):
         row = runner.train()
+    if runner.rank > 0:  # a data-parallel run speaks through rank 0
+        return 0
     print(f"run directory: {runner.run_dir}")
     if row:
         print(f"steps {row['CumSteps']}  average return {row['ReturnAverage']:.1f}")
@@ -159,20 +161,116 @@ def cmd_plot(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot}
+def launch_parser() -> Parser:
+    parser = Parser(
+        prog="rlx launch",
+        allow_abbrev=False,  # every other option belongs to rlx train
+        usage="rlx launch ALGO ENV [rlx train options] [--grid OPTION=V1,V2...] "
+        "[--variants FILE] [--seeds N...] [--slots N | --gpus ID...] [--out DIR]\n"
+        "       rlx launch --resume DIR [--slots N | --gpus ID...]",
+        description="Run a grid of variants x seeds as separate rlx train runs, several at "
+        "once, each in OUT/VARIANT/sSEED; then summarise them and plot OUT/curves.png.",
+        epilog="Options other than these are rlx train's, shared by every run (see rlx train "
+        "ALGO ENV --help); a variant's own options come after them.",
+    )
+    parser.add_argument("--grid", action="append", default=[], metavar="OPTION=V1,V2",
+                        help="an rlx train option and its values; several make their cartesian "
+                        "product, e.g. --grid lr=3e-4,1e-3 --grid gamma=0.99,0.995")  # fmt: skip
+    parser.add_argument("--variants", metavar="FILE",
+                        help="variants from a YAML, JSON or Python file (VARIANTS = ...): a list "
+                        "of dicts of rlx train options, each optionally with a name")  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", metavar="SEED", help="seeds of every variant (default 0)"
+    )
+    parser.add_argument(
+        "--slots",
+        type=int,
+        metavar="N",
+        help="runs at once on CPUs (default: cores // --torch-threads)",
+    )
+    parser.add_argument("--gpus", nargs="+", metavar="ID",
+                        help="run on these GPUs instead (each run sees only its own)")  # fmt: skip
+    parser.add_argument(
+        "--runs-per-gpu", type=int, metavar="N", help="runs at once on each GPU (default 1)"
+    )
+    parser.add_argument("--out", metavar="DIR", help="default runs/launch-ALGO-ENV-TIME")
+    parser.add_argument("--resume", metavar="DIR", help="continue the grid launched in DIR")
+    return parser
+
+
+def cmd_launch(argv: list[str]) -> int:
+    import time
+
+    from rlx.runner import launch
+
+    args, rest = launch_parser().parse_known_args(argv)
+    for word in rest:
+        name = word.split("=")[0]
+        if name in ("--seed", "--run-dir", "--variant"):
+            better = {"--seed": "--seeds", "--run-dir": "--out", "--variant": "--variants"}
+            return fail(f"rlx launch sets {name} of each run: use {better[name]}.")
+    try:
+        if args.slots is not None and args.slots < 1:
+            raise ValueError(f"--slots must be at least 1, got {args.slots}.")
+        if args.slots is not None and args.gpus:
+            raise ValueError("give --slots (CPU) or --gpus, not both.")
+        if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
+            raise ValueError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}.")
+        if args.resume:
+            given = [f for f, v in (("ALGO ENV and rlx train options", rest), ("--grid", args.grid),
+                     ("--variants", args.variants), ("--seeds", args.seeds),
+                     ("--out", args.out)) if v]  # fmt: skip
+            if given:
+                raise ValueError(f"with --resume the grid comes from {args.resume}/launch.json; "
+                                 f"leave out {', '.join(given)}.")  # fmt: skip
+            out = Path(args.resume)
+            grid, saved = launch.load(out)
+        else:
+            if len(rest) < 2 or rest[0].startswith("-") or rest[1].startswith("-"):
+                raise ValueError("rlx launch needs ALGO and ENV first, e.g. rlx launch ppo "
+                                 "CartPole-v1 --grid lr=3e-4,1e-3 --seeds 0 1 2.")  # fmt: skip
+            algo, env, train_args = canonical_name(rest[0]), rest[1], rest[2:]
+            train_parser(algo).parse_args([algo, env, *train_args])  # its own errors, as train
+            variants = launch.read_variants(args.variants) if args.variants else None
+            grid = launch.Grid(algo, env, launch.combine(variants, launch.grid_variants(args.grid)),
+                               args.seeds or [0], train_args)  # fmt: skip
+            out = Path(args.out or f"runs/launch-{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
+            saved = {}
+        told = args.slots is not None or args.gpus is not None  # else a resume keeps its slots
+        slots = {"slots": args.slots if told else saved.get("slots"),
+                 "gpus": args.gpus if told else saved.get("gpus"),
+                 "runs_per_gpu": args.runs_per_gpu or saved.get("runs_per_gpu") or 1}  # fmt: skip
+        configs = launch.prepare(grid, out, slots)
+        # cores a run keeps busy: its torch threads in each of its data-parallel processes
+        threads = max(run.torch_threads * getattr(run, "nproc", 1) for run in configs)
+        extra: list[str] = []
+        if slots["gpus"]:
+            places = launch.gpu_slots(slots["gpus"], slots["runs_per_gpu"], threads)
+            if all(run.device == "cpu" for run in configs):
+                extra = ["--device", "cuda"]
+        else:
+            places = launch.cpu_slots(slots["slots"], threads)
+    except USAGE_ERRORS as err:
+        return fail(str(err))
+    return launch.launch(grid, out, places, extra)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "launch": cmd_launch}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: rlx {train,eval,plot} ...\n\n"
+        print("usage: rlx {train,eval,plot,launch} ...\n\n"
               "  rlx train ALGO ENV [options]     train (rlx train ppo CartPole-v1 --help)\n"
               "  rlx train --resume RUN_DIR       continue a run\n"
+              "  rlx launch ALGO ENV [options] --grid lr=3e-4,1e-3 --seeds 0 1 2 --out DIR\n"
+              "  rlx launch --resume DIR          continue a grid\n"
               "  rlx eval CHECKPOINT --episodes N [--video DIR]\n"
               "  rlx plot RUN_DIR... -o curves.png")  # fmt: skip
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
-        return fail(f"unknown command {argv[0]!r}: use train, eval or plot.")
+        return fail(f"unknown command {argv[0]!r}: use train, eval, plot or launch.")
     return COMMANDS[argv[0]](argv[1:])
 
 

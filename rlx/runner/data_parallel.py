@@ -1,6 +1,6 @@
 """``rlx train ... --nproc N``: start the N processes of a data-parallel run and watch them.
 
-Each process runs the same ``rlx train`` command (:func:`launch` runs any command so)
+Each process runs the same ``rlx train`` command (:func:`run_processes` runs any command so)
 with torchrun's environment variables (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
 ``MASTER_ADDR``, ``MASTER_PORT``), so that its :class:`~rlx.runner.runner.Runner` joins
 the process group (:mod:`rlx.core.distributed`). Rank 0 prints to the terminal; the
@@ -29,7 +29,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(command: list[str], nproc: int) -> int:
+def run_processes(command: list[str], nproc: int) -> int:
     """Run ``command`` (e.g. ``[sys.executable, "-m", "rlx.cli", "train", ...]``) as the
     ``nproc`` processes of one data-parallel run; their exit code (the first failure's,
     if any)."""

@@ -2,7 +2,9 @@
 
 Runs whose ``config.json`` differ only in what does not shape learning (seed, length,
 logging, device) form a group: one line, their mean with a band of one standard deviation
-over the steps all of them reached, labelled by the options that differ.
+over the steps all of them reached, labelled by the options that differ. Runs that name a
+``variant`` (those of ``rlx launch``) are grouped by it instead: the variant is the name the
+researcher gave that group of settings.
 """
 
 from __future__ import annotations
@@ -44,9 +46,33 @@ def settings(run_dir: Path) -> dict[str, object]:
     return {**run, **{f"algo.{k}": v for k, v in config["algo"].items()}}
 
 
+def variant(run_dir: Path) -> str | None:
+    """The variant a run's ``config.json`` names, if any."""
+    try:
+        return read_config(run_dir)["run"].get("variant")
+    except FileNotFoundError:
+        return None
+
+
 def group_labels(run_dirs: list[Path]) -> list[str]:
     """A label per run: runs with equal settings share one. Among runs of the same
-    algorithm and environment, labels name the options that differ."""
+    algorithm and environment, labels name the options that differ. Runs of a variant
+    are labelled by its name (after the algorithm and environment when the runs span
+    several)."""
+    variants = [variant(d) for d in run_dirs]
+    if any(v is not None for v in variants):
+        bases = {(s.get("algo"), s.get("env")) for s in map(settings, run_dirs)}
+        labels = group_labels([d for d, v in zip(run_dirs, variants, strict=True) if v is None])
+        named = []
+        for run_dir, name in zip(run_dirs, variants, strict=True):
+            if name is None:
+                named.append(labels.pop(0))
+            elif len(bases) > 1:
+                s = settings(run_dir)
+                named.append(f"{s['algo']} {s['env']} {name}")
+            else:
+                named.append(name)
+        return named
     all_settings = [settings(d) for d in run_dirs]
     base = [f"{s['algo']} {s['env']}" if "algo" in s else str(s["run"]) for s in all_settings]
     labels = []

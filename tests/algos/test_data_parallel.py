@@ -19,7 +19,7 @@ from rlx.algos.pg import A2C, A2CConfig
 from rlx.core import distributed
 from rlx.core.optim import adam, minimize
 from rlx.runner import RunConfig, Runner
-from rlx.runner.data_parallel import free_port, launch
+from rlx.runner.data_parallel import free_port, run_processes
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -158,6 +158,22 @@ def test_a_two_process_run_counts_both_and_resumes_exactly(tmp_path):
         assert torch.equal(value, policies[1][name])  # one model in both processes
 
 
+@pytest.mark.slow
+def test_ppo_on_two_processes_learns_cartpole(tmp_path):
+    # The README's PPO settings, per process; one seed reached 150 at 36k steps (of both).
+    done = subprocess.run(
+        [sys.executable, "-m", "rlx.cli", "train", "ppo", "CartPole-v1", "--nproc", "2",
+         "--num-envs", "8", "--steps", "32", "--epochs", "20", "--minibatches", "1",
+         "--lr", "1e-3", "--anneal-lr", "--gamma", "0.98", "--lam", "0.8",
+         "--total-steps", "60000", "--target-return", "150", "--run-dir", str(tmp_path / "ppo"),
+         "--no-progress", "--no-tensorboard", "--no-plot"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    last = rows(tmp_path / "ppo")[-1]
+    assert float(last["ReturnAverage"]) >= 150, last
+
+
 CRASH = """
 import sys
 from rlx.runner import RunConfig, Runner
@@ -176,7 +192,7 @@ def test_a_failing_process_stops_the_run_in_seconds_with_its_error(tmp_path, cap
     script = tmp_path / "crash.py"
     script.write_text(CRASH)
     start = time.monotonic()
-    code = launch([sys.executable, str(script), str(tmp_path / "run")], 2)
+    code = run_processes([sys.executable, str(script), str(tmp_path / "run")], 2)
     took = time.monotonic() - start
     err = capfd.readouterr().err
     assert code == 1
