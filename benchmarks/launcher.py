@@ -19,17 +19,19 @@ import time
 from pathlib import Path
 
 from rlx.runner import launch
+from rlx.runner.grid import Grid, grid_variants
+from rlx.runner.slots import cpu_slots
 
 TARGET_RATIO = 0.6
 
 
-def timed_launch(grid: launch.Grid, out: Path, slots: int) -> tuple[float, list[launch.Run]]:
+def timed_launch(grid: Grid, out: Path, slots: int) -> tuple[float, list[launch.Run]]:
     """Launch ``grid`` in ``out`` on ``slots`` CPU slots; the wall time and the runs."""
     launch.prepare(grid, out)
     log = io.StringIO()  # the launcher's own lines; a failure is shown below
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    code = launch.launch(grid, out, launch.cpu_slots(slots), stream=log)
+    code = launch.launch(grid, out, cpu_slots(slots), stream=log)
     seconds = time.perf_counter() - start
     if code != 0:
         print(log.getvalue(), file=sys.stderr)
@@ -47,8 +49,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lrs", nargs="+", default=["3e-4", "1e-3"])
     args = parser.parse_args()
-    grid = launch.Grid(
-        "ppo", "CartPole-v1", launch.grid_variants([f"lr={','.join(args.lrs)}"]), args.seeds,
+    grid = Grid(
+        "ppo", "CartPole-v1", grid_variants([f"lr={','.join(args.lrs)}"]), args.seeds,
         ["--total-steps", str(args.total_steps), "--no-tensorboard", "--no-plot"],
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

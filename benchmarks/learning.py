@@ -33,7 +33,7 @@ import torch
 
 import rlx
 from rlx.algos.registry import algorithm_class
-from rlx.runner.launch import cpu_slots, map_on_slots
+from rlx.runner.slots import cpu_slots, map_on_slots
 
 WINDOW = 10  # finished episodes in the "return" of a run
 EVAL_EPISODES = 10

@@ -202,6 +202,8 @@ def cmd_launch(argv: list[str]) -> int:
     import time
 
     from rlx.runner import launch
+    from rlx.runner.grid import Grid, combine, grid_variants, read_variants
+    from rlx.runner.slots import cpu_slots, gpu_slots
 
     args, rest = launch_parser().parse_known_args(argv)
     for word in rest:
@@ -231,9 +233,9 @@ def cmd_launch(argv: list[str]) -> int:
                                  "CartPole-v1 --grid lr=3e-4,1e-3 --seeds 0 1 2.")  # fmt: skip
             algo, env, train_args = canonical_name(rest[0]), rest[1], rest[2:]
             train_parser(algo).parse_args([algo, env, *train_args])  # its own errors, as train
-            variants = launch.read_variants(args.variants) if args.variants else None
-            grid = launch.Grid(algo, env, launch.combine(variants, launch.grid_variants(args.grid)),
-                               args.seeds or [0], train_args)  # fmt: skip
+            variants = read_variants(args.variants) if args.variants else None
+            grid = Grid(algo, env, combine(variants, grid_variants(args.grid)),
+                        args.seeds or [0], train_args)  # fmt: skip
             out = Path(args.out or f"runs/launch-{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
             saved = {}
         told = args.slots is not None or args.gpus is not None  # else a resume keeps its slots
@@ -245,11 +247,11 @@ def cmd_launch(argv: list[str]) -> int:
         threads = max(run.torch_threads * getattr(run, "nproc", 1) for run in configs)
         extra: list[str] = []
         if slots["gpus"]:
-            places = launch.gpu_slots(slots["gpus"], slots["runs_per_gpu"], threads)
+            places = gpu_slots(slots["gpus"], slots["runs_per_gpu"], threads)
             if all(run.device == "cpu" for run in configs):
                 extra = ["--device", "cuda"]
         else:
-            places = launch.cpu_slots(slots["slots"], threads)
+            places = cpu_slots(slots["slots"], threads)
     except USAGE_ERRORS as err:
         return fail(str(err))
     return launch.launch(grid, out, places, extra)

@@ -10,7 +10,9 @@ import pytest
 
 from rlx.cli import main
 from rlx.runner import launch
+from rlx.runner.grid import Grid, Variant, grid_variants, read_variants, split_values, variant_argv
 from rlx.runner.plot import group_labels, read_progress
+from rlx.runner.slots import Call, Command, cpu_slots, run_on_slots
 
 # a2c on CartPole: 40 steps an iteration, a checkpoint every 2; a run takes a few seconds,
 # most of it importing torch.
@@ -109,7 +111,7 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path, capsys, extra
     bad_variants(tmp_path, "broken.json", '[{"lr": 1e-3},]')
     extra = [str(tmp_path / e) if e.startswith(("broken", "missing")) else e for e in extra]
     if extra == ["--other-grid"]:
-        launch.prepare(launch.Grid("a2c", "CartPole-v1", [launch.Variant("a", {})], [0]), out)
+        launch.prepare(Grid("a2c", "CartPole-v1", [Variant("a", {})], [0]), out)
         extra = ["--grid", "lr=1e-3"]
     with pytest.raises(SystemExit) as exit_info:
         raise SystemExit(main(["launch", "a2c", "CartPole-v1", *extra, "--out", str(out)]))
@@ -121,13 +123,13 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path, capsys, extra
 
 
 def test_variant_files_and_grid_values():
-    assert launch.split_values("3e-4, linear(1e-3, 0, 1e5)") == ["3e-4", "linear(1e-3, 0, 1e5)"]
-    grid = launch.grid_variants(["lr=1e-3,7e-4", "--anneal-lr=true,false"])
+    assert split_values("3e-4, linear(1e-3, 0, 1e5)") == ["3e-4", "linear(1e-3, 0, 1e5)"]
+    grid = grid_variants(["lr=1e-3,7e-4", "--anneal-lr=true,false"])
     assert [v.name for v in grid] == [
         "lr=1e-3_anneal_lr=true", "lr=1e-3_anneal_lr=false",
         "lr=7e-4_anneal_lr=true", "lr=7e-4_anneal_lr=false",
     ]  # fmt: skip
-    assert launch.variant_argv(launch.Grid("ppo", "CartPole-v1", grid, [0]), grid[1]) == [
+    assert variant_argv(Grid("ppo", "CartPole-v1", grid, [0]), grid[1]) == [
         "--lr", "1e-3", "--no-anneal-lr"
     ]  # fmt: skip
 
@@ -135,13 +137,13 @@ def test_variant_files_and_grid_values():
 def test_variants_file_forms(tmp_path):
     path = tmp_path / "variants.py"
     path.write_text("VARIANTS = [{'name': 'fast', 'lr': 1e-3}, {'gamma': 0.99}]\n")
-    assert launch.read_variants(path) == [
-        launch.Variant("fast", {"lr": 1e-3}), launch.Variant("gamma=0.99", {"gamma": 0.99})
+    assert read_variants(path) == [
+        Variant("fast", {"lr": 1e-3}), Variant("gamma=0.99", {"gamma": 0.99})
     ]  # fmt: skip
     path = tmp_path / "variants.json"
     path.write_text('{"slow": {"lr": 1e-4, "total-steps": 500}}')
-    assert launch.read_variants(path) == [
-        launch.Variant("slow", {"lr": 1e-4, "total_steps": 500})
+    assert read_variants(path) == [
+        Variant("slow", {"lr": 1e-4, "total_steps": 500})
     ]  # fmt: skip
 
 
@@ -150,19 +152,19 @@ def sleeper(seconds):
 
 
 def test_queue_keeps_to_its_slots(tmp_path):
-    jobs = [launch.Command(f"j{i}", sleeper(0.5), tmp_path / f"{i}.out", tmp_path / f"{i}.err")
+    jobs = [Command(f"j{i}", sleeper(0.5), tmp_path / f"{i}.out", tmp_path / f"{i}.err")
             for i in range(4)]  # fmt: skip
     most = []
     start = time.monotonic()
-    launch.run_on_slots(jobs, launch.cpu_slots(2),
-                        on_tick=lambda: most.append(sum(j.status == "running" for j in jobs)))  # fmt: skip
+    run_on_slots(jobs, cpu_slots(2),
+                 on_tick=lambda: most.append(sum(j.status == "running" for j in jobs)))  # fmt: skip
     assert time.monotonic() - start < 4 * 0.5 + 1.5  # two at a time, not one
     assert max(most) == 2 and all(j.status == "done" for j in jobs)
     assert {j.slot.index for j in jobs} == {0, 1}
 
 
 def test_queue_stops_every_job_when_interrupted(tmp_path):
-    jobs = [launch.Command(f"j{i}", sleeper(30), tmp_path / f"{i}.out", tmp_path / f"{i}.err")
+    jobs = [Command(f"j{i}", sleeper(30), tmp_path / f"{i}.out", tmp_path / f"{i}.err")
             for i in range(3)]  # fmt: skip
 
     def interrupt():
@@ -170,7 +172,7 @@ def test_queue_stops_every_job_when_interrupted(tmp_path):
 
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        launch.run_on_slots(jobs, launch.cpu_slots(2), on_tick=interrupt)
+        run_on_slots(jobs, cpu_slots(2), on_tick=interrupt)
     assert time.monotonic() - start < 5
     assert [j.status for j in jobs] == ["stopped", "stopped", "queued"]
     assert all(j.process.poll() is not None for j in jobs[:2])
@@ -178,7 +180,7 @@ def test_queue_stops_every_job_when_interrupted(tmp_path):
 
 def test_calls_return_their_value_or_their_traceback():
     # Each call is a spawned process that imports rlx (and torch): two, side by side.
-    calls = [launch.Call("abs", abs, -2), launch.Call("int", int, "seven")]
-    launch.run_on_slots(calls, launch.cpu_slots(2))
+    calls = [Call("abs", abs, -2), Call("int", int, "seven")]
+    run_on_slots(calls, cpu_slots(2))
     assert (calls[0].status, calls[0].result) == ("done", 2)
     assert calls[1].status == "failed" and "invalid literal for int" in calls[1].error
