@@ -10,6 +10,10 @@ update, 20 epochs, one minibatch), seed 0, torch on one thread per process, on t
 - learning: each run with ``--target-return 475`` (the average of the last 100 training
   episodes), printing the steps it took; target: both reach it within the budget.
 
+The gradient mean goes through shared memory (:mod:`rlx.fast.shared_mean`); the
+throughput of both is printed again with every fast path off (``RLX_FAST=0``: gloo's
+``all_reduce``, plain PyTorch elsewhere), for the plain path's speed-up.
+
 The launcher's own figures are in ``benchmarks/launcher.py``.
 
 Run: ``python -m benchmarks.distributed [--budget 200000] [--throughput-steps 40000]``.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,13 +38,17 @@ PPO = ("ppo", "CartPole-v1", "--num-envs", "8", "--steps", "32", "--epochs", "20
        "--seed", "0")  # fmt: skip
 
 
-def train(run_dir: Path, nproc: int, *options: str) -> tuple[dict[str, str], float]:
-    """One ``rlx train`` run; its last progress.csv row and the command's wall time."""
+def train(
+    run_dir: Path, nproc: int, *options: str, plain: bool = False
+) -> tuple[dict[str, str], float]:
+    """One ``rlx train`` run (``plain``: fast paths off); its last progress.csv row and the
+    command's wall time."""
     argv = [sys.executable, "-m", "rlx.cli", "train", *PPO, "--nproc", str(nproc),
             "--run-dir", str(run_dir), "--no-progress", "--no-tensorboard", "--no-plot",
             *options]  # fmt: skip
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True)
+    env = {**os.environ, "RLX_FAST": "0"} if plain else None
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"rlx train --nproc {nproc} failed:\n{done.stderr}")
@@ -65,6 +74,12 @@ def main() -> int:
                 ret=float(learned["ReturnAverage"]), learn_wall=learn_wall,
             )  # fmt: skip
 
+        plain = {}
+        for nproc in (1, 2):
+            row, _ = train(Path(tmp) / f"plain{nproc}", nproc, "--total-steps",
+                           str(args.throughput_steps), plain=True)  # fmt: skip
+            plain[nproc] = int(row["CumSteps"]) / float(row["CumTime"])
+
     print(f"PPO on CartPole-v1, seed 0, per process: {' '.join(PPO[2:-2])}")
     print(f"{'processes':>9} {'steps/s':>9} {'wall (s)':>9} {'return':>7} {'at steps':>9} "
           f"{'wall (s)':>9}")  # fmt: skip
@@ -75,6 +90,8 @@ def main() -> int:
               f"{r['steps']:>9,} {r['learn_wall']:>9.1f}")  # fmt: skip
     speedup = results[2]["rate"] / results[1]["rate"]
     print(f"speed-up, 2 processes over 1 (total steps/s): {speedup:.2f}")
+    print(f"fast paths off (RLX_FAST=0, gloo all_reduce): 1 process {plain[1]:,.0f} steps/s, "
+          f"2 processes {plain[2]:,.0f} steps/s, speed-up {plain[2] / plain[1]:.2f}")  # fmt: skip
     checks = [
         (f"2 processes >= {SPEED_TARGET} x one process, total steps/s", f"{speedup:.2f}",
          speedup >= SPEED_TARGET),

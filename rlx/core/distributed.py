@@ -32,12 +32,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+import rlx.fast
+from rlx.fast.shared_mean import SharedMean, available
+
 # Seconds a collective may wait for the other processes before it fails, instead of a
 # hang (rank 0 evaluating keeps the others waiting; a rank that crashed is noticed by
 # rlx train --nproc and torchrun within seconds).
 TIMEOUT = 600.0
 
 _averaging = False
+_shared: SharedMean | None = None  # the shared-memory mean, where it serves
 
 
 def init(device: str | torch.device = "cpu", timeout: float = TIMEOUT) -> tuple[int, int]:
@@ -62,7 +66,11 @@ def init(device: str | torch.device = "cpu", timeout: float = TIMEOUT) -> tuple[
             "nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout)
         )
     _averaging = True
-    return dist.get_rank(), dist.get_world_size()
+    global _shared
+    world = dist.get_world_size()
+    if not cuda and available(int(os.environ.get("LOCAL_WORLD_SIZE", 0)), world):
+        _shared = SharedMean(timeout)
+    return dist.get_rank(), world
 
 
 def active() -> bool:
@@ -82,8 +90,11 @@ def world_size() -> int:
 
 def shutdown() -> None:
     """Leave the process group (gradients are no longer averaged)."""
-    global _averaging
+    global _averaging, _shared
     _averaging = False
+    if _shared is not None:
+        _shared.close()
+        _shared = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -104,6 +115,17 @@ def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors]) if tensors else torch.zeros(0)
 
 
+def _mean(flat: torch.Tensor) -> torch.Tensor:
+    """The mean of ``flat`` over the processes, the same in every one: through shared
+    memory where :mod:`rlx.fast.shared_mean` serves (switch fast paths alike in every
+    process), else one ``all_reduce``."""
+    if _shared is not None and rlx.fast.enabled() and flat.dtype == torch.float32 \
+            and flat.device.type == "cpu":  # fmt: skip
+        return _shared(flat)
+    dist.all_reduce(flat)
+    return flat / dist.get_world_size()
+
+
 def average_gradients(params: Iterable[torch.Tensor]) -> None:
     """Replace each parameter's gradient by its mean over the processes, in one
     ``all_reduce`` (a parameter without a gradient counts as zeros and stays without)."""
@@ -111,9 +133,7 @@ def average_gradients(params: Iterable[torch.Tensor]) -> None:
     if not params:
         return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = _flat(grads)
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
+    flat = _mean(_flat(grads))
     offset = 0
     for p, g in zip(params, grads, strict=True):
         n = g.numel()

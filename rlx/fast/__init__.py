@@ -17,6 +17,8 @@ where that returns ``None`` or :func:`enabled` is false. The fast ways here:
 - :mod:`rlx.fast.scan`: the reverse scan of returns on numpy views.
 - :mod:`rlx.fast.losses`: PPO's clipped surrogate with a one-multiply-add backward.
 - :mod:`rlx.fast.params`: parameter lists remembered until a module's structure changes.
+- :mod:`rlx.fast.shared_mean`: a data-parallel run's gradient mean through shared memory
+  when its processes share one (x86-64) machine, instead of gloo's ``all_reduce``.
 
 Switch them off to debug, to compare, or to rule them out: ``rlx.fast_paths(False)``
 (process-wide until switched back), ``with rlx.fast_paths(False): ...`` (inside the

@@ -18,6 +18,7 @@ import rlx
 from rlx.algos.pg import A2C, A2CConfig
 from rlx.core import distributed
 from rlx.core.optim import adam, minimize
+from rlx.fast.shared_mean import available
 from rlx.runner import RunConfig, Runner
 from rlx.runner.data_parallel import free_port, run_processes
 
@@ -25,12 +26,13 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 
 
-def run_ranks(fn, world: int, *args) -> None:
-    """Run ``fn(rank, *args)`` in ``world`` spawned processes of one gloo group."""
+def run_ranks(fn, world: int, shared: bool, *args) -> None:
+    """Run ``fn(rank, *args)`` in ``world`` spawned processes of one gloo group; with
+    ``shared``, they say they are on one machine (the shared-memory mean serves them)."""
     port = free_port()
     context = mp.get_context("spawn")
     processes = [
-        context.Process(target=_rank_main, args=(fn, rank, world, port, args))
+        context.Process(target=_rank_main, args=(fn, rank, world, port, shared, args))
         for rank in range(world)
     ]
     for p in processes:
@@ -40,11 +42,12 @@ def run_ranks(fn, world: int, *args) -> None:
     assert [p.exitcode for p in processes] == [0] * world
 
 
-def _rank_main(fn, rank: int, world: int, port: int, args) -> None:
+def _rank_main(fn, rank: int, world: int, port: int, shared: bool, args) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))  # fmt: skip
+                      MASTER_PORT=str(port), LOCAL_WORLD_SIZE=str(world if shared else 1))  # fmt: skip
     torch.set_num_threads(1)
     assert rlx.distributed.init() == (rank, world)
+    assert (distributed._shared is not None) == (shared and available(world, world))
     try:
         fn(rank, *args)
     finally:
@@ -69,8 +72,12 @@ def update_half(rank: int, out: str) -> None:
     torch.save(algo.policy.state_dict(), f"{out}.{rank}")
 
 
-def test_two_processes_on_half_batches_take_the_single_process_step(tmp_path):
-    run_ranks(update_half, 2, str(tmp_path / "params"))
+SHARED = pytest.mark.parametrize("shared", [True, False], ids=["shared-memory", "all-reduce"])
+
+
+@SHARED
+def test_two_processes_on_half_batches_take_the_single_process_step(tmp_path, shared):
+    run_ranks(update_half, 2, shared, str(tmp_path / "params"))
     whole = a2c(num_envs=8, seed=0)
     rollout = whole.agent(whole.policy).steps(16, deterministic=True)
     before = {k: v.clone() for k, v in whole.policy.state_dict().items()}
@@ -97,8 +104,9 @@ def minimize_half(rank: int, out: str) -> None:
     torch.save({"params": net.state_dict(), "norm": norm}, f"{out}.{rank}")
 
 
-def test_minimize_averages_gradients_before_clipping(tmp_path):
-    run_ranks(minimize_half, 2, str(tmp_path / "net"))
+@SHARED
+def test_minimize_averages_gradients_before_clipping(tmp_path, shared):
+    run_ranks(minimize_half, 2, shared, str(tmp_path / "net"))
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1), nn.Linear(1, 1))
     x, y = torch.randn(10, 3), torch.randn(10, 1)
