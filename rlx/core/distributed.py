@@ -49,7 +49,7 @@ def init(device: str | torch.device = "cpu", timeout: float = TIMEOUT) -> tuple[
     ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) and average gradients from now on;
     returns ``(rank, world_size)``. gloo for CPU devices, nccl for CUDA ones (each process
     then uses ``cuda:LOCAL_RANK``). Without those variables: one process, ``(0, 1)``."""
-    global _averaging
+    global _averaging, _shared
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
         return 0, 1
     missing = [v for v in ("RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
@@ -66,9 +66,9 @@ def init(device: str | torch.device = "cpu", timeout: float = TIMEOUT) -> tuple[
             "nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout)
         )
     _averaging = True
-    global _shared
     world = dist.get_world_size()
-    if not cuda and available(int(os.environ.get("LOCAL_WORLD_SIZE", 0)), world):
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 0))
+    if _shared is None and not cuda and available(local, world):
         _shared = SharedMean(timeout)
     return dist.get_rank(), world
 
