@@ -145,6 +145,11 @@ def test_variants_file_forms(tmp_path):
     assert read_variants(path) == [
         Variant("slow", {"lr": 1e-4, "total_steps": 500})
     ]  # fmt: skip
+    path = tmp_path / "variants.yaml"
+    path.write_text("- name: wide\n  hidden: 128\n- lr: 0.001\n  gamma: 0.99\n")
+    assert read_variants(path) == [
+        Variant("wide", {"hidden": 128}), Variant("lr=0.001_gamma=0.99", {"lr": 1e-3, "gamma": 0.99})
+    ]  # fmt: skip
 
 
 def sleeper(seconds):

@@ -109,7 +109,7 @@ def read_variants(path: str | Path) -> list[Variant]:
                 import yaml
             except ImportError:
                 raise ValueError(
-                    f"reading {path} needs PyYAML (pip install pyyaml); or write the variants "
+                    f"reading {path} needs PyYAML (pip install 'rlx[yaml]'); or write the variants "
                     "as JSON or as VARIANTS in a Python file."
                 ) from None
             entries = yaml.safe_load(path.read_text())
