@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import verdict
+
 SPEED_TARGET = 1.6
 RETURN_TARGET = 475.0
 PPO = ("ppo", "CartPole-v1", "--num-envs", "8", "--steps", "32", "--epochs", "20",
@@ -99,12 +101,7 @@ def main() -> int:
            f"{r['ret']:.1f} at {r['steps']:,}", r["ret"] >= RETURN_TARGET)
           for n, r in results.items()),
     ]  # fmt: skip
-    print()
-    for name, value, ok in checks:
-        print(f"target: {name}: {'passed' if ok else 'MISSED'} ({value})")
-    passed = sum(ok for _, _, ok in checks)
-    print(f"{passed} passed, {len(checks) - passed} failed")
-    return 0 if passed == len(checks) else 1
+    return verdict(checks)
 
 
 if __name__ == "__main__":

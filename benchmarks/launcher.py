@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import verdict
 from rlx.runner import launch
 from rlx.runner.grid import Grid, grid_variants
 from rlx.runner.slots import cpu_slots
@@ -69,10 +70,11 @@ def main() -> int:
     ratio = together / alone
     print(f"{len(runs)} runs of {args.total_steps:,} steps: {together:.1f} s on {args.slots} "
           f"slots, {alone:.1f} s one after another")  # fmt: skip
-    print(f"ratio {ratio:.2f} (target ≤ {TARGET_RATIO})")
-    checks = [ratio <= TARGET_RATIO, done == 2 * len(runs)]
-    print(f"{sum(checks)} passed, {len(checks) - sum(checks)} failed")
-    return 0 if all(checks) else 1
+    return verdict([
+        (f"{args.slots} slots take <= {TARGET_RATIO} of the time one after another",
+         f"{ratio:.2f}", ratio <= TARGET_RATIO),
+        ("every run finished, both ways", f"{done} of {2 * len(runs)}", done == 2 * len(runs)),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

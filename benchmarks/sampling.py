@@ -46,6 +46,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution
 
 import rlx
+from benchmarks.report import verdict
 
 TARGET_RATIO = 0.9
 NUM_ENVS, HORIZON = 8, 128
@@ -434,12 +435,7 @@ def main() -> int:
          cnn_ratio >= ALTERNATING_TARGET),
         ("alternating not slower than parallel, 2x64 MLP", mlp_ratio, mlp_ratio >= 1.0),
     ]  # fmt: skip
-    print()
-    for name, value, ok in checks:
-        print(f"target: {name}: {'passed' if ok else 'MISSED'} ({value:.3f})")
-    passed = sum(ok for _, _, ok in checks)
-    print(f"{passed} passed, {len(checks) - passed} failed")
-    return 0 if passed == len(checks) else 1
+    return verdict([(name, f"{value:.3f}", ok) for name, value, ok in checks])
 
 
 if __name__ == "__main__":

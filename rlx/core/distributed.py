@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -97,18 +96,6 @@ def shutdown() -> None:
         _shared = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-@contextmanager
-def averaging_off() -> Iterator[None]:
-    """Steps inside the block use this process's gradients alone (e.g. fitting a
-    process's own auxiliary model)."""
-    global _averaging
-    before, _averaging = _averaging, False
-    try:
-        yield
-    finally:
-        _averaging = before
 
 
 def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -103,7 +103,8 @@ def check(run: RunConfig, algo_config: AlgorithmConfig | None = None) -> Algorit
                 "or alternating sampler in each process."
             )
         cuda = torch.device(run.device).type == "cuda"
-        limit = torch.cuda.device_count() if cuda else len(os.sched_getaffinity(0))
+        cores = getattr(os, "sched_getaffinity", None)  # Linux: the cores this process may use
+        limit = torch.cuda.device_count() if cuda else len(cores(0)) if cores else os.cpu_count()
         if run.nproc > limit and not run.force:
             what = "CUDA devices" if cuda else "CPU cores"
             raise ValueError(

@@ -94,6 +94,10 @@ def minimize_half(rank: int, out: str) -> None:
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1), nn.Linear(1, 1))
     x, y = torch.randn(10, 3), torch.randn(10, 1)
+    if rank == 1:  # another start, which broadcast replaces with rank 0's
+        with torch.no_grad():
+            net[0].weight.add_(1.0)
+    rlx.distributed.broadcast(net)
     unused = net[3].weight  # gets no gradient: stays without one, in every process
     net[3].requires_grad_(False)
     optimizer = adam(net.parameters(), lr=0.1)

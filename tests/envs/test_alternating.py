@@ -82,13 +82,21 @@ def test_several_action_components_sample_the_same_distribution():
     alternating.close()
 
 
-def test_odd_sizes_and_four_workers():
-    parallel, alternating = agents("CartPole-v1", num_envs=7, workers=4)
+@pytest.mark.parametrize(
+    "num_envs, workers, groups",
+    [
+        # 7 environments: halves of 4 and 3, so 3 workers (each holds a share of both)
+        (7, 4, [[range(0, 1), range(4, 5)], [range(1, 3), range(5, 6)],
+                [range(3, 4), range(6, 7)]]),
+        # one worker steps one half while the policy acts for the other
+        (4, 1, [[range(0, 2), range(2, 4)]]),
+    ],
+    ids=["odd-sizes", "one-worker"],
+)  # fmt: skip
+def test_other_sizes_and_worker_counts(num_envs, workers, groups):
+    parallel, alternating = agents("CartPole-v1", num_envs=num_envs, workers=workers)
+    assert alternating.env.groups == groups
     net = MLPPolicy()
-    halves = alternating.collector.halves
-    assert [h.num_envs for h in halves] == [4, 3]
-    # 3 workers (each holds a share of both halves): 2, 1, 1 of the first, 1, 1, 1 of the second
-    assert len(alternating.env.worker_pids) == 3
     with torch.no_grad():
         torch.manual_seed(1)
         a = parallel(net).steps(30)
@@ -139,20 +147,6 @@ def test_an_environment_error_or_a_killed_worker_stops_it_at_once():
             agent(MLPPolicy()).steps(5)
     assert time.monotonic() - start < 5
     assert all(gone(pid) for pid in pids.values())
-
-
-def test_one_worker_steps_one_half_while_the_policy_acts_for_the_other():
-    parallel, alternating = agents("CartPole-v1", num_envs=4, workers=1)
-    assert alternating.env.groups == [[range(0, 2), range(2, 4)]]
-    net = MLPPolicy()
-    with torch.no_grad():
-        torch.manual_seed(4)
-        a = parallel(net).steps(50)
-        torch.manual_seed(4)
-        b = alternating(net).steps(50)
-    assert same(a, b)
-    parallel.close()
-    alternating.close()
 
 
 def test_per_environment_values_come_back_in_the_environments_order():
